@@ -1,0 +1,210 @@
+// Protocol v1 between the Python probe and MemLens. The contract is python-probe/PROTOCOL.md;
+// both sides test against python-probe/examples/*.jsonl.
+
+export const PROTOCOL_VERSION = 1;
+
+/** Byte counts; a key whose source was missing is absent, never 0. */
+export interface Readings {
+  allocated?: number;
+  reserved?: number;
+  device_used?: number;
+  device_total?: number;
+  non_torch?: number;
+  process_used?: number;
+  host_rss?: number;
+  host_hwm?: number;
+}
+export type ReadingKey = keyof Readings;
+export const READING_KEYS: readonly ReadingKey[] = [
+  "allocated",
+  "reserved",
+  "device_used",
+  "device_total",
+  "non_torch",
+  "process_used",
+  "host_rss",
+  "host_hwm",
+];
+
+export interface Peak {
+  allocated?: number;
+  reserved?: number;
+  /** Sampled, so a lower bound. */
+  host_rss?: number;
+}
+
+interface Common {
+  v: number;
+  ts: number;
+  pid: number;
+  rank: number | null;
+  device: number | null;
+}
+
+export interface StackFrame {
+  target: string;
+  scope_id: string;
+  call: number;
+  file?: string;
+  line?: number;
+}
+
+export interface StartEvent extends Common {
+  type: "start";
+  run_id: string;
+  argv: string[];
+  cwd: string;
+  plan: unknown;
+  probe_version: string;
+  python?: string;
+  hostname?: string;
+}
+export interface HelloEvent extends Common {
+  type: "hello";
+  ppid: number;
+  argv: string[];
+  executable?: string;
+  python?: string;
+  origin: "main" | "spawn" | "fork" | "subprocess";
+  torch: string | null;
+  probe_version?: string;
+}
+export interface TargetResolvedEvent extends Common {
+  type: "target_resolved";
+  target: string;
+  kind: "function" | "line";
+  spec: string;
+  module?: string;
+  qualname?: string;
+  file?: string;
+  line?: number;
+  end_line?: number;
+  aliases?: string[];
+}
+export interface TargetNotFoundEvent extends Common {
+  type: "target_not_found";
+  target: string;
+  spec: string;
+  reason: string;
+}
+export interface EnterEvent extends Common {
+  type: "enter";
+  target: string;
+  scope_id: string;
+  parent: string | null;
+  call: number;
+  depth: number;
+  thread?: string;
+  before: Readings;
+  file?: string;
+  line?: number;
+}
+export interface ExitEvent extends Omit<EnterEvent, "type"> {
+  type: "exit";
+  after: Readings;
+  peak: Peak;
+  duration_ns: number;
+  raised: string | null;
+}
+export interface PausedEvent extends Common {
+  type: "paused";
+  target: string;
+  scope_id: string;
+  at: "entry" | "exit";
+  reason: "pause_target" | "step" | "pause_request";
+  stack: StackFrame[];
+  readings: Readings;
+  since_entry?: Readings;
+  peak?: Peak;
+}
+export interface ResumedEvent extends Common {
+  type: "resumed";
+  scope_id: string;
+  mode: ContinueMode;
+}
+export interface SampleEvent extends Common {
+  type: "sample";
+  readings: Readings;
+}
+export interface LogEvent extends Common {
+  type: "log";
+  stream: "stdout" | "stderr";
+  line: string;
+}
+export type FactKind =
+  | "model_loading"
+  | "available_kv_cache"
+  | "kv_cache_size"
+  | "max_concurrency"
+  | "graph_capture"
+  | "memory_profiling"
+  | "no_kv_memory"
+  | "free_memory_low"
+  | "cuda_oom";
+export interface FactEvent extends Common {
+  type: "fact";
+  kind: FactKind | string;
+  values: Record<string, number>;
+  line: string;
+}
+export interface OomEvent extends Common {
+  type: "oom";
+  target: string;
+  scope_id: string;
+  stack: StackFrame[];
+  readings: Readings;
+  message: string;
+}
+export interface ErrorEvent extends Common {
+  type: "error";
+  message: string;
+  where?: string;
+}
+export interface ByeEvent extends Common {
+  type: "bye";
+  exitcode?: number | null;
+}
+export interface EndEvent extends Common {
+  type: "end";
+  exit_code: number | null;
+  signal: string | null;
+  duration_ns: number;
+  stopped: boolean;
+  counts: Record<string, number>;
+}
+
+export type ProbeEvent =
+  | StartEvent
+  | HelloEvent
+  | TargetResolvedEvent
+  | TargetNotFoundEvent
+  | EnterEvent
+  | ExitEvent
+  | PausedEvent
+  | ResumedEvent
+  | SampleEvent
+  | LogEvent
+  | FactEvent
+  | OomEvent
+  | ErrorEvent
+  | ByeEvent
+  | EndEvent;
+
+export type EventType = ProbeEvent["type"];
+
+export type ContinueMode = "run" | "step_over" | "step_into";
+
+export type ControlMessage =
+  | { type: "stop" }
+  | { type: "continue"; pid?: number; mode?: ContinueMode }
+  | { type: "pause"; pid?: number }
+  | { type: "set_pause"; targets: string[] };
+
+export interface Plan {
+  version: 1;
+  targets: PlanTarget[];
+  pause?: string[];
+  sample_interval_ms?: number;
+  emulate_device_bytes?: number | null;
+}
+export type PlanTarget = { id: string; function: string } | { id: string; line: string };

@@ -1,0 +1,80 @@
+// One description of a run, shared by "Measure here", the debugger (launch.json) and the CLI.
+import type { ControlMessage, Plan, ProbeEvent } from "../protocol/events";
+
+export interface PathMapping {
+  /** Path prefix as the host sees it (site-packages or a checkout). */
+  remote: string;
+  /** The same tree in the local workspace. */
+  local: string;
+}
+
+export interface RunDescription {
+  /** Python interpreter on the machine that runs the target (local, or on `host`). */
+  python: string;
+  /**
+   * Target command. Empty/undefined: the bundled loader script, which builds vLLM's LLM with the
+   * checklist's minimal configuration (gpu_memory_utilization, max_model_len=32, enforce_eager).
+   */
+  command?: string[];
+  /** Model path or name passed to the bundled loader. */
+  model?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** `user@host` or an alias from ~/.ssh/config; empty = run locally. */
+  host?: string;
+  /** Extra arguments for the system ssh client (e.g. ["-p", "2222", "-i", "key"]). */
+  sshArgs?: string[];
+  /** Prefix the command runs inside, e.g. ["docker", "exec", "-i", "NAME"]; inside ssh when host is set. */
+  wrapper?: string[];
+  /** Where the probe zipapp is cached on the host. */
+  remoteCacheDir?: string;
+  pathMappings?: PathMapping[];
+  sampleIntervalMs?: number;
+  /** gpu_memory_utilization the bundled loader passes to vLLM. */
+  gpuMemoryUtilization?: number;
+  /** Emulate a card of this many GiB on a bigger one (torch allocations capped; labelled as emulation). */
+  emulateGpuGiB?: number | null;
+}
+
+export interface RunMeta {
+  id: string;
+  label: string;
+  /** ISO time. */
+  started: string;
+  finished?: string;
+  host: string | null;
+  command: string[];
+  status: "running" | "finished" | "failed" | "stopped";
+  exitCode?: number | null;
+  signal?: string | null;
+  /** The plan's targets with the catalog id / user pick each came from. */
+  targets?: { id: string; spec: string; hotspot?: string; file?: string; line?: number }[];
+  error?: string;
+}
+
+export interface RunRequest {
+  description: RunDescription;
+  plan: Plan;
+  label: string;
+  /** Parent folder; the run gets its own subfolder. */
+  runsDir: string;
+  targets?: RunMeta["targets"];
+}
+
+export interface RunOutcome {
+  meta: RunMeta;
+  /** Launcher/ssh stderr that was not an event (for error messages). */
+  stderrTail: string[];
+}
+
+export interface RunHandle {
+  readonly id: string;
+  readonly dir: string;
+  onEvent(listener: (e: ProbeEvent) => void): () => void;
+  /** Lines the target printed are `log` events; this is the launcher's or ssh's own stderr. */
+  onStderr(listener: (line: string) => void): () => void;
+  send(message: ControlMessage): void;
+  /** Ends the whole process tree (on the host too) and resolves when the run has ended. */
+  stop(): Promise<RunOutcome>;
+  readonly done: Promise<RunOutcome>;
+}
