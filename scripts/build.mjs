@@ -1,4 +1,5 @@
 // One esbuild bundle per entry point; tsc only type-checks (npm run typecheck).
+/* global process */
 import * as esbuild from "esbuild";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";

@@ -97,7 +97,7 @@ fi
 if has bench; then
   # Benchmarks print figures; they count as a check only in that they must run to the end.
   [[ -f scripts/bench-panel.ts ]] && check bench-panel node --import tsx scripts/bench-panel.ts
-  [[ -f python-probe/scripts/bench_probe.py ]] && check bench-probe python3 python-probe/scripts/bench_probe.py --cpu
+  [[ -f python-probe/scripts/bench_probe.py ]] && check bench-probe python3 python-probe/scripts/bench_probe.py --cpu-only --out test-results/bench-probe
 fi
 
 if ((${#failed_names[@]})); then echo "failed suites: ${failed_names[*]}"; fi

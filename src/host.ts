@@ -19,6 +19,10 @@ export interface RunRegistry {
   /** The run the views show: the live one, else the one the user picked last, else the newest. */
   current(): RunEntry | undefined;
   select(id: string): void;
+  /** Registers a run started elsewhere (a debug session's run) so the views follow it. */
+  add(entry: RunEntry): void;
+  /** A run got events: views hear of it (throttled). */
+  changed(entry: RunEntry): void;
   /** Fires when a run is added, removed, selected, or gets events (throttled). */
   readonly onDidChange: vscode.Event<RunEntry | undefined>;
 }
@@ -29,6 +33,8 @@ export interface MemlensHost {
   readonly output: vscode.OutputChannel;
   /** Run description from settings (memlens.*), for "Measure here" and as launch.json defaults. */
   runDescription(): RunDescription;
+  /** Where runs are stored (memlens.runsDirectory, else the workspace's .memlens/runs). */
+  runsDirectory(): string;
   /** Starts a run through the runner (local, ssh or wrapper), stores it and registers it. */
   startRun(request: Omit<RunRequest, "runsDir">): Promise<RunEntry>;
   /** Absolute path of the probe zipapp shipped in the extension. */

@@ -27,6 +27,8 @@ export interface Hotspot {
   framework: "vllm" | "transformers";
   /** The question this hotspot answers, in the user's terms. */
   question: string;
+  /** Where the name moved between versions, or what the function does that matters here. */
+  note?: string;
 }
 
 export interface Catalog {

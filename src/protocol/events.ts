@@ -68,6 +68,8 @@ export interface HelloEvent extends Common {
   origin: "main" | "spawn" | "fork" | "subprocess";
   torch: string | null;
   probe_version?: string;
+  /** The interpreter's own argv (sys.orig_argv), where available. */
+  orig_argv?: string[];
 }
 export interface TargetResolvedEvent extends Common {
   type: "target_resolved";
@@ -140,10 +142,15 @@ export type FactKind =
   | "memory_profiling"
   | "no_kv_memory"
   | "free_memory_low"
-  | "cuda_oom";
+  | "cuda_oom"
+  | "kv_cache_too_small"
+  | "kv_cache_blocks"
+  | "cuda_graph_estimate"
+  | "emulated_device";
 export interface FactEvent extends Common {
   type: "fact";
-  kind: FactKind | string;
+  /** A FactKind; readers keep kinds they do not know (newer probes add some). */
+  kind: string;
   values: Record<string, number>;
   line: string;
 }
@@ -163,6 +170,10 @@ export interface ErrorEvent extends Common {
 export interface ByeEvent extends Common {
   type: "bye";
   exitcode?: number | null;
+  /** Time the probe spent in this process (ns), for its own overhead figure. */
+  probe_ns?: number;
+  /** Probed scopes this process opened. */
+  scopes?: number;
 }
 export interface EndEvent extends Common {
   type: "end";

@@ -30,7 +30,8 @@ export function parseEventLine(line: string): ParsedLine {
   }
   const obj = value as Record<string, unknown>;
   for (const field of COMMON_NUMBER_FIELDS) {
-    if (typeof obj[field] !== "number") return { ok: false, reason: `field "${field}" missing or not a number` };
+    if (typeof obj[field] !== "number")
+      return { ok: false, reason: `field "${field}" missing or not a number` };
   }
   if (typeof obj.type !== "string") return { ok: false, reason: `field "type" missing or not a string` };
   if (obj.v !== PROTOCOL_VERSION) return { ok: "version", error: new ProtocolVersionError(obj.v as number) };
@@ -83,7 +84,8 @@ export class EventStreamReader {
     const parsed = parseEventLine(line);
     if (parsed.ok === true) this.onEvent(parsed.event);
     else if (parsed.ok === "version") this.versionError = parsed.error;
-    else this.malformed.push({ lineNumber: this.lineNumber, reason: parsed.reason, text: line.slice(0, 200) });
+    else
+      this.malformed.push({ lineNumber: this.lineNumber, reason: parsed.reason, text: line.slice(0, 200) });
   }
 }
 

@@ -44,12 +44,25 @@ export interface RunMeta {
   finished?: string;
   host: string | null;
   command: string[];
-  status: "running" | "finished" | "failed" | "stopped";
+  /** "interrupted": meta said running but its process is gone (MemLens or the machine stopped first). */
+  status: "running" | "finished" | "failed" | "stopped" | "interrupted";
   exitCode?: number | null;
   signal?: string | null;
   /** The plan's targets with the catalog id / user pick each came from. */
   targets?: { id: string; spec: string; hotspot?: string; file?: string; line?: number }[];
   error?: string;
+  /** Wrapper prefix the target ran inside (docker exec …), if any. */
+  wrapper?: string[];
+  /** Local pid of the process MemLens started (launcher, ssh or wrapper), to tell a live run from a crashed one. */
+  pid?: number;
+  /** Set when the run emulated a smaller card: torch allocations were capped at deviceBytes. */
+  emulation?: { gpuGiB: number; deviceBytes: number; gpuMemoryUtilization?: number };
+  /** The run's folder on the host (remote and wrapper runs); the local folder holds the record. */
+  hostRunDir?: string;
+  /** Last lines of stderr (the target's, then the launcher's or ssh's) when the run failed. */
+  stderrTail?: string[];
+  /** Lines of the event stream that were not events (see src/protocol/reader.ts). */
+  malformedLines?: number;
 }
 
 export interface RunRequest {

@@ -10,7 +10,15 @@ function ev(type: string, pid: number, fields: Record<string, unknown>): ProbeEv
   clock += 10;
   return { v: 1, type, ts: clock, pid, rank: null, device: null, ...fields } as unknown as ProbeEvent;
 }
-function enter(pid: number, target: string, scope: string, parent: string | null, before: Readings, depth = 0, call = 1) {
+function enter(
+  pid: number,
+  target: string,
+  scope: string,
+  parent: string | null,
+  before: Readings,
+  depth = 0,
+  call = 1,
+) {
   return ev("enter", pid, { target, scope_id: scope, parent, call, depth, before, file: "/x.py", line: 3 });
 }
 function exit(
@@ -42,8 +50,25 @@ test("nested scopes give each call its own retained, transient and peak", () => 
   const m = RunModel.fromEvents([
     enter(1, "outer", "1:1", null, { allocated: 100 * MiB }),
     enter(1, "inner", "1:2", "1:1", { allocated: 100 * MiB }, 1),
-    exit(1, "inner", "1:2", "1:1", { allocated: 100 * MiB }, { allocated: 108 * MiB }, { allocated: 116 * MiB }, 1),
-    exit(1, "outer", "1:1", null, { allocated: 100 * MiB }, { allocated: 108 * MiB }, { allocated: 130 * MiB }),
+    exit(
+      1,
+      "inner",
+      "1:2",
+      "1:1",
+      { allocated: 100 * MiB },
+      { allocated: 108 * MiB },
+      { allocated: 116 * MiB },
+      1,
+    ),
+    exit(
+      1,
+      "outer",
+      "1:1",
+      null,
+      { allocated: 100 * MiB },
+      { allocated: 108 * MiB },
+      { allocated: 130 * MiB },
+    ),
   ]);
   const inner = callDelta(m.callsOf("inner")[0]!);
   assert.deepEqual(inner, {
@@ -67,7 +92,19 @@ test("calls in several processes sum per target and keep a per-process breakdown
       const scope = `${pid}:${call}`;
       const before = { allocated: call * MiB };
       events.push(enter(pid, "ws", scope, null, before, 0, call));
-      events.push(exit(pid, "ws", scope, null, before, { allocated: (call + 2) * MiB }, { allocated: (call + 2) * MiB }, 0, call));
+      events.push(
+        exit(
+          pid,
+          "ws",
+          scope,
+          null,
+          before,
+          { allocated: (call + 2) * MiB },
+          { allocated: (call + 2) * MiB },
+          0,
+          call,
+        ),
+      );
     }
   }
   const s = RunModel.fromEvents(events).summary("ws")!;

@@ -1,10 +1,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EventStreamReader, parseEventLine, parseEventsText, ProtocolVersionError } from "../../../src/protocol/reader";
+import {
+  EventStreamReader,
+  parseEventLine,
+  parseEventsText,
+  ProtocolVersionError,
+} from "../../../src/protocol/reader";
 import type { ProbeEvent } from "../../../src/protocol/events";
 
 const sample = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ v: 1, type: "sample", ts: 1, pid: 10, rank: null, device: null, readings: { host_rss: 5 }, ...extra });
+  JSON.stringify({
+    v: 1,
+    type: "sample",
+    ts: 1,
+    pid: 10,
+    rank: null,
+    device: null,
+    readings: { host_rss: 5 },
+    ...extra,
+  });
 
 test("a well-formed line parses into its event", () => {
   const parsed = parseEventLine(sample());
@@ -25,7 +39,13 @@ test("missing rank/device default to null rather than undefined", () => {
 });
 
 test("malformed lines are counted with their reason and line number, and do not stop the stream", () => {
-  const text = [sample(), "{not json", "[1,2]", JSON.stringify({ v: 1, ts: 1, pid: 1 }), sample({ ts: 2 })].join("\n");
+  const text = [
+    sample(),
+    "{not json",
+    "[1,2]",
+    JSON.stringify({ v: 1, ts: 1, pid: 1 }),
+    sample({ ts: 2 }),
+  ].join("\n");
   const { events, malformed } = parseEventsText(text);
   assert.equal(events.length, 2);
   assert.deepEqual(

@@ -1,0 +1,110 @@
+"""Command line: ``python -m memlens_probe run --plan PLAN.json [--out RUN_DIR] -- COMMAND ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .plan import PlanError, load_plan
+from .protocol import PROTOCOL_VERSION
+
+USAGE = """memlens_probe COMMAND
+
+  run --plan PLAN.json [--out RUN_DIR] [--run-id ID] [--grace SECONDS] [--no-stdin-control] -- TARGET [ARGS...]
+        run TARGET with the probe in every Python process; events on stdout (JSON lines)
+  check-plan PLAN.json      validate a plan (exit 2 naming the field that is wrong)
+  preflight --json          Python, torch, GPUs, free memory and GPU processes here (JSON)
+  selftest [--json]         which readings are available here
+  version [--json]          probe and protocol version
+"""
+
+
+def _run(argv: List[str]) -> int:
+    if "--" in argv:
+        split = argv.index("--")
+        options, command = argv[:split], argv[split + 1 :]
+    else:
+        options, command = argv, []
+    parser = argparse.ArgumentParser(prog="memlens_probe run", description="Run a command with the MemLens probe.")
+    parser.add_argument("--plan", required=True, help="plan JSON file (see PROTOCOL.md)")
+    parser.add_argument("--out", help="run folder for events.jsonl and plan.json")
+    parser.add_argument("--run-id", help="run id for the start event (default: time + random)")
+    parser.add_argument("--grace", type=float, default=3.0, help="seconds between SIGTERM and SIGKILL on stop")
+    parser.add_argument(
+        "--no-stdin-control",
+        action="store_true",
+        help="do not read control messages from stdin (EOF on stdin then does not stop the run)",
+    )
+    args = parser.parse_args(options)
+    if not command:
+        sys.stderr.write("memlens_probe run: no command given; put it after '--', e.g. -- python3 train.py\n")
+        return 2
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as exc:
+        sys.stderr.write(f"memlens_probe: plan {args.plan} is not usable: {exc}\n")
+        return 2
+    from .launcher import Launcher
+
+    launcher = Launcher(
+        plan,
+        command,
+        out_dir=args.out,
+        stdin_control=not args.no_stdin_control,
+        run_id=args.run_id,
+        grace_s=args.grace,
+    )
+    return launcher.run()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    as_json = "--json" in rest
+    if command == "run":
+        return _run(rest)
+    if command == "version":
+        if as_json:
+            print(json.dumps({"probe_version": __version__, "protocol": PROTOCOL_VERSION}))
+        else:
+            print(f"memlens_probe {__version__} (protocol v{PROTOCOL_VERSION})")
+        return 0
+    if command == "check-plan":
+        paths = [a for a in rest if not a.startswith("-")]
+        if len(paths) != 1:
+            sys.stderr.write("memlens_probe check-plan: give one plan file\n")
+            return 2
+        try:
+            plan = load_plan(paths[0])
+        except PlanError as exc:
+            sys.stderr.write(f"memlens_probe: plan {paths[0]} is not usable: {exc}\n")
+            return 2
+        print(f"plan ok: {len(plan.targets)} targets, pause {plan.pause or 'none'}")
+        return 0
+    if command == "preflight":
+        from .preflight import preflight
+
+        print(json.dumps(preflight(), indent=None if as_json else 2))
+        return 0
+    if command == "selftest":
+        from .preflight import selftest
+
+        report = selftest()
+        if as_json:
+            print(json.dumps(report))
+        else:
+            for key, value in report.items():
+                print(f"{key:18} {value}")
+        return 0
+    sys.stderr.write(f"memlens_probe: unknown command {command!r}\n\n{USAGE}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

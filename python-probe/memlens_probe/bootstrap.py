@@ -1,0 +1,111 @@
+"""Installs the probe in a Python process started under the launcher (called from sitecustomize).
+
+The launcher passes ``MEMLENS_SOCKET`` (its Unix socket), ``MEMLENS_PLAN`` (the plan file) and
+``MEMLENS_LAUNCHER_PID``; children inherit them, so spawn/forkserver children, subprocess Python
+children and ``bash -c "python ..."`` all install the probe the same way. Fork children
+reconnect from an at-fork handler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+from typing import Any, Optional
+
+from .channel import Channel
+from .hooks import FunctionHooks, ImportWatcher, install_line_probes
+from .plan import PlanError, load_plan
+from .runtime import Runtime
+
+_probe: Optional["Probe"] = None
+
+
+def _argv_text() -> str:
+    return " ".join(list(getattr(sys, "orig_argv", [])) + list(getattr(sys, "argv", [])))
+
+
+def detect_origin() -> str:
+    launcher = os.environ.get("MEMLENS_LAUNCHER_PID")
+    if launcher is not None and launcher == str(os.getppid()):
+        return "main"
+    text = _argv_text()
+    if "--multiprocessing-fork" in text or "multiprocessing.spawn" in text or "multiprocessing.forkserver" in text:
+        return "spawn"
+    return "subprocess"
+
+
+class Probe:
+    def __init__(self, socket_path: str, plan_path: str) -> None:
+        self.plan = load_plan(plan_path)
+        self.is_forkserver = "multiprocessing.forkserver" in _argv_text()
+        self.runtime = Runtime(self.plan, self._send)
+        self.channel = Channel(socket_path, self.runtime.on_control, self._on_disconnect)
+        self.runtime.hello(detect_origin())
+        self.watcher = ImportWatcher()
+        self.watcher.install()
+        self.functions = FunctionHooks(self.runtime, self.watcher)
+        for target in self.plan.function_targets:
+            self.functions.add(target)
+        if self.plan.emulate_device_bytes is not None:
+            self.watcher.watch("torch.cuda", self.runtime.on_torch_cuda_imported)
+        self.lines: Any = None
+        try:
+            self.lines = install_line_probes(self.runtime, self.plan.line_targets)
+        except Exception as exc:
+            self.runtime.internal_error("line probes", exc)
+            for target in self.plan.line_targets:
+                self.runtime.report_not_found(target, f"line probes unavailable in this process: {exc}", at_once=True)
+        self.runtime.start_sampler()
+        atexit.register(self._at_exit)
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _send(self, event: Any) -> bool:
+        return self.channel.send(event)
+
+    def _on_disconnect(self) -> None:
+        # The launcher is gone (or ending the run): never hold a pause, and never outlive it
+        # while holding device memory.
+        self.runtime.control.disable()
+        self.runtime.active = False
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def _at_exit(self) -> None:
+        try:
+            self.runtime.bye()
+        except Exception:
+            pass
+
+    def _after_fork_in_child(self) -> None:
+        runtime = self.runtime
+        was_forkserver = self.is_forkserver
+        self.is_forkserver = False
+        runtime.after_fork_in_child()
+        try:
+            self.channel.reconnect_after_fork()
+        except OSError:
+            runtime.active = False
+            return
+        runtime.hello("spawn" if was_forkserver else "fork")
+        runtime.start_sampler()
+
+
+def install() -> Optional[Probe]:
+    """Install once per process; a missing launcher or bad plan leaves the target untouched."""
+    global _probe
+    if _probe is not None:
+        return _probe
+    socket_path = os.environ.get("MEMLENS_SOCKET")
+    plan_path = os.environ.get("MEMLENS_PLAN")
+    if not socket_path or not plan_path:
+        return None
+    try:
+        _probe = Probe(socket_path, plan_path)
+    except PlanError as exc:
+        sys.stderr.write(f"memlens: probe not installed in pid {os.getpid()}: plan {exc}\n")
+    except OSError as exc:
+        sys.stderr.write(
+            f"memlens: probe not installed in pid {os.getpid()}: cannot reach the launcher at {socket_path}: {exc}\n"
+        )
+    return _probe

@@ -1,0 +1,495 @@
+"""Function probes (module:qualname) and line probes (file:line).
+
+Function targets are hooked when their module is imported (a meta-path finder wraps the
+loader's ``exec_module``) or at once if it already is: the attribute is replaced by a wrapper,
+and every other module that had bound the same function object (``from x import f``) is patched
+too. Line targets use ``sys.monitoring`` LINE events on the code objects of that file only
+(Python 3.12+), or ``sys.settrace`` with a tracer that follows only frames of that file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import types
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+from .plan import FunctionTarget, LineTarget
+
+ModuleCallback = Callable[[types.ModuleType], None]
+
+
+# ----- import watching ----------------------------------------------------------------------
+
+
+class _NotifyingLoader:
+    """Stands in for a module's loader for the duration of one import, then steps aside."""
+
+    def __init__(self, loader: Any, watcher: "ImportWatcher", name: str) -> None:
+        self._memlens_loader = loader
+        self._memlens_watcher = watcher
+        self._memlens_name = name
+
+    def create_module(self, spec: Any) -> Any:
+        create = getattr(self._memlens_loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        loader = self._memlens_loader
+        spec = getattr(module, "__spec__", None)
+        # The module keeps its real loader: nothing that inspects it later sees the probe.
+        if spec is not None and spec.loader is self:
+            spec.loader = loader
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = loader
+        loader.exec_module(module)
+        self._memlens_watcher.notify(self._memlens_name, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._memlens_loader, name)
+
+
+class ImportWatcher:
+    """A meta-path finder that calls back once a watched module has been executed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: Dict[str, List[ModuleCallback]] = {}
+
+    def install(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def watch(self, name: str, callback: ModuleCallback) -> None:
+        module = sys.modules.get(name)
+        if module is not None and not _is_initialising(module):
+            callback(module)
+            return
+        with self._lock:
+            self._callbacks.setdefault(name, []).append(callback)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in self._callbacks:
+            return None
+        for finder in list(sys.meta_path):
+            if finder is self:
+                continue
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is None:
+                continue
+            if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _NotifyingLoader(spec.loader, self, fullname)
+            return spec
+        return None
+
+    def invalidate_caches(self) -> None:
+        pass
+
+    def notify(self, name: str, module: types.ModuleType) -> None:
+        with self._lock:
+            callbacks = self._callbacks.pop(name, [])
+        for callback in callbacks:
+            callback(module)
+
+
+def _is_initialising(module: types.ModuleType) -> bool:
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+# ----- code objects -------------------------------------------------------------------------
+
+
+def code_lines(code: types.CodeType) -> Set[int]:
+    """Lines that have instructions in this code object (not in nested ones)."""
+    co_lines = getattr(code, "co_lines", None)
+    if co_lines is not None:
+        return {line for _start, _end, line in co_lines() if line is not None}
+    import dis
+
+    return {line for _offset, line in dis.findlinestarts(code) if line is not None}
+
+
+def all_code_objects(code: types.CodeType) -> Iterable[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from all_code_objects(const)
+
+
+def last_line(code: types.CodeType) -> int:
+    return max(
+        (max(code_lines(c), default=c.co_firstlineno) for c in all_code_objects(code)), default=code.co_firstlineno
+    )
+
+
+def lines_with_code(path: str) -> Set[int]:
+    """Every line of a source file that compiles to at least one instruction."""
+    with open(path, "rb") as handle:
+        source = handle.read()
+    module_code = compile(source, path, "exec", dont_inherit=True)
+    lines: Set[int] = set()
+    for code in all_code_objects(module_code):
+        lines |= code_lines(code)
+    return lines
+
+
+def check_line_target(target: LineTarget) -> Optional[str]:
+    """None if the line has code; else the reason it can never be probed."""
+    if not os.path.isfile(target.file):
+        return f"{target.file} does not exist"
+    try:
+        lines = lines_with_code(target.file)
+    except SyntaxError as exc:
+        return f"{target.file} does not compile: {exc.msg} (line {exc.lineno})"
+    except (OSError, ValueError) as exc:
+        return f"{target.file} cannot be read: {exc}"
+    if target.line not in lines:
+        return f"line {target.line} of {target.file} has no code"
+    return None
+
+
+# ----- function probes ----------------------------------------------------------------------
+
+
+class NotProbeable(Exception):
+    pass
+
+
+def make_wrapper(
+    fn: Callable[..., Any], enter: Callable[[], Any], leave: Callable[[Any, Optional[BaseException]], None]
+) -> Callable[..., Any]:
+    """A wrapper that opens a scope around each call of ``fn`` (awaited, for coroutine functions)."""
+    import inspect
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            scope = enter()
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                leave(scope, exc)
+                raise
+            leave(scope, None)
+            return result
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        scope = enter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            leave(scope, exc)
+            raise
+        leave(scope, None)
+        return result
+
+    return wrapper
+
+
+def _location(fn: Any) -> Tuple[Optional[str], Optional[int], Optional[int]]:
+    import inspect
+
+    try:
+        inner = inspect.unwrap(fn)
+    except ValueError:
+        inner = fn
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return None, None, None
+    return os.path.abspath(code.co_filename), code.co_firstlineno, last_line(code)
+
+
+class FunctionHooks:
+    """Resolves function targets and keeps them patched."""
+
+    def __init__(self, runtime: Any, watcher: ImportWatcher) -> None:
+        self._runtime = runtime
+        self._watcher = watcher
+
+    def add(self, target: FunctionTarget) -> None:
+        self._watcher.watch(target.module, lambda module, t=target: self._resolve(t, module))
+
+    def _resolve(self, target: FunctionTarget, module: types.ModuleType) -> None:
+        try:
+            fields = self._patch(target, module)
+        except NotProbeable as exc:
+            self._runtime.report_not_found(target, str(exc), at_once=True)
+            return
+        except Exception as exc:
+            self._runtime.report_not_found(
+                target, f"{target.spec} could not be patched: {type(exc).__name__}: {exc}", at_once=True
+            )
+            return
+        self._runtime.report_resolved(target, **fields)
+
+    def _patch(self, target: FunctionTarget, module: types.ModuleType) -> Dict[str, Any]:
+        parts = target.qualname.split(".")
+        owner: Any = module
+        for index, part in enumerate(parts[:-1]):
+            try:
+                owner = getattr(owner, part)
+            except AttributeError:
+                raise NotProbeable(f"module {target.module} has no attribute {'.'.join(parts[: index + 1])}") from None
+        name = parts[-1]
+        if isinstance(owner, type):
+            # The descriptor itself (staticmethod/classmethod), from the class or the base that
+            # defines it; patched onto the named class so calls through it are probed.
+            defining = next((klass for klass in owner.__mro__ if name in klass.__dict__), None)
+            if defining is None:
+                raise NotProbeable(f"module {target.module} has no attribute {target.qualname}")
+            raw = defining.__dict__[name]
+        elif hasattr(owner, name):
+            raw = getattr(owner, name)
+        else:
+            raise NotProbeable(f"module {target.module} has no attribute {target.qualname}")
+
+        if getattr(raw, "__memlens_target__", None) == target.id:
+            fn = raw.__memlens_original__
+            file, line, end_line = _location(fn)
+            return {
+                "module": target.module,
+                "qualname": target.qualname,
+                "file": file,
+                "line": line,
+                "end_line": end_line,
+                "aliases": [],
+            }
+
+        rewrap: Callable[[Any], Any]
+        if isinstance(raw, staticmethod):
+            fn, rewrap = raw.__func__, staticmethod
+        elif isinstance(raw, classmethod):
+            fn, rewrap = raw.__func__, classmethod
+        elif isinstance(raw, property):
+            raise NotProbeable(f"{target.spec} is a property; probe its getter's function instead")
+        elif isinstance(raw, type):
+            raise NotProbeable(f"{target.spec} is a class; probe {target.qualname}.__init__ or a method")
+        elif callable(raw):
+            fn, rewrap = raw, (lambda w: w)
+        else:
+            raise NotProbeable(f"{target.spec} is a {type(raw).__name__}, not a function")
+
+        file, line, end_line = _location(fn)
+        runtime = self._runtime
+        wrapper = make_wrapper(
+            fn,
+            lambda: runtime.enter(target, file, line),
+            runtime.exit,
+        )
+        wrapper.__memlens_target__ = target.id  # type: ignore[attr-defined]
+        wrapper.__memlens_original__ = fn  # type: ignore[attr-defined]
+        try:
+            setattr(owner, name, rewrap(wrapper))
+        except (AttributeError, TypeError) as exc:
+            raise NotProbeable(f"{target.spec} cannot be replaced: {exc}") from None
+
+        aliases = self._patch_aliases(fn, wrapper, module) if not isinstance(owner, type) else []
+        return {
+            "module": target.module,
+            "qualname": target.qualname,
+            "file": file,
+            "line": line,
+            "end_line": end_line,
+            "aliases": aliases,
+        }
+
+    @staticmethod
+    def _patch_aliases(fn: Any, wrapper: Any, home: types.ModuleType) -> List[str]:
+        """Rebind ``from x import f`` copies of the same function object in other modules."""
+        aliases: List[str] = []
+        for module_name, module in list(sys.modules.items()):
+            if module is home or module is None:
+                continue
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            try:
+                names = [key for key, value in list(namespace.items()) if value is fn]
+            except Exception:
+                continue
+            for key in names:
+                try:
+                    setattr(module, key, wrapper)
+                    aliases.append(f"{module_name}:{key}")
+                except Exception:
+                    pass
+        return sorted(aliases)
+
+
+# ----- line probes --------------------------------------------------------------------------
+
+
+class _LineTargets:
+    """Line targets grouped by real file path, and per-code-object lookups."""
+
+    def __init__(self, targets: Iterable[LineTarget]) -> None:
+        self.by_file: Dict[str, List[LineTarget]] = {}
+        for target in targets:
+            self.by_file.setdefault(os.path.realpath(target.file), []).append(target)
+        self._real: Dict[str, Optional[str]] = {}
+
+    def file_of(self, filename: str) -> Optional[str]:
+        real = self._real.get(filename, "")
+        if real == "":
+            resolved = os.path.realpath(filename) if filename and not filename.startswith("<") else None
+            real = resolved if resolved in self.by_file else None
+            self._real[filename] = real
+        return real
+
+    def targets_in(self, code: types.CodeType) -> Dict[int, LineTarget]:
+        real = self.file_of(code.co_filename)
+        if real is None:
+            return {}
+        lines = code_lines(code)
+        return {t.line: t for t in self.by_file[real] if t.line in lines}
+
+
+def _module_for_file(real_path: str) -> Optional[str]:
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str):
+            try:
+                if os.path.realpath(file) == real_path:
+                    return name
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+class MonitoringLines:
+    """Python 3.12+: LINE events only on code objects that contain a target line."""
+
+    def __init__(self, runtime: Any, targets: Iterable[LineTarget]) -> None:
+        self._runtime = runtime
+        self._targets = _LineTargets(targets)
+        self._code_targets: Dict[types.CodeType, Dict[int, LineTarget]] = {}
+        self._open: Dict[int, Any] = {}
+        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        self._m = monitoring
+        self._tool = self._free_tool_id()
+        events = monitoring.events
+        monitoring.use_tool_id(self._tool, "memlens")
+        monitoring.register_callback(self._tool, events.PY_START, self._on_start)
+        monitoring.register_callback(self._tool, events.LINE, self._on_line)
+        monitoring.register_callback(self._tool, events.PY_RETURN, self._on_return)
+        monitoring.register_callback(self._tool, events.PY_YIELD, self._on_return)
+        monitoring.register_callback(self._tool, events.PY_UNWIND, self._on_unwind)
+        monitoring.set_events(self._tool, events.PY_START | events.PY_UNWIND)
+
+    @staticmethod
+    def _free_tool_id() -> int:
+        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        for tool in (4, 3, 0, 1, 2, 5):
+            if monitoring.get_tool(tool) is None:
+                return tool
+        raise RuntimeError("all sys.monitoring tool ids are taken")
+
+    def _on_start(self, code: types.CodeType, _offset: int) -> Any:
+        found = self._targets.targets_in(code)
+        if found:
+            self._code_targets[code] = found
+            events = self._m.events
+            self._m.set_local_events(self._tool, code, events.LINE | events.PY_RETURN | events.PY_YIELD)
+            real = self._targets.file_of(code.co_filename)
+            for target in found.values():
+                self._runtime.report_resolved(
+                    target, module=_module_for_file(real) if real else None, file=real, line=target.line
+                )
+        return self._m.DISABLE
+
+    def _on_line(self, code: types.CodeType, line: int) -> Any:
+        frame_key = id(sys._getframe(1))
+        scope = self._open.pop(frame_key, None)
+        if scope is not None:
+            self._runtime.exit(scope, None)
+        target = self._code_targets.get(code, {}).get(line)
+        if target is not None:
+            opened = self._runtime.enter(target, self._targets.file_of(code.co_filename), line)
+            if opened is not None:
+                self._open[frame_key] = opened
+        return None
+
+    def _on_return(self, code: types.CodeType, _offset: int, _value: Any) -> Any:
+        scope = self._open.pop(id(sys._getframe(1)), None)
+        if scope is not None:
+            self._runtime.exit(scope, None)
+        return None
+
+    def _on_unwind(self, code: types.CodeType, _offset: int, exc: BaseException) -> Any:
+        if code in self._code_targets:
+            scope = self._open.pop(id(sys._getframe(1)), None)
+            if scope is not None:
+                self._runtime.exit(scope, exc)
+        return None
+
+
+class TraceLines:
+    """Python < 3.12: a global tracer that returns a local tracer only for frames of target files."""
+
+    def __init__(self, runtime: Any, targets: Iterable[LineTarget]) -> None:
+        self._runtime = runtime
+        self._targets = _LineTargets(targets)
+        self._code_targets: Dict[types.CodeType, Optional[Dict[int, LineTarget]]] = {}
+        self._open: Dict[int, Any] = {}
+        self._pending_exc: Dict[int, BaseException] = {}
+        if sys.gettrace() is not None:
+            raise RuntimeError(f"line probes need sys.settrace, which {sys.gettrace()!r} already uses")
+        sys.settrace(self._global)
+        threading.settrace(self._global)
+
+    def _global(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        code = frame.f_code
+        found = self._code_targets.get(code, False)
+        if found is False:
+            found = self._targets.targets_in(code) or None
+            self._code_targets[code] = found
+            if found:
+                real = self._targets.file_of(code.co_filename)
+                for target in found.values():
+                    self._runtime.report_resolved(
+                        target, module=_module_for_file(real) if real else None, file=real, line=target.line
+                    )
+        if not found:
+            return None
+        return self._local
+
+    def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        key = id(frame)
+        if event == "line":
+            self._pending_exc.pop(key, None)
+            scope = self._open.pop(key, None)
+            if scope is not None:
+                self._runtime.exit(scope, None)
+            found = self._code_targets.get(frame.f_code)
+            target = found.get(frame.f_lineno) if found else None
+            if target is not None:
+                opened = self._runtime.enter(target, self._targets.file_of(frame.f_code.co_filename), frame.f_lineno)
+                if opened is not None:
+                    self._open[key] = opened
+        elif event == "exception":
+            self._pending_exc[key] = arg[1]
+        elif event == "return":
+            exc = self._pending_exc.pop(key, None) if arg is None else None
+            self._pending_exc.pop(key, None)
+            scope = self._open.pop(key, None)
+            if scope is not None:
+                self._runtime.exit(scope, exc)
+        return self._local
+
+
+def install_line_probes(runtime: Any, targets: List[LineTarget]) -> Any:
+    if not targets:
+        return None
+    if sys.version_info >= (3, 12):
+        return MonitoringLines(runtime, targets)
+    return TraceLines(runtime, targets)

@@ -1,0 +1,239 @@
+"""Exact scope peaks without changing what the target reads from torch's peak counters.
+
+torch keeps one peak counter per statistic and device; reading a scope's peak needs a reset at
+the scope's entry, and vLLM sizes its KV cache from the same counter. So at every probe
+boundary the tracker folds the real peaks into (a) every open scope's running peak and (b) a
+saved "target-visible" peak per device and statistic, and only then resets the real counters.
+torch's stats functions are wrapped so that each ``*.peak`` the target reads is
+``max(saved, real)``; the target's own reset clears the saved values too.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+Stats = Dict[Any, Any]
+PeakPath = Tuple[Any, ...]
+
+ALLOCATED_PEAK: PeakPath = ("allocated_bytes", "all", "peak")
+RESERVED_PEAK: PeakPath = ("reserved_bytes", "all", "peak")
+ALLOCATED_CURRENT: PeakPath = ("allocated_bytes", "all", "current")
+RESERVED_CURRENT: PeakPath = ("reserved_bytes", "all", "current")
+
+
+def peak_leaves(stats: Stats, prefix: PeakPath = ()) -> Iterator[Tuple[PeakPath, int]]:
+    """Every ``(..., "peak") -> value`` leaf of torch's nested stats dict."""
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            yield from peak_leaves(value, prefix + (key,))
+        elif key == "peak" and isinstance(value, int):
+            yield prefix + (key,), value
+
+
+def _get(stats: Stats, path: PeakPath) -> Optional[int]:
+    node: Any = stats
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node if isinstance(node, int) else None
+
+
+class ScopePeak:
+    """Running peak of one open scope; ``device`` is None until CUDA is first seen initialised."""
+
+    __slots__ = ("device", "allocated", "reserved")
+
+    def __init__(self, device: Optional[int], allocated: int, reserved: int) -> None:
+        self.device = device
+        self.allocated = allocated
+        self.reserved = reserved
+
+
+class PeakTracker:
+    """Keeps scope peaks and the target-visible peaks; ``read_stats``/``reset_peaks`` are torch's."""
+
+    def __init__(
+        self,
+        read_stats: Callable[[int], Stats],
+        reset_peaks: Callable[[int], None],
+    ) -> None:
+        self._read_stats = read_stats
+        self._reset_peaks = reset_peaks
+        self._lock = threading.RLock()
+        self._saved: Dict[int, Dict[PeakPath, int]] = {}
+        self._open: List[ScopePeak] = []
+        self._layout: Optional[Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]] = None
+        self._layout_signature: Tuple[int, int] = (-1, -1)
+
+    def _fold_into_scopes(self, device: int, stats: Stats) -> None:
+        allocated = _get(stats, ALLOCATED_PEAK)
+        reserved = _get(stats, RESERVED_PEAK)
+        for record in self._open:
+            if record.device is None:
+                # Opened before CUDA existed: every byte since initialisation is inside it.
+                record.device = device
+            if record.device != device:
+                continue
+            if allocated is not None and allocated > record.allocated:
+                record.allocated = allocated
+            if reserved is not None and reserved > record.reserved:
+                record.reserved = reserved
+
+    def _leaf_layout(self, stats: Stats) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
+        """Where the peaks are: (path, stat, pool) for the usual ``stat.pool.peak`` leaves, and any
+        other paths. Cached; rebuilt when the dict's shape changes (e.g. a new private pool)."""
+        signature = (len(stats), len(stats.get("reserved_bytes_by_private_pools") or ()))
+        if self._layout is None or self._layout_signature != signature:
+            triples: List[Tuple[PeakPath, Any, Any]] = []
+            others: List[PeakPath] = []
+            for path, _value in peak_leaves(stats):
+                if len(path) == 3:
+                    triples.append((path, path[0], path[1]))
+                else:
+                    others.append(path)
+            self._layout = (triples, others)
+            self._layout_signature = signature
+        return self._layout
+
+    def _fold_into_saved(self, device: int, stats: Stats) -> None:
+        saved = self._saved.get(device)
+        if saved is None:
+            saved = self._saved[device] = {}
+        triples, others = self._leaf_layout(stats)
+        try:
+            for path, stat_name, pool in triples:
+                value = stats[stat_name][pool]["peak"]
+                if value > saved.get(path, -1):
+                    saved[path] = value
+            for path in others:
+                value = _get(stats, path)
+                if value is not None and value > saved.get(path, -1):
+                    saved[path] = value
+        except (KeyError, TypeError):
+            # The layout changed in a way the signature missed: fold the slow, general way.
+            self._layout = None
+            for path, value in peak_leaves(stats):
+                if value > saved.get(path, -1):
+                    saved[path] = value
+
+    def boundary(self, device: int) -> Stats:
+        """At a scope entry or exit: fold the real peaks, then reset them. Returns the stats read."""
+        with self._lock:
+            stats = self._read_stats(device)
+            self._fold_into_scopes(device, stats)
+            self._fold_into_saved(device, stats)
+            self._reset_peaks(device)
+            return stats
+
+    def open_scope(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
+        allocated = _get(stats, ALLOCATED_CURRENT) if stats is not None else None
+        reserved = _get(stats, RESERVED_CURRENT) if stats is not None else None
+        record = ScopePeak(device, allocated or 0, reserved or 0)
+        with self._lock:
+            self._open.append(record)
+        return record
+
+    def close_scope(self, record: ScopePeak) -> None:
+        with self._lock:
+            try:
+                self._open.remove(record)
+            except ValueError:
+                pass
+
+    def target_reset(self, device: int, reset: Optional[Callable[[int], None]] = None) -> None:
+        """The target reset its peaks: open scopes keep what they saw, the visible view starts over."""
+        with self._lock:
+            stats = self._read_stats(device)
+            self._fold_into_scopes(device, stats)
+            (reset or self._reset_peaks)(device)
+            self._saved.pop(device, None)
+
+    def visible(self, device: int, stats: Stats) -> Stats:
+        """Raise each peak in ``stats`` (a fresh dict from torch) to what the target would read."""
+        with self._lock:
+            saved = self._saved.get(device)
+            if not saved:
+                return stats
+            for path, value in saved.items():
+                node: Any = stats
+                for key in path[:-1]:
+                    node = node.get(key) if isinstance(node, dict) else None
+                    if node is None:
+                        break
+                if isinstance(node, dict):
+                    current = node.get(path[-1])
+                    if isinstance(current, int) and value > current:
+                        node[path[-1]] = value
+            return stats
+
+    def forget_open_scopes(self) -> None:
+        """After fork: the child's scopes start empty (the parent's stay with the parent)."""
+        with self._lock:
+            self._open = []
+
+
+class TorchPeakView:
+    """Installs the tracker under ``torch._C``'s stats and reset functions (CUDA and accelerator)."""
+
+    def __init__(self, torch: Any) -> None:
+        self._torch = torch
+        c_module = torch._C
+        self.real_stats: Callable[[int], Stats] = c_module._cuda_memoryStats
+        self.real_reset: Callable[[int], None] = c_module._cuda_resetPeakMemoryStats
+        self.tracker = PeakTracker(self.real_stats, self.real_reset)
+        self._installed: List[Tuple[str, Any]] = []
+        tracker = self.tracker
+        normalise = self._device
+
+        def _cuda_memoryStats(device: Any) -> Stats:
+            return tracker.visible(normalise(device), self.real_stats(device))
+
+        def _cuda_resetPeakMemoryStats(device: Any) -> None:
+            tracker.target_reset(normalise(device), lambda _d: self.real_reset(device))
+
+        self._replace("_cuda_memoryStats", _cuda_memoryStats)
+        self._replace("_cuda_resetPeakMemoryStats", _cuda_resetPeakMemoryStats)
+
+        real_accel_stats = getattr(c_module, "_accelerator_getDeviceStats", None)
+        real_accel_reset = getattr(c_module, "_accelerator_resetPeakStats", None)
+        if real_accel_stats is not None and self._accelerator_is_cuda():
+
+            def _accelerator_getDeviceStats(device: Any) -> Stats:
+                return tracker.visible(normalise(device), real_accel_stats(device))
+
+            self._replace("_accelerator_getDeviceStats", _accelerator_getDeviceStats)
+        if real_accel_reset is not None and self._accelerator_is_cuda():
+
+            def _accelerator_resetPeakStats(device: Any) -> None:
+                tracker.target_reset(normalise(device), lambda _d: real_accel_reset(device))
+
+            self._replace("_accelerator_resetPeakStats", _accelerator_resetPeakStats)
+
+    def _accelerator_is_cuda(self) -> bool:
+        try:
+            accelerator = self._torch.accelerator.current_accelerator()
+            return accelerator is not None and accelerator.type == "cuda"
+        except Exception:
+            return False
+
+    def _replace(self, name: str, replacement: Any) -> None:
+        original = getattr(self._torch._C, name)
+        replacement.__memlens_original__ = original
+        replacement.__name__ = name
+        setattr(self._torch._C, name, replacement)
+        self._installed.append((name, original))
+
+    def _device(self, device: Any) -> int:
+        if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+            return device
+        index = getattr(device, "index", None)
+        if isinstance(index, int):
+            return index
+        return int(self._torch.cuda.current_device())
+
+    def uninstall(self) -> None:
+        for name, original in reversed(self._installed):
+            setattr(self._torch._C, name, original)
+        self._installed = []

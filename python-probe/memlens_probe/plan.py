@@ -1,0 +1,186 @@
+"""The plan: what to probe and where to pause. Validation names the field that is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+PLAN_VERSION = 1
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
+_TARGET_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+_TOP_LEVEL_KEYS = ("version", "targets", "pause", "sample_interval_ms", "emulate_device_bytes")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be used; ``field`` is a path such as ``targets[1].function``."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"{field_path}: {message}")
+        self.field = field_path
+        self.detail = message
+
+
+@dataclass(frozen=True)
+class FunctionTarget:
+    id: str
+    spec: str
+    module: str
+    qualname: str
+
+    kind = "function"
+
+
+@dataclass(frozen=True)
+class LineTarget:
+    id: str
+    spec: str
+    file: str
+    line: int
+
+    kind = "line"
+
+
+@dataclass
+class Plan:
+    targets: List[Any] = field(default_factory=list)
+    pause: List[str] = field(default_factory=list)
+    sample_interval_ms: int = 0
+    emulate_device_bytes: Optional[int] = None
+    raw: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def function_targets(self) -> List[FunctionTarget]:
+        return [t for t in self.targets if isinstance(t, FunctionTarget)]
+
+    @property
+    def line_targets(self) -> List[LineTarget]:
+        return [t for t in self.targets if isinstance(t, LineTarget)]
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"version": PLAN_VERSION, "targets": []}
+        for t in self.targets:
+            key = "function" if isinstance(t, FunctionTarget) else "line"
+            out["targets"].append({"id": t.id, key: t.spec})
+        out["pause"] = list(self.pause)
+        out["sample_interval_ms"] = self.sample_interval_ms
+        out["emulate_device_bytes"] = self.emulate_device_bytes
+        return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_function_spec(spec: str, where: str) -> Tuple[str, str]:
+    module, sep, qualname = spec.partition(":")
+    if not sep:
+        raise PlanError(where, f"{spec!r} should be 'module:qualname', e.g. 'pkg.mod:Class.method'")
+    if not _DOTTED.match(module):
+        raise PlanError(where, f"module part {module!r} is not a dotted Python module name")
+    if not _DOTTED.match(qualname):
+        raise PlanError(
+            where,
+            f"qualname part {qualname!r} is not dotted identifiers "
+            "(functions defined inside other functions cannot be probed)",
+        )
+    return module, qualname
+
+
+def parse_line_spec(spec: str, where: str) -> Tuple[str, int]:
+    path, sep, number = spec.rpartition(":")
+    if not sep or not path:
+        raise PlanError(where, f"{spec!r} should be '/abs/path/file.py:LINE'")
+    if not number.isdigit() or int(number) < 1:
+        raise PlanError(where, f"line number {number!r} should be a positive integer")
+    if not os.path.isabs(path):
+        raise PlanError(where, f"file path {path!r} must be absolute")
+    return os.path.normpath(path), int(number)
+
+
+def parse_plan(obj: Any) -> Plan:
+    if not isinstance(obj, dict):
+        raise PlanError("plan", f"should be a JSON object, got {type(obj).__name__}")
+    for key in obj:
+        if key not in _TOP_LEVEL_KEYS:
+            raise PlanError(key, f"unknown field (known fields: {', '.join(_TOP_LEVEL_KEYS)})")
+    if "version" not in obj:
+        raise PlanError("version", "missing; this probe reads plan version 1")
+    if obj["version"] != PLAN_VERSION or not _is_int(obj["version"]):
+        raise PlanError("version", f"plan version {obj['version']!r}; this probe reads version 1")
+
+    targets_raw = obj.get("targets", [])
+    if not isinstance(targets_raw, list):
+        raise PlanError("targets", "should be an array of {id, function} or {id, line} objects")
+    targets: List[Any] = []
+    seen: Dict[str, int] = {}
+    for index, item in enumerate(targets_raw):
+        where = f"targets[{index}]"
+        if not isinstance(item, dict):
+            raise PlanError(where, "should be an object with 'id' and 'function' or 'line'")
+        for key in item:
+            if key not in ("id", "function", "line"):
+                raise PlanError(f"{where}.{key}", "unknown field (known fields: id, function, line)")
+        target_id = item.get("id")
+        if not isinstance(target_id, str) or not _TARGET_ID.match(target_id):
+            raise PlanError(f"{where}.id", "should be a non-empty string of letters, digits, '_', '.', '-'")
+        if target_id in seen:
+            raise PlanError(f"{where}.id", f"{target_id!r} is already used by targets[{seen[target_id]}]")
+        seen[target_id] = index
+        has_function = "function" in item
+        has_line = "line" in item
+        if has_function == has_line:
+            raise PlanError(where, "needs exactly one of 'function' or 'line'")
+        if has_function:
+            spec = item["function"]
+            if not isinstance(spec, str):
+                raise PlanError(f"{where}.function", "should be a string 'module:qualname'")
+            module, qualname = parse_function_spec(spec, f"{where}.function")
+            targets.append(FunctionTarget(target_id, spec, module, qualname))
+        else:
+            spec = item["line"]
+            if not isinstance(spec, str):
+                raise PlanError(f"{where}.line", "should be a string '/abs/path/file.py:LINE'")
+            path, line = parse_line_spec(spec, f"{where}.line")
+            targets.append(LineTarget(target_id, spec, path, line))
+
+    pause_raw = obj.get("pause", [])
+    if not isinstance(pause_raw, list):
+        raise PlanError("pause", "should be an array of target ids")
+    pause: List[str] = []
+    for index, target_id in enumerate(pause_raw):
+        if not isinstance(target_id, str) or target_id not in seen:
+            raise PlanError(f"pause[{index}]", f"{target_id!r} is not the id of a target in this plan")
+        pause.append(target_id)
+
+    interval = obj.get("sample_interval_ms", 0)
+    if interval is None:
+        interval = 0
+    if not _is_int(interval) or interval < 0:
+        raise PlanError("sample_interval_ms", f"should be an integer >= 0 (0 turns sampling off), got {interval!r}")
+
+    emulate = obj.get("emulate_device_bytes")
+    if emulate is not None and (not _is_int(emulate) or emulate <= 0):
+        raise PlanError("emulate_device_bytes", f"should be null or a positive number of bytes, got {emulate!r}")
+
+    return Plan(targets, pause, interval, emulate, raw=obj)
+
+
+def load_plan(path: str) -> Plan:
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise PlanError("plan", f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(
+            "plan", f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    return parse_plan(obj)

@@ -1,0 +1,92 @@
+"""Event construction for protocol v1 (PROTOCOL.md is the contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, Optional
+
+PROTOCOL_VERSION = 1
+
+EVENT_TYPES = (
+    "start",
+    "hello",
+    "target_resolved",
+    "target_not_found",
+    "enter",
+    "exit",
+    "paused",
+    "resumed",
+    "sample",
+    "log",
+    "fact",
+    "oom",
+    "error",
+    "bye",
+    "end",
+)
+
+Event = Dict[str, Any]
+
+
+def make_event(
+    event_type: str,
+    pid: Optional[int] = None,
+    rank: Optional[int] = None,
+    device: Optional[int] = None,
+    **fields: Any,
+) -> Event:
+    """Build an event with the common fields first, then ``fields`` in the given order."""
+    event: Event = {
+        "v": PROTOCOL_VERSION,
+        "type": event_type,
+        "ts": time.time_ns(),
+        "pid": os.getpid() if pid is None else pid,
+        "rank": rank,
+        "device": device,
+    }
+    event.update(fields)
+    return event
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def encode(event: Event) -> str:
+    """One JSON line, ``\\n``-terminated. Non-ASCII stays as UTF-8 text."""
+    return _ENCODER.encode(event) + "\n"
+
+
+def rank_from_env() -> Optional[int]:
+    """``RANK``, else ``LOCAL_RANK``, as set by torchrun and vLLM's workers; None if neither parses."""
+    for name in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(name)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return None
+
+
+_env_rank: Optional[int] = None
+_env_rank_read = False
+
+
+def current_rank() -> Optional[int]:
+    """The torch.distributed rank when a process group exists, else the env fallback (read once:
+    launchers set it before the process starts)."""
+    global _env_rank, _env_rank_read
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None:
+        try:
+            if dist.is_available() and dist.is_initialized():
+                return int(dist.get_rank())
+        except Exception:
+            pass
+    if not _env_rank_read:
+        _env_rank = rank_from_env()
+        _env_rank_read = True
+    return _env_rank

@@ -1,0 +1,581 @@
+"""What happens at each probe point: readings, scope peaks, pause, OOM, events; plus the sampler."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from . import __version__
+from .control import PauseControl
+from .peaks import ScopePeak, TorchPeakView
+from .plan import Plan
+from .protocol import Event, current_rank, make_event
+from .readings import DeviceSources, Readings, Stats, read_host, reopen_after_fork, torch_if_cuda_initialised
+
+_UNSET: Any = object()
+MAX_MESSAGE_CHARS = 8000
+
+
+def is_cuda_oom(exc: BaseException) -> bool:
+    for cls in type(exc).__mro__:
+        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith("torch"):
+            return True
+    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+
+
+class Scope:
+    """One open probed scope (a call of a function target, or one execution of a line target)."""
+
+    __slots__ = (
+        "target",
+        "scope_id",
+        "parent",
+        "call",
+        "depth",
+        "thread",
+        "before",
+        "file",
+        "line",
+        "pid",
+        "start_ns",
+        "record",
+        "sampled",
+        "rss_peak",
+    )
+
+    def __init__(
+        self,
+        target: Any,
+        scope_id: str,
+        parent: Optional[str],
+        call: int,
+        depth: int,
+        thread: str,
+        before: Readings,
+        file: Optional[str],
+        line: Optional[int],
+        record: Optional[ScopePeak],
+        pid: int,
+    ) -> None:
+        self.target = target
+        self.scope_id = scope_id
+        self.parent = parent
+        self.call = call
+        self.depth = depth
+        self.thread = thread
+        self.before = before
+        self.file = file
+        self.line = line
+        self.pid = pid
+        self.start_ns = time.perf_counter_ns()
+        self.record = record
+        self.sampled = False
+        self.rss_peak = before.get("host_rss", 0)
+
+    def frame(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"target": self.target.id, "scope_id": self.scope_id, "call": self.call}
+        if self.file is not None:
+            out["file"] = self.file
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+class Runtime:
+    """The probe inside one process. ``send`` delivers an event to the launcher."""
+
+    def __init__(self, plan: Plan, send: Callable[[Event], bool]) -> None:
+        self.plan = plan
+        self._send = send
+        # Cached (getpid is a system call); refreshed in the fork child.
+        self.pid = os.getpid()
+        self.active = True
+        self.control = PauseControl(plan.pause)
+        self.sources = DeviceSources()
+        self.view: Optional[TorchPeakView] = None
+        self._view_failed = False
+        self._pending_records: List[ScopePeak] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._calls: Dict[str, int] = {}
+        self._open: Dict[str, Scope] = {}
+        self.last_device: Optional[int] = None
+        self.resolved: Set[str] = set()
+        self.not_found_sent: Set[str] = set()
+        self.not_found_reasons: Dict[str, str] = {}
+        self._capped: Set[int] = set()
+        self._oom_reported: List[int] = []
+        # NVML's per-process query costs tens of µs in the driver, more than all other readings of a
+        # probe point together; by default it is read by the sampler only (PROTOCOL.md).
+        self.process_used_at_probes = os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
+        self.probe_ns = 0
+        self.scopes = 0
+        self._sampler: Optional[threading.Thread] = None
+        self._sampler_stop = threading.Event()
+
+    # ----- events -----------------------------------------------------------------------------
+
+    def current_device(self) -> Optional[int]:
+        torch = torch_if_cuda_initialised()
+        if torch is None:
+            return None
+        try:
+            device = int(torch.cuda.current_device())
+        except Exception:
+            return None
+        self.last_device = device
+        return device
+
+    def emit(self, event_type: str, device: Any = _UNSET, **fields: Any) -> None:
+        if not self.active:
+            return
+        if device is _UNSET:
+            device = self.current_device()
+        self._send(make_event(event_type, pid=self.pid, rank=current_rank(), device=device, **fields))
+
+    def internal_error(self, where: str, exc: BaseException) -> None:
+        try:
+            self.emit("error", device=self.last_device, message=f"{type(exc).__name__}: {exc}", where=where)
+        except Exception:
+            pass
+
+    def hello(self, origin: str) -> None:
+        torch = sys.modules.get("torch")
+        self.emit(
+            "hello",
+            device=None,
+            ppid=os.getppid(),
+            argv=list(getattr(sys, "argv", [])),
+            orig_argv=list(getattr(sys, "orig_argv", [])),
+            executable=sys.executable,
+            python=sys.version.split()[0],
+            origin=origin,
+            torch=getattr(torch, "__version__", None) if torch is not None else None,
+            probe_version=__version__,
+        )
+
+    def bye(self) -> None:
+        self.stop_sampler()
+        self.report_unresolved()
+        self.emit("bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes)
+
+    # ----- targets ----------------------------------------------------------------------------
+
+    def report_resolved(self, target: Any, **fields: Any) -> None:
+        with self._lock:
+            if target.id in self.resolved:
+                return
+            self.resolved.add(target.id)
+        self.emit("target_resolved", target=target.id, kind=target.kind, spec=target.spec, **fields)
+
+    def report_not_found(self, target: Any, reason: str, at_once: bool) -> None:
+        with self._lock:
+            self.not_found_reasons[target.id] = reason
+            if not at_once or target.id in self.not_found_sent or target.id in self.resolved:
+                return
+            self.not_found_sent.add(target.id)
+        self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
+
+    def report_unresolved(self) -> None:
+        for target in self.plan.targets:
+            with self._lock:
+                if target.id in self.resolved or target.id in self.not_found_sent:
+                    continue
+                self.not_found_sent.add(target.id)
+                reason = self.not_found_reasons.get(target.id)
+            if reason is None:
+                if target.kind == "function":
+                    reason = f"module {target.module} was never imported"
+                else:
+                    reason = f"{target.file} was never executed"
+            self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
+
+    # ----- torch ------------------------------------------------------------------------------
+
+    def _ensure_view(self, torch: Any) -> Optional[TorchPeakView]:
+        if self.view is None and not self._view_failed:
+            try:
+                view = TorchPeakView(torch)
+            except Exception as exc:
+                self._view_failed = True
+                self.internal_error("installing the peak view over torch's memory stats", exc)
+                return None
+            with self._lock:
+                for record in self._pending_records:
+                    view.tracker._open.append(record)
+                self._pending_records = []
+                self.view = view
+        return self.view
+
+    def on_torch_cuda_imported(self, cuda_module: Any) -> None:
+        if self.plan.emulate_device_bytes is None:
+            return
+        lazy_call = getattr(cuda_module, "_lazy_call", None)
+        if lazy_call is None:
+            self.emit(
+                "error",
+                device=None,
+                message="emulate_device_bytes: this torch has no torch.cuda._lazy_call; the cap is applied at the first probe point instead",
+                where="emulate_device_bytes",
+            )
+            return
+        lazy_call(self._cap_at_init)
+
+    def _cap_at_init(self) -> None:
+        # Runs inside torch's CUDA initialisation: an exception here would break the target's init.
+        try:
+            torch = sys.modules["torch"]
+            self._cap_device(torch, int(torch.cuda.current_device()))
+        except Exception as exc:
+            self.internal_error("emulate_device_bytes", exc)
+
+    def _cap_device(self, torch: Any, device: int) -> None:
+        cap = self.plan.emulate_device_bytes
+        if cap is None or device in self._capped:
+            return
+        self._capped.add(device)
+        total = int(torch.cuda.get_device_properties(device).total_memory)
+        fraction = min(1.0, cap / total)
+        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        effective = int(fraction * total)
+        self.emit(
+            "fact",
+            device=device,
+            kind="emulated_device",
+            values={"bytes": cap, "cap_bytes": effective, "device_total_bytes": total, "fraction": fraction},
+            line=f"memlens: torch allocations on cuda:{device} capped at {effective} bytes "
+            f"(set_per_process_memory_fraction({fraction:.6f}) of {total} bytes)",
+        )
+
+    def _boundary(self) -> Tuple[Readings, Optional[int], Optional[Stats]]:
+        readings = read_host()
+        torch = torch_if_cuda_initialised()
+        if torch is None:
+            return readings, None, None
+        device = self.current_device()
+        if device is None:
+            return readings, None, None
+        view = self._ensure_view(torch)
+        if view is not None:
+            stats = view.tracker.boundary(device)
+        else:
+            stats = torch._C._cuda_memoryStats(device)
+        if self.plan.emulate_device_bytes is not None and device not in self._capped:
+            if self.sources.has_primary_context(torch, device):
+                try:
+                    self._cap_device(torch, device)
+                except Exception as exc:
+                    self.internal_error("emulate_device_bytes", exc)
+        readings.update(self.sources.cuda_readings(torch, device, stats, self.process_used_at_probes))
+        return readings, device, stats
+
+    def _open_record(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
+        if self.view is not None:
+            return self.view.tracker.open_scope(device, stats)
+        record = ScopePeak(None, 0, 0)
+        with self._lock:
+            self._pending_records.append(record)
+        return record
+
+    def _close_record(self, record: ScopePeak) -> None:
+        if self.view is not None:
+            self.view.tracker.close_scope(record)
+        with self._lock:
+            if record in self._pending_records:
+                self._pending_records.remove(record)
+
+    # ----- scopes -----------------------------------------------------------------------------
+
+    def _stack(self) -> List[Scope]:
+        local = self._local
+        stack = getattr(local, "stack", None)
+        if stack is None or getattr(local, "stack_pid", None) != self.pid:
+            stack = []
+            local.stack = stack
+            local.stack_pid = self.pid
+        return stack
+
+    def enter(self, target: Any, file: Optional[str], line: Optional[int]) -> Optional[Scope]:
+        local = self._local
+        if not self.active or getattr(local, "busy", False):
+            return None
+        local.busy = True
+        started = time.perf_counter_ns()
+        try:
+            stack = self._stack()
+            readings, device, stats = self._boundary()
+            record = self._open_record(device, stats)
+            pid = self.pid
+            scope_id = f"{pid}:{next(self._counter)}"
+            with self._lock:
+                call = self._calls.get(target.id, 0) + 1
+                self._calls[target.id] = call
+            parent = stack[-1].scope_id if stack else None
+            scope = Scope(
+                target,
+                scope_id,
+                parent,
+                call,
+                len(stack),
+                threading.current_thread().name,
+                readings,
+                file,
+                line,
+                record,
+                pid,
+            )
+            stack.append(scope)
+            with self._lock:
+                self._open[scope_id] = scope
+            self.emit(
+                "enter",
+                device=device,
+                target=target.id,
+                scope_id=scope_id,
+                parent=parent,
+                call=call,
+                depth=scope.depth,
+                thread=scope.thread,
+                before=readings,
+                file=file,
+                line=line,
+            )
+            reason = self.control.should_pause(target.id, scope_id, "entry")
+            if reason is not None:
+                self._pause(scope, "entry", reason, readings, self._peak(scope, readings, device), device)
+            scope.start_ns = time.perf_counter_ns()
+            self.scopes += 1
+            return scope
+        except Exception as exc:
+            self.internal_error("scope entry", exc)
+            return None
+        finally:
+            local.busy = False
+            self.probe_ns += time.perf_counter_ns() - started
+
+    def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
+        peak: Dict[str, int] = {}
+        record = scope.record
+        if record is not None and record.device is not None and record.device == device:
+            if "allocated" in readings:
+                peak["allocated"] = max(record.allocated, readings["allocated"])
+            if "reserved" in readings:
+                peak["reserved"] = max(record.reserved, readings["reserved"])
+        if scope.sampled and "host_rss" in readings:
+            peak["host_rss"] = max(scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0))
+        return peak
+
+    def exit(self, scope: Optional[Scope], exc: Optional[BaseException]) -> None:
+        if scope is None or scope.pid != self.pid or not self.active:
+            return
+        local = self._local
+        if getattr(local, "busy", False):
+            return
+        local.busy = True
+        started = time.perf_counter_ns()
+        try:
+            duration = started - scope.start_ns
+            readings, device, _stats = self._boundary()
+            peak = self._peak(scope, readings, device)
+            if scope.record is not None:
+                self._close_record(scope.record)
+            stack = self._stack()
+            frames = [s.frame() for s in stack]
+            if stack and stack[-1] is scope:
+                stack.pop()
+            elif scope in stack:
+                stack.remove(scope)
+            with self._lock:
+                self._open.pop(scope.scope_id, None)
+            if exc is not None and is_cuda_oom(exc) and self._first_report(exc):
+                self.emit(
+                    "oom",
+                    device=device,
+                    target=scope.target.id,
+                    scope_id=scope.scope_id,
+                    stack=frames,
+                    readings=readings,
+                    message=str(exc)[:MAX_MESSAGE_CHARS],
+                )
+            reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
+            if reason is not None:
+                self._pause(scope, "exit", reason, readings, peak, device, frames)
+            self.emit(
+                "exit",
+                device=device,
+                target=scope.target.id,
+                scope_id=scope.scope_id,
+                parent=scope.parent,
+                call=scope.call,
+                depth=scope.depth,
+                thread=scope.thread,
+                before=scope.before,
+                file=scope.file,
+                line=scope.line,
+                after=readings,
+                peak=peak,
+                duration_ns=duration,
+                raised=type(exc).__name__ if exc is not None else None,
+            )
+        except Exception as error:
+            self.internal_error("scope exit", error)
+        finally:
+            local.busy = False
+            self.probe_ns += time.perf_counter_ns() - started
+
+    def _first_report(self, exc: BaseException) -> bool:
+        try:
+            if getattr(exc, "__memlens_oom_reported__", False):
+                return False
+            setattr(exc, "__memlens_oom_reported__", True)
+            return True
+        except Exception:
+            key = id(exc)
+            if key in self._oom_reported:
+                return False
+            self._oom_reported = (self._oom_reported + [key])[-64:]
+            return True
+
+    def _pause(
+        self,
+        scope: Scope,
+        at: str,
+        reason: str,
+        readings: Readings,
+        peak: Dict[str, int],
+        device: Optional[int],
+        frames: Optional[List[Dict[str, Any]]] = None,
+    ) -> None:
+        if frames is None:
+            frames = [s.frame() for s in self._stack()]
+        since_entry = {k: v - scope.before[k] for k, v in readings.items() if k in scope.before}
+        released = self.control.prepare_wait(scope.scope_id, at)
+        self.emit(
+            "paused",
+            device=device,
+            target=scope.target.id,
+            scope_id=scope.scope_id,
+            at=at,
+            reason=reason,
+            stack=frames,
+            readings=readings,
+            since_entry=since_entry,
+            peak=peak,
+        )
+        mode = self.control.wait(scope.scope_id, released)
+        self.emit("resumed", device=device, scope_id=scope.scope_id, mode=mode)
+
+    # ----- control ----------------------------------------------------------------------------
+
+    def on_control(self, message: Dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "continue":
+            mode = message.get("mode") or "run"
+            self.control.release(mode if isinstance(mode, str) else "run")
+        elif kind == "pause":
+            self.control.request_pause()
+        elif kind == "set_pause":
+            targets = message.get("targets")
+            if isinstance(targets, list):
+                self.control.set_targets(t for t in targets if isinstance(t, str))
+
+    # ----- sampler ----------------------------------------------------------------------------
+
+    def start_sampler(self) -> None:
+        interval = self.plan.sample_interval_ms
+        if interval <= 0:
+            return
+        self._sampler_stop = threading.Event()
+        self._sampler = threading.Thread(
+            target=self._sample_loop, args=(interval / 1000.0,), name="memlens-sampler", daemon=True
+        )
+        self._sampler.start()
+
+    def stop_sampler(self) -> None:
+        # At interpreter exit: a daemon thread still inside a CUDA call when torch's C++ teardown
+        # runs aborts the process (seen on an H200: exit 134), so the sampler ends first.
+        sampler = self._sampler
+        self._sampler_stop.set()
+        if sampler is not None and sampler is not threading.current_thread() and sampler.is_alive():
+            sampler.join(timeout=2.0)
+        self._sampler = None
+
+    def sample_readings(self) -> Readings:
+        readings = read_host()
+        torch = torch_if_cuda_initialised()
+        device = self.last_device
+        if torch is not None and device is None:
+            device = self._device_in_use(torch)
+        if torch is not None and device is not None:
+            try:
+                real_stats = self.view.real_stats if self.view is not None else torch._C._cuda_memoryStats
+                readings.update(self.sources.cuda_readings(torch, device, real_stats(device)))
+            except Exception:
+                pass
+        return readings
+
+    def _device_in_use(self, torch: Any) -> Optional[int]:
+        # The sampler thread's own current device is 0 whatever the target chose (vLLM workers call
+        # set_device(rank)), so before any probe point has named it, take the first device on which
+        # this process holds a primary context: the one it works on.
+        try:
+            count = int(torch.cuda.device_count())
+        except Exception:
+            return None
+        for index in range(count):
+            if self.sources.has_primary_context(torch, index):
+                self.last_device = index
+                return index
+        return None
+
+    def _sample_loop(self, period: float) -> None:
+        self._local.busy = True  # a probed function called from here must not open scopes
+        pid = self.pid
+        deadline = time.monotonic()
+        stop = self._sampler_stop
+        while self.active and self.pid == pid and not stop.is_set():
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                if stop.wait(delay):
+                    return
+            else:
+                deadline = time.monotonic()
+            try:
+                readings = self.sample_readings()
+                rss = readings.get("host_rss")
+                if rss is not None:
+                    with self._lock:
+                        for scope in self._open.values():
+                            scope.sampled = True
+                            if rss > scope.rss_peak:
+                                scope.rss_peak = rss
+                self.emit("sample", device=self.last_device, readings=readings)
+            except Exception as exc:
+                self.internal_error("sampler", exc)
+                return
+
+    # ----- fork -------------------------------------------------------------------------------
+
+    def after_fork_in_child(self) -> None:
+        """The child starts with no open scopes, fresh locks and its own sampler."""
+        self.pid = os.getpid()
+        reopen_after_fork()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._open = {}
+        self._calls = {}
+        self._counter = itertools.count(1)
+        self._pending_records = []
+        self.resolved = set(self.resolved)
+        self.not_found_sent = set()
+        self.control = PauseControl(self.control._targets)
+        if self.view is not None:
+            self.view.tracker.forget_open_scopes()
+            self.view.tracker._lock = threading.RLock()
+        self.sources = DeviceSources()

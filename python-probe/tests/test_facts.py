@@ -1,0 +1,150 @@
+"""vLLM log lines -> fact events, on real lines (see data/SOURCES.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import DATA, plan_of, run_probe
+from memlens_probe.facts import FactParser
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+def gib(x: float) -> int:
+    return int(round(x * GIB))
+
+
+EXPECTED = [
+    ("model_loading", {"bytes": gib(65.9651), "seconds": 12.799889}),
+    ("available_kv_cache", {"bytes": gib(-2.14)}),
+    ("model_loading", {"bytes": gib(7.11), "seconds": 4.377632}),
+    ("kv_cache_size", {"tokens": 75840}),
+    ("max_concurrency", {"tokens_per_request": 120000, "concurrency": 2.48}),
+    ("graph_capture", {"seconds": 31.0, "bytes": gib(0.45)}),
+    (
+        "memory_profiling",
+        {
+            "seconds": 34.26,
+            "total_bytes": gib(79.19),
+            "utilization": 0.90,
+            "budget_bytes": gib(71.27),
+            "weights_bytes": gib(12.55),
+            "non_torch_bytes": gib(0.16),
+            "activation_peak_bytes": gib(2.38),
+            "kv_cache_bytes": gib(56.18),
+        },
+    ),
+    ("kv_cache_blocks", {"gpu_blocks": 7191, "cpu_blocks": 512}),
+    ("model_loading", {"bytes": gib(67.7229)}),
+    ("max_concurrency", {"tokens_per_request": 2048, "concurrency": 10.79}),
+    (
+        "memory_profiling",
+        {
+            "seconds": 24.71,
+            "non_kv_cache_bytes": gib(16.70),
+            "activation_peak_bytes": gib(1.40),
+            "non_torch_bytes": gib(-15.24),
+            "weights_bytes": gib(15.27),
+        },
+    ),
+    ("cuda_graph_estimate", {"bytes": gib(0.36)}),
+    (
+        "free_memory_low",
+        {"free_bytes": gib(3.27), "total_bytes": gib(15.98), "utilization": 0.9, "desired_bytes": gib(14.39)},
+    ),
+    (
+        "free_memory_low",
+        {"free_bytes": gib(7.34), "total_bytes": gib(15.49), "utilization": 0.8, "desired_bytes": gib(12.39)},
+    ),
+    ("no_kv_memory", {}),
+    (
+        "kv_cache_too_small",
+        {
+            "max_model_len": 1048576,
+            "needed_bytes": gib(7.89),
+            "available_bytes": gib(4.0),
+            "estimated_max_model_len": 530432,
+        },
+    ),
+    ("cuda_oom", {"requested_bytes": 2 * MIB, "total_bytes": gib(15.57), "free_bytes": int(round(1.44 * MIB))}),
+    (
+        "cuda_oom",
+        {
+            "requested_bytes": 36 * MIB,
+            "total_bytes": gib(7.93),
+            "allocated_bytes": int(round(130.35 * MIB)),
+            "free_bytes": int(round(47.06 * MIB)),
+        },
+    ),
+]
+
+
+def log_lines():
+    return [line[4:] if line.startswith("ERR ") else line for line in (DATA / "vllm_logs.txt").read_text().splitlines()]
+
+
+def test_parser_on_real_lines():
+    parser = FactParser()
+    facts = []
+    for line in log_lines():
+        facts.extend(parser.feed(line))
+    facts.extend(parser.flush())
+    assert [(kind, values) for kind, values, _line in facts] == EXPECTED
+    profiling = [line for kind, _values, line in facts if kind == "memory_profiling"][0]
+    assert profiling.count("\n") == 2, "the fact's line holds the whole three-line block"
+
+
+def test_lines_that_are_not_facts():
+    parser = FactParser()
+    for line in (
+        "torch.compile takes 5.55 s in total",
+        "Loading weights took 2.63 seconds",
+        "INFO Starting to load model openai/gpt-oss-20b...",
+    ):
+        assert parser.feed(line) == []
+
+
+def test_profiling_block_interleaved_with_other_processes():
+    parser = FactParser()
+    lines = [
+        "(Worker_TP0 pid=1) INFO [worker.py:267] Memory profiling takes 10.00 seconds",
+        "(Worker_TP1 pid=2) INFO [loader.py:1] Loading weights took 2.00 seconds",
+        "(Worker_TP0 pid=1) INFO [worker.py:267] the current vLLM instance can use total_gpu_memory (15.48GiB) x gpu_memory_utilization (0.95) = 14.71GiB",
+        "(Worker_TP0 pid=1) INFO [worker.py:267] model weights take 12.80GiB; non_torch_memory takes 0.10GiB; PyTorch activation peak memory takes 0.90GiB; the rest of the memory reserved for KV Cache is 0.91GiB.",
+    ]
+    facts = [fact for line in lines for fact in parser.feed(line)]
+    assert [kind for kind, _v, _l in facts] == ["memory_profiling"]
+    assert facts[0][1]["kv_cache_bytes"] == gib(0.91) and facts[0][1]["budget_bytes"] == gib(14.71)
+
+
+def test_launcher_turns_target_output_into_facts(tmp_path):
+    result = run_probe(plan_of(), [sys.executable, "print_file.py", str(DATA / "vllm_logs.txt")], tmp_path)
+    assert result.returncode == 0
+    facts = result.of("fact")
+    assert [
+        (e["kind"], e["values"])
+        for e in facts
+        if e["kind"] not in ("free_memory_low", "no_kv_memory", "kv_cache_too_small", "cuda_oom")
+    ] == [
+        item
+        for item in EXPECTED
+        if item[0] not in ("free_memory_low", "no_kv_memory", "kv_cache_too_small", "cuda_oom")
+    ]
+    stderr_kinds = [
+        e["kind"] for e in facts if e["kind"] in ("free_memory_low", "no_kv_memory", "kv_cache_too_small", "cuda_oom")
+    ]
+    assert stderr_kinds == [
+        "free_memory_low",
+        "free_memory_low",
+        "no_kv_memory",
+        "kv_cache_too_small",
+        "cuda_oom",
+        "cuda_oom",
+    ]
+    child_pid = result.one("hello")["pid"]
+    for fact in facts:
+        assert fact["pid"] == child_pid
+        log_lines_seen = {e["line"] for e in result.of("log")}
+        assert fact["line"].split("\n")[0] in log_lines_seen
+    assert len(result.of("log", stream="stderr")) == 6

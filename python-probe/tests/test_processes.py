@@ -1,0 +1,116 @@
+"""Every Python process of the target is probed; stop, EOF and crashes end runs cleanly."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from conftest import RSS_SLACK, LiveRun, pid_gone, plan_of, run_probe
+
+MIB = 1 << 20
+
+
+def test_spawn_fork_and_subprocess_children_are_probed(tmp_path):
+    plan = plan_of({"id": "t", "function": "memwork:transient"}, {"id": "r", "function": "memwork:retain"})
+    result = run_probe(plan, [sys.executable, "mp_children.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    hellos = result.of("hello")
+    origins = sorted(e["origin"] for e in hellos)
+    # main, the spawn child, the fork child, a direct subprocess and one under bash; multiprocessing
+    # may add its resource tracker (a subprocess).
+    assert origins.count("main") == 1
+    assert origins.count("spawn") >= 1
+    assert origins.count("fork") == 1
+    assert origins.count("subprocess") >= 2
+    main_pid = next(e["pid"] for e in hellos if e["origin"] == "main")
+    by_origin = {}
+    for hello in hellos:
+        by_origin.setdefault(hello["origin"], []).append(hello["pid"])
+    for origin in ("spawn", "fork"):
+        child_pids = by_origin[origin]
+        exits = [e for e in result.of("exit", target="r") if e["pid"] in child_pids]
+        assert len(exits) == 1, origin
+        assert exits[0]["after"]["host_rss"] - exits[0]["before"]["host_rss"] >= 8 * MIB - RSS_SLACK
+        # Scope ids and call numbers are per process.
+        assert exits[0]["scope_id"].startswith(f"{exits[0]['pid']}:")
+        assert exits[0]["call"] == 1
+    fork_pid = by_origin["fork"][0]
+    fork_hello = result.one("hello", pid=fork_pid)
+    assert fork_hello["ppid"] == main_pid
+    # The fork child inherited the patched function: it reports scopes, not a second resolution.
+    assert not result.of("target_not_found", pid=fork_pid)
+    transient_pids = {e["pid"] for e in result.of("exit", target="t")}
+    assert len(transient_pids) == 5  # main, spawn, fork, subprocess, bash -> python
+    assert result.end["counts"]["processes"] == len(hellos)
+
+
+def test_stop_ends_the_whole_tree(tmp_path):
+    live = LiveRun(plan_of(), [sys.executable, "tree.py"], tmp_path)
+    line = live.wait_for(lambda e: e["type"] == "log" and e["line"].startswith("PIDS "))["line"]
+    pids = [int(p) for p in line.split()[1:]]
+    assert len(pids) == 6 and not any(pid_gone(p) for p in pids)
+    started = time.monotonic()
+    live.send({"type": "stop"})
+    result = live.finish()
+    assert time.monotonic() - started < 10
+    gone = {pid: pid_gone(pid) for pid in pids}
+    assert all(gone.values()), gone
+    assert result.end["stopped"] is True
+    assert result.end["signal"] == "SIGTERM" and result.end["exit_code"] is None
+    assert result.returncode == 128 + 15
+
+
+def test_leftover_processes_are_ended_after_the_target_exits(tmp_path):
+    result = run_probe(plan_of(), [sys.executable, "tree.py", "exit"], tmp_path)
+    line = next(e["line"] for e in result.of("log") if e["line"].startswith("PIDS "))
+    pids = [int(p) for p in line.split()[1:]]
+    assert all(pid_gone(p) for p in pids)
+    assert result.end["exit_code"] == 0 and result.end["stopped"] is False
+
+
+def test_eof_on_stdin_stops_the_run(tmp_path):
+    live = LiveRun(plan_of(), [sys.executable, "tree.py"], tmp_path)
+    line = live.wait_for(lambda e: e["type"] == "log" and e["line"].startswith("PIDS "))["line"]
+    pids = [int(p) for p in line.split()[1:]]
+    live.close_stdin()
+    result = live.finish()
+    assert result.end["stopped"] is True
+    assert all(pid_gone(p) for p in pids)
+
+
+def test_crash_keeps_every_event(tmp_path):
+    result = run_probe(
+        plan_of({"id": "r", "function": "memwork:retain"}, {"id": "f", "function": "memwork:fails"}),
+        [sys.executable, "crash.py", "raise"],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.end["exit_code"] == 1 and result.end["signal"] is None
+    assert result.one("exit", target="f")["raised"] == "ValueError"
+    assert len(result.of("exit", target="r")) == 1
+    assert any("ValueError: planned failure" in e["line"] for e in result.of("log", stream="stderr"))
+
+
+def test_target_killed_by_a_signal(tmp_path):
+    result = run_probe(
+        plan_of({"id": "r", "function": "memwork:retain"}), [sys.executable, "crash.py", "sigkill"], tmp_path
+    )
+    assert result.end["signal"] == "SIGKILL" and result.end["exit_code"] is None
+    assert result.returncode == 128 + 9
+    exit_event = result.one("exit", target="r")
+    assert exit_event["after"]["host_rss"] - exit_event["before"]["host_rss"] >= 4 * MIB - RSS_SLACK
+    assert not result.of("bye"), "a SIGKILLed process sends no bye, and nothing before it is lost"
+    assert result.of("log", line="about to be killed")
+
+
+def test_exit_code_is_passed_through(tmp_path):
+    result = run_probe(plan_of(), [sys.executable, "crash.py", "exit3"], tmp_path)
+    assert result.returncode == 3 and result.end["exit_code"] == 3
+
+
+def test_command_not_found(tmp_path):
+    result = run_probe(plan_of(), ["/no/such/program", "x"], tmp_path)
+    assert result.returncode == 127
+    error = result.one("error")
+    assert "/no/such/program" in error["message"]
+    assert result.end["exit_code"] == 127

@@ -1,0 +1,131 @@
+"""The runtime's CUDA path (readings, scope peaks through the peak view, the emulation cap) with an
+in-test stand-in for torch's CUDA module. No GPU here: the real check is scripts/gpu_validate.py."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from memlens_probe.plan import parse_plan
+from memlens_probe.runtime import Runtime
+from test_peaks import CountingAllocator
+
+GIB = 1 << 30
+
+
+class FakeCuda:
+    def __init__(self, allocator: CountingAllocator) -> None:
+        self.allocator = allocator
+        self.initialised = False
+        self.fractions = {}
+
+    def is_initialized(self) -> bool:
+        return self.initialised
+
+    def current_device(self) -> int:
+        return 0
+
+    def mem_get_info(self, device: int):
+        used = self.allocator.current[device][("reserved_bytes", "all")] + 500 * (1 << 20)
+        return 80 * GIB - used, 80 * GIB
+
+    def cudart(self):
+        return types.SimpleNamespace(cudaMemGetInfo=self.mem_get_info)
+
+    def get_device_properties(self, device: int):
+        return types.SimpleNamespace(uuid="00000000-0000-0000-0000-000000000000", total_memory=80 * GIB)
+
+    def set_per_process_memory_fraction(self, fraction: float, device: int) -> None:
+        self.fractions[device] = fraction
+
+    def _lazy_call(self, callable_) -> None:
+        if self.initialised:
+            callable_()
+        else:
+            self.queued = callable_
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    allocator = CountingAllocator()
+    cuda = FakeCuda(allocator)
+    c_module = types.SimpleNamespace(
+        _cuda_memoryStats=allocator.stats,
+        _cuda_resetPeakMemoryStats=allocator.reset_peaks,
+        _cuda_hasPrimaryContext=lambda device: cuda.initialised,
+    )
+    torch = types.SimpleNamespace(
+        __version__="0-test",
+        cuda=cuda,
+        _C=c_module,
+        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
+    )
+    monkeypatch.setitem(__import__("sys").modules, "torch", torch)
+    return torch, allocator
+
+
+def make_runtime(**plan_extra):
+    plan = parse_plan(
+        {
+            "version": 1,
+            "targets": [{"id": "outer", "function": "m:outer"}, {"id": "inner", "function": "m:inner"}],
+            **plan_extra,
+        }
+    )
+    events = []
+    runtime = Runtime(plan, lambda event: events.append(event) or True)
+    runtime.process_used_at_probes = False  # no NVML here
+    return runtime, plan.targets, events
+
+
+def test_readings_and_peaks_through_the_view(fake_torch):
+    torch, allocator = fake_torch
+    runtime, (outer, inner), events = make_runtime()
+    torch.cuda.initialised = True
+    allocator.alloc(0, 1000)
+    scope_outer = runtime.enter(outer, "/m.py", 1)
+    allocator.alloc(0, 300)
+    allocator.free(0, 300)
+    scope_inner = runtime.enter(inner, "/m.py", 5)
+    allocator.alloc(0, 50)
+    runtime.exit(scope_inner, None)
+    runtime.exit(scope_outer, None)
+    exits = {e["target"]: e for e in events if e["type"] == "exit"}
+    assert exits["inner"]["before"]["allocated"] == 1000 and exits["inner"]["after"]["allocated"] == 1050
+    assert exits["inner"]["peak"]["allocated"] == 1050
+    assert exits["outer"]["peak"]["allocated"] == 1300  # survives the inner scope's resets
+    after = exits["outer"]["after"]
+    assert after["device_total"] == 80 * GIB and after["device_used"] - after["reserved"] == after[
+        "non_torch"
+    ] == 500 * (1 << 20)
+    assert all(e["device"] == 0 for e in events if e["type"] in ("enter", "exit"))
+    # The target still reads the peak it would have read without the probe.
+    assert torch._C._cuda_memoryStats(0)["allocated_bytes"]["all"]["peak"] == 1300
+    assert allocator.stats(0)["allocated_bytes"]["all"]["peak"] == 1050  # the real counter was reset
+
+
+def test_scope_opened_before_cuda_init(fake_torch):
+    torch, allocator = fake_torch
+    runtime, (outer, _inner), events = make_runtime()
+    scope = runtime.enter(outer, "/m.py", 1)
+    torch.cuda.initialised = True
+    allocator.alloc(0, 4096)
+    allocator.free(0, 1024)
+    runtime.exit(scope, None)
+    exit_event = next(e for e in events if e["type"] == "exit")
+    assert "allocated" not in exit_event["before"] and exit_event["before"].get("host_rss")
+    assert exit_event["after"]["allocated"] == 3072
+    assert exit_event["peak"]["allocated"] == 4096
+
+
+def test_emulated_device_cap_applied_at_cuda_init(fake_torch):
+    torch, _allocator = fake_torch
+    runtime, _targets, events = make_runtime(emulate_device_bytes=16 * GIB)
+    runtime.on_torch_cuda_imported(torch.cuda)
+    assert not torch.cuda.fractions  # waits for the target to initialise CUDA
+    torch.cuda.initialised = True
+    torch.cuda.queued()
+    assert torch.cuda.fractions == {0: 16 / 80}
+    fact = next(e for e in events if e["type"] == "fact")
+    assert fact["kind"] == "emulated_device" and fact["values"]["cap_bytes"] == 16 * GIB

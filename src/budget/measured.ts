@@ -1,0 +1,209 @@
+// The measured side of the budget: what a run says each part of GPU memory took, each number
+// with the reading, hotspot or vLLM log fact it came from.
+import type { FactEvent, Readings } from "../protocol/events";
+import { callDelta, type RunModel } from "../model/runModel";
+import { formatBytes } from "../model/format";
+import { measure, NEEDS, type MatchContext, type MetaTargets } from "./targets";
+
+export interface MeasuredValue {
+  bytes: number;
+  /** "measured: …" — which reading, hotspot or fact. */
+  source: string;
+}
+
+export interface ReadingSnapshot {
+  pid: number;
+  ts: number;
+  readings: Readings;
+  /** Why this instant was picked. */
+  why: string;
+}
+
+export interface RunMeasurements {
+  /** The process that held the most torch memory (vLLM's engine core / worker). */
+  gpuPid?: number;
+  snapshot?: ReadingSnapshot;
+  residentWeights?: MeasuredValue;
+  workspaces?: MeasuredValue & { calls: number; perCall: number };
+  kvCache?: MeasuredValue;
+  kvTokens?: { tokens: number; source: string };
+  activationPeak?: MeasuredValue;
+  nonTorch?: MeasuredValue;
+  allocatorSlack?: MeasuredValue;
+  cudaGraphs?: MeasuredValue;
+  deviceTotal?: MeasuredValue;
+  peakAllocated?: MeasuredValue;
+  /** vLLM's own memory_profiling arithmetic, when it logged it. */
+  profiling?: FactEvent;
+  /** vLLM said there was no memory left for the KV cache. */
+  noKvMemory?: FactEvent;
+  oom?: { message: string; source: string };
+}
+
+function lastFact(run: RunModel, kind: string): FactEvent | undefined {
+  const facts = run.factsOf(kind);
+  return facts[facts.length - 1];
+}
+
+function factSource(f: FactEvent): string {
+  return `measured: vLLM log "${f.line.replace(/\s+/g, " ").trim().slice(0, 160)}" (fact ${f.kind})`;
+}
+
+/** The pid whose readings show the most torch-allocated memory. */
+export function gpuProcess(run: RunModel): number | undefined {
+  let best: { pid: number; allocated: number } | undefined;
+  const consider = (pid: number, r: Readings | undefined): void => {
+    const a = r?.allocated ?? r?.reserved;
+    if (a === undefined) return;
+    if (!best || a > best.allocated) best = { pid, allocated: a };
+  };
+  for (const [pid, list] of run.samples) for (const s of list) consider(pid, s.readings);
+  for (const c of run.calls) {
+    consider(c.pid, c.before);
+    consider(c.pid, c.after);
+  }
+  return best?.pid;
+}
+
+/** The reading of the GPU process with the most reserved memory: the steady state after the KV cache. */
+export function readingSnapshot(run: RunModel, pid: number): ReadingSnapshot | undefined {
+  let best: ReadingSnapshot | undefined;
+  const consider = (ts: number, readings: Readings | undefined, kind: string): void => {
+    if (!readings || readings.reserved === undefined) return;
+    if (!best || readings.reserved > (best.readings.reserved ?? 0)) {
+      best = { pid, ts, readings, why: `${kind} with the highest reserved` };
+    }
+  };
+  for (const s of run.samples.get(pid) ?? []) consider(s.ts, s.readings, "sample");
+  for (const c of run.calls) {
+    if (c.pid !== pid) continue;
+    consider(c.startTs, c.before, `entry of ${c.target} call ${c.call}`);
+    if (c.endTs !== undefined) consider(c.endTs, c.after, `exit of ${c.target} call ${c.call}`);
+  }
+  return best;
+}
+
+function at(run: RunModel, snap: ReadingSnapshot): string {
+  const since = run.firstTs === undefined ? "" : ` at +${((snap.ts - run.firstTs) / 1e9).toFixed(1)} s`;
+  return `pid ${snap.pid}${since}, ${snap.why}`;
+}
+
+function callsText(n: number): string {
+  return n === 1 ? "1 call" : `${n} calls`;
+}
+
+export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
+  const ctx: MatchContext = { run, meta };
+  const out: RunMeasurements = {};
+  out.gpuPid = gpuProcess(run);
+  const profiling = lastFact(run, "memory_profiling");
+  out.profiling = profiling;
+  out.noKvMemory = lastFact(run, "no_kv_memory");
+  const pv = profiling?.values ?? {};
+
+  const load = measure(ctx, NEEDS.loadModel);
+  const loadingFact = lastFact(run, "model_loading");
+  if (load.summary && load.summary.calls > load.summary.openCalls) {
+    out.residentWeights = {
+      bytes: load.summary.retained,
+      source: `measured: ${load.summary.source} Δ retained by ${load.summary.spec ?? load.summary.target} (${callsText(load.summary.calls)})`,
+    };
+  } else if (loadingFact?.values.bytes !== undefined) {
+    out.residentWeights = { bytes: loadingFact.values.bytes, source: factSource(loadingFact) };
+  } else if (pv.weights_bytes !== undefined && profiling) {
+    out.residentWeights = { bytes: pv.weights_bytes, source: factSource(profiling) };
+  }
+
+  const ws = measure(ctx, NEEDS.workspace);
+  if (ws.summary) {
+    const finished = ws.calls.filter((c) => !c.open);
+    const perCall = finished.map((c) => callDelta(c).retained ?? 0);
+    const typical = perCall.length > 0 ? Math.max(...perCall) : 0;
+    out.workspaces = {
+      bytes: ws.summary.retained,
+      calls: ws.summary.calls,
+      perCall: typical,
+      source: `measured: ${callsText(ws.summary.calls)} of ${ws.summary.spec ?? ws.summary.target}, ${formatBytes(typical)} retained each (${ws.summary.source} Δ)`,
+    };
+  }
+
+  const kv = measure(ctx, NEEDS.initKvCache);
+  const availableKv = lastFact(run, "available_kv_cache");
+  if (kv.summary && kv.summary.calls > kv.summary.openCalls && kv.summary.retained > 0) {
+    out.kvCache = {
+      bytes: kv.summary.retained,
+      source: `measured: ${kv.summary.source} Δ retained by ${kv.summary.spec ?? kv.summary.target}`,
+    };
+  } else if (availableKv?.values.bytes !== undefined) {
+    out.kvCache = { bytes: availableKv.values.bytes, source: factSource(availableKv) };
+  } else if (pv.kv_cache_bytes !== undefined && profiling) {
+    out.kvCache = { bytes: pv.kv_cache_bytes, source: factSource(profiling) };
+  }
+  const kvSize = lastFact(run, "kv_cache_size");
+  if (kvSize?.values.tokens !== undefined)
+    out.kvTokens = { tokens: kvSize.values.tokens, source: factSource(kvSize) };
+
+  const profile = measure(ctx, NEEDS.profileRun);
+  if (pv.activation_peak_bytes !== undefined && profiling) {
+    out.activationPeak = { bytes: pv.activation_peak_bytes, source: factSource(profiling) };
+  } else if (profile.summary?.peakAboveBeforeMax !== undefined) {
+    out.activationPeak = {
+      bytes: profile.summary.peakAboveBeforeMax,
+      source: `measured: peak − before of ${profile.summary.spec ?? profile.summary.target} (${profile.summary.source})`,
+    };
+  }
+
+  const graphs = lastFact(run, "graph_capture");
+  if (graphs?.values.bytes !== undefined)
+    out.cudaGraphs = { bytes: graphs.values.bytes, source: factSource(graphs) };
+
+  if (out.gpuPid !== undefined) {
+    const snap = readingSnapshot(run, out.gpuPid);
+    out.snapshot = snap;
+    if (snap) {
+      const r = snap.readings;
+      if (r.allocated !== undefined && r.reserved !== undefined) {
+        out.allocatorSlack = {
+          bytes: r.reserved - r.allocated,
+          source: `measured: reserved − allocated (${at(run, snap)})`,
+        };
+      }
+      if (r.device_total !== undefined) {
+        out.deviceTotal = {
+          bytes: r.device_total,
+          source: `measured: device_total from cudaMemGetInfo (pid ${snap.pid})`,
+        };
+      }
+      if (pv.non_torch_bytes === undefined) {
+        const nonTorch =
+          r.non_torch ??
+          (r.device_used !== undefined && r.reserved !== undefined ? r.device_used - r.reserved : undefined);
+        if (nonTorch !== undefined) {
+          out.nonTorch = { bytes: nonTorch, source: `measured: device_used − reserved (${at(run, snap)})` };
+        }
+      }
+    }
+    let peak: { bytes: number; ts: number } | undefined;
+    for (const s of run.samples.get(out.gpuPid) ?? []) {
+      const a = s.readings.allocated;
+      if (a !== undefined && (!peak || a > peak.bytes)) peak = { bytes: a, ts: s.ts };
+    }
+    for (const c of run.calls) {
+      const p = c.pid === out.gpuPid ? c.peak?.allocated : undefined;
+      if (p !== undefined && (!peak || p > peak.bytes)) peak = { bytes: p, ts: c.endTs ?? c.startTs };
+    }
+    if (peak)
+      out.peakAllocated = { bytes: peak.bytes, source: `measured: highest allocated of pid ${out.gpuPid}` };
+  }
+  if (pv.non_torch_bytes !== undefined && profiling) {
+    out.nonTorch = { bytes: pv.non_torch_bytes, source: factSource(profiling) };
+  }
+  if (!out.deviceTotal && pv.total_bytes !== undefined && profiling) {
+    out.deviceTotal = { bytes: pv.total_bytes, source: factSource(profiling) };
+  }
+  const oom = run.ooms[run.ooms.length - 1];
+  const oomFact = lastFact(run, "cuda_oom");
+  if (oom) out.oom = { message: oom.message, source: `oom event in ${oom.target} (pid ${oom.pid})` };
+  else if (oomFact) out.oom = { message: oomFact.line, source: factSource(oomFact) };
+  return out;
+}

@@ -1,0 +1,75 @@
+// Finds the checkpoint behind memlens.model: a local folder, the local Hugging Face cache, a
+// folder on the GPU host (through the runner's ssh/wrapper place), or a bundled inventory.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import * as path from "node:path";
+import type { ExecutionPlace } from "../runner/place";
+import { knownModelBudget, loadModelBudget, type ModelBudget } from "./modelBudget";
+import { RemoteByteSource } from "./remoteSource";
+import { LocalByteSource } from "./safetensors";
+
+export interface ResolveOptions {
+  workspaceFolder?: string;
+  /** Where runs go; a remote place makes absolute model paths remote ones. */
+  place?: ExecutionPlace;
+  python: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** `org/name` in the local Hugging Face cache: the newest snapshot that has config.json. */
+export function huggingFaceSnapshot(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(name)) return undefined;
+  const hubRoots = [
+    env.HF_HUB_CACHE,
+    env.HF_HOME ? path.join(env.HF_HOME, "hub") : undefined,
+    path.join(homedir(), ".cache", "huggingface", "hub"),
+  ].filter((p): p is string => !!p);
+  for (const hub of hubRoots) {
+    const snapshots = path.join(hub, `models--${name.replace("/", "--")}`, "snapshots");
+    if (!isDir(snapshots)) continue;
+    const found = readdirSync(snapshots)
+      .map((rev) => path.join(snapshots, rev))
+      .filter((dir) => existsSync(path.join(dir, "config.json")))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The budget of memlens.model, or undefined with why. Errors of a found checkpoint are thrown. */
+export async function resolveModelBudget(
+  spec: string,
+  options: ResolveOptions,
+): Promise<{ budget?: ModelBudget; why?: string }> {
+  const trimmed = spec.trim();
+  if (!trimmed) return { why: "memlens.model is empty." };
+  const remote = options.place && options.place.host !== null;
+  if (!remote) {
+    const local = path.isAbsolute(trimmed)
+      ? trimmed
+      : options.workspaceFolder
+        ? path.join(options.workspaceFolder, trimmed)
+        : trimmed;
+    if (isDir(local)) return { budget: await loadModelBudget(new LocalByteSource(), local) };
+  }
+  if (remote && (trimmed.startsWith("/") || trimmed.startsWith("~"))) {
+    return { budget: await loadModelBudget(new RemoteByteSource(options.place!, options.python), trimmed) };
+  }
+  const cached = huggingFaceSnapshot(trimmed, options.env);
+  if (cached) return { budget: await loadModelBudget(new LocalByteSource(), cached) };
+  const known = knownModelBudget(trimmed);
+  if (known) return { budget: known };
+  return {
+    why:
+      `memlens.model "${trimmed}" is not a folder${remote ? " path on the host" : " here"}, not in the local Hugging Face cache, ` +
+      `and not a model MemLens carries an inventory of. Set it to the folder with config.json and the .safetensors files.`,
+  };
+}

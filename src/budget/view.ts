@@ -1,0 +1,219 @@
+// The budget as the panel and the "Show Memory Budget" document render it: theory beside
+// measurement, each row with its source, and the fit verdict with its arithmetic.
+import type { RunModel } from "../model/runModel";
+import { GROUP_LABELS, type ModuleGroup } from "./checkpoint";
+import { kvModelFromConfig, type KvModel } from "./kvcache";
+import { measureRun, type RunMeasurements } from "./measured";
+import type { ModelBudget } from "./modelBudget";
+import type { MetaTargets } from "./targets";
+import { fitVerdict, type BudgetKind, type FitVerdict, type VerdictPart } from "./verdict";
+
+export interface BudgetRow {
+  label: string;
+  theoryBytes?: number;
+  measuredBytes?: number;
+  kind: BudgetKind;
+  source: string;
+  /** A part of device memory that adds up with the other stacked rows (the panel's bars); the rest are breakdowns, per-token figures or totals. */
+  stack?: boolean;
+}
+
+export interface BudgetView {
+  rows: BudgetRow[];
+  targetBytes: number;
+  verdict: string;
+  arithmetic: string[];
+}
+
+export interface BudgetViewOptions {
+  /** The model's config.json (the checkpoint's own when `checkpoint` is given). */
+  config?: Record<string, unknown>;
+  checkpoint?: ModelBudget;
+  targetBytes: number;
+  gpuMemoryUtilization: number;
+  /** RunMeta.targets of the run (target id → hotspot id), for matching probes. */
+  meta?: MetaTargets;
+  /** Tokens one request needs; default: the run's max_concurrency fact, else 32 (the checklist's minimal config). */
+  maxModelLen?: number;
+  kvCacheDtype?: string;
+}
+
+/** Everything the view needs, for callers (export, CLI) that want the numbers too. */
+export interface BudgetComputation {
+  view: BudgetView;
+  measurements?: RunMeasurements;
+  fit: FitVerdict;
+  kv?: KvModel;
+}
+
+export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions): BudgetComputation {
+  const rows: BudgetRow[] = [];
+  const cp = opts.checkpoint;
+  const config = cp?.config ?? opts.config;
+  let kv = cp?.kv;
+  if (!kv && config) {
+    try {
+      kv = kvModelFromConfig(config, opts.kvCacheDtype);
+    } catch {
+      kv = undefined;
+    }
+  }
+  const m = run ? measureRun(run, opts.meta) : undefined;
+
+  if (cp) {
+    const s = cp.summary;
+    rows.push({
+      label: "Checkpoint, all tensors",
+      theoryBytes: s.totalBytes,
+      kind: "theory",
+      source: cp.origin,
+    });
+    for (const [dtype, bytes] of Object.entries(s.byDtype).sort((a, b) => b[1] - a[1])) {
+      const what = dtype === "U8" && s.mxfp4.blocksBytes > 0 ? " (MXFP4 blocks + E8M0 scales)" : "";
+      rows.push({ label: `  dtype ${dtype}${what}`, theoryBytes: bytes, kind: "theory", source: cp.origin });
+    }
+    for (const [group, bytes] of Object.entries(s.byGroup) as [ModuleGroup, number][]) {
+      if (bytes === 0) continue;
+      rows.push({ label: `  ${GROUP_LABELS[group]}`, theoryBytes: bytes, kind: "theory", source: cp.origin });
+    }
+    rows.push({
+      label: 'Checklist §1.1 "theoretical minimum" (wrong)',
+      theoryBytes: cp.theory.bytes,
+      kind: "theory",
+      source: `checklist: ${cp.theory.formula.join("; ")}. Wrong because: ${cp.theory.whyWrong.join(" ")}`,
+    });
+  }
+
+  const weightsEstimate = cp?.marlin?.residentBytes ?? cp?.summary.totalBytes;
+  const weightsEstimateSource = cp?.marlin
+    ? `estimate: ${cp.marlin.formula.join(" ")}`
+    : cp
+      ? `theory: checkpoint bytes as stored (${cp.origin})`
+      : "";
+  if (m?.residentWeights || weightsEstimate !== undefined) {
+    rows.push({
+      label: "Resident weights",
+      theoryBytes: weightsEstimate,
+      measuredBytes: m?.residentWeights?.bytes,
+      kind: m?.residentWeights ? "measured" : cp?.marlin ? "estimate" : "theory",
+      source: [m?.residentWeights?.source, weightsEstimateSource].filter(Boolean).join(" | "),
+      stack: true,
+    });
+  }
+  if (m?.workspaces) {
+    rows.push({
+      label: "Marlin workspaces",
+      measuredBytes: m.workspaces.bytes,
+      kind: "measured",
+      source: m.workspaces.source,
+      // Measured resident weights already hold the workspaces (as in the verdict's parts below).
+      stack: !m.residentWeights,
+    });
+  }
+  if (kv) {
+    rows.push({
+      label: "KV cache per token, full-attention layers",
+      theoryBytes: kv.fullBytesPerToken,
+      kind: "theory",
+      source: `theory: config.json: ${kv.formula}`,
+    });
+    if (kv.slidingLayers > 0) {
+      rows.push({
+        label: `KV cache per token, sliding layers (first ${kv.slidingWindow} tokens)`,
+        theoryBytes: kv.slidingBytesPerToken,
+        kind: "theory",
+        source: `theory: config.json: ${kv.slidingLayers} of ${kv.layers} layers slide over ${kv.slidingWindow} tokens`,
+      });
+    }
+  }
+  const measuredRow = (
+    label: string,
+    value: { bytes: number; source: string } | undefined,
+    stack = false,
+  ): void => {
+    if (value)
+      rows.push({ label, measuredBytes: value.bytes, kind: "measured", source: value.source, stack });
+  };
+  measuredRow("KV cache", m?.kvCache, true);
+  measuredRow("Activation peak (profile run)", m?.activationPeak, true);
+  measuredRow("Non-torch (CUDA context, cuBLAS, NCCL)", m?.nonTorch, true);
+  measuredRow("Allocator slack (reserved − allocated)", m?.allocatorSlack);
+  measuredRow("CUDA graphs", m?.cudaGraphs, true);
+  measuredRow("Peak allocated", m?.peakAllocated);
+  measuredRow("Device total", m?.deviceTotal);
+
+  const parts: VerdictPart[] = [];
+  const unknown: string[] = [];
+  if (m?.residentWeights) {
+    parts.push({
+      label: "resident weights",
+      bytes: m.residentWeights.bytes,
+      kind: "measured",
+      source: m.residentWeights.source,
+    });
+  } else if (weightsEstimate !== undefined) {
+    parts.push({
+      label: "resident weights",
+      bytes: weightsEstimate,
+      kind: cp?.marlin ? "estimate" : "theory",
+      source: cp?.marlin ? "Marlin MXFP4 padded size" : "checkpoint bytes",
+    });
+    if (m?.workspaces) {
+      parts.push({
+        label: "Marlin workspaces",
+        bytes: m.workspaces.bytes,
+        kind: "measured",
+        source: m.workspaces.source,
+      });
+    }
+  } else {
+    unknown.push("weights");
+  }
+  if (m?.activationPeak) {
+    parts.push({
+      label: "activation peak",
+      bytes: m.activationPeak.bytes,
+      kind: "measured",
+      source: m.activationPeak.source,
+    });
+  } else unknown.push("activation peak");
+  if (m?.nonTorch) {
+    parts.push({
+      label: "non-torch memory",
+      bytes: m.nonTorch.bytes,
+      kind: "measured",
+      source: m.nonTorch.source,
+    });
+  } else unknown.push("non-torch memory (CUDA context)");
+  if (m?.cudaGraphs) {
+    parts.push({
+      label: "CUDA graphs",
+      bytes: m.cudaGraphs.bytes,
+      kind: "measured",
+      source: m.cudaGraphs.source,
+    });
+  }
+  const concurrency = run?.factsOf("max_concurrency").at(-1);
+  const maxModelLen = opts.maxModelLen ?? concurrency?.values.tokens_per_request ?? 32;
+  const fit = fitVerdict({
+    targetBytes: opts.targetBytes,
+    gpuMemoryUtilization: opts.gpuMemoryUtilization,
+    parts,
+    unknown,
+    kv,
+    minKvTokens: maxModelLen,
+  });
+  const arithmetic = [...fit.arithmetic];
+  if (cp?.marlin) arithmetic.push(...cp.marlin.formula.map((l) => `estimate: ${l}`));
+  if (cp) arithmetic.push(...cp.theory.whyWrong.map((l) => `checklist §1.1: ${l}`));
+  return {
+    view: { rows, targetBytes: opts.targetBytes, verdict: fit.verdict, arithmetic },
+    measurements: m,
+    fit,
+    kv,
+  };
+}
+
+export function computeBudgetView(run: RunModel | undefined, opts: BudgetViewOptions): BudgetView {
+  return computeBudget(run, opts).view;
+}

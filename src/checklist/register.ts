@@ -1,0 +1,323 @@
+// The checklist in VS Code: the tree, its refresh, "Export Findings to Log" (one undoable edit on
+// the user's log file), "Choose Investigation Log File", "Show Memory Budget" and "Add the Probe
+// This Item Needs".
+import * as vscode from "vscode";
+import { existsSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import type { MemlensHost, RunEntry } from "../host";
+import { ChecklistTreeProvider, type ChecklistNode } from "../views/checklistTree";
+import { evaluateChecklist, type ChecklistResult } from "./rules";
+import { computeFindings, findingsInput } from "../export/findings";
+import { exportFindings, minimalEdit } from "../export/logExport";
+import { computeBudget } from "../budget/view";
+import { budgetMarkdown } from "../budget/markdown";
+import { resolveModelBudget } from "../budget/resolve";
+import type { ModelBudget } from "../budget/modelBudget";
+import type { ProbeNeed } from "../budget/targets";
+import { ProbeSet, type ProbeTarget } from "../commands/probeSet";
+import { placeOf } from "../runner/place";
+import { findProbeLine } from "./probeLine";
+
+const LOG_FILE_KEY = "memlens.checklist.logFile";
+const TEMPLATE = "media/templates/investigation-log.md";
+const BUDGET_URI = vscode.Uri.from({ scheme: "memlens-budget", path: "/Memory Budget.md" });
+const GiB = 1024 ** 3;
+
+export interface ChecklistOptions {
+  /** Adds a probe to the extension's probe set (so lenses refresh); default: the same stored set. */
+  addProbe?: (target: ProbeTarget) => Promise<boolean>;
+}
+
+function settings() {
+  const c = vscode.workspace.getConfiguration("memlens");
+  return {
+    targetBytes: Math.round(c.get<number>("targetGpuGiB", 16) * GiB),
+    gpuMemoryUtilization: c.get<number>("gpuMemoryUtilization", 0.98),
+    model: c.get<string>("model", ""),
+  };
+}
+
+/** Source lines of local files, for matching line probes by their text. */
+function lineReader(): (file: string, line: number) => string | undefined {
+  const cache = new Map<string, string[] | null>();
+  return (file, line) => {
+    if (!cache.has(file)) {
+      try {
+        cache.set(file, readFileSync(file, "utf8").split(/\r?\n/));
+      } catch {
+        cache.set(file, null);
+      }
+    }
+    return cache.get(file)?.[line - 1];
+  };
+}
+
+function today(): string {
+  const d = new Date();
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+class ChecklistController implements vscode.Disposable {
+  readonly tree = new ChecklistTreeProvider();
+  private model: { key: string; budget?: ModelBudget; why?: string } | undefined;
+  private budgetText = "";
+  private readonly budgetEmitter = new vscode.EventEmitter<vscode.Uri>();
+  private readonly probes: ProbeSet;
+
+  constructor(
+    private readonly host: MemlensHost,
+    private readonly options: ChecklistOptions,
+  ) {
+    this.probes = new ProbeSet(host.context.workspaceState);
+  }
+
+  readonly budgetProvider: vscode.TextDocumentContentProvider = {
+    onDidChange: this.budgetEmitter.event,
+    provideTextDocumentContent: () => this.budgetText,
+  };
+
+  /** The checkpoint budget of memlens.model (cached per setting; remote reads happen once). */
+  async modelBudget(): Promise<ModelBudget | undefined> {
+    const s = settings();
+    const description = this.host.runDescription();
+    const key = JSON.stringify([s.model, description.host, description.wrapper, description.python]);
+    if (this.model?.key !== key) {
+      try {
+        const found = await resolveModelBudget(s.model, {
+          workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+          place: placeOf(description),
+          python: description.python,
+        });
+        this.model = { key, ...found };
+      } catch (error) {
+        this.model = { key, why: error instanceof Error ? error.message : String(error) };
+      }
+      if (this.model.why)
+        this.host.output.appendLine(`[checklist] budget without checkpoint: ${this.model.why}`);
+    }
+    return this.model.budget;
+  }
+
+  async refresh(): Promise<ChecklistResult[]> {
+    const entry = this.host.runs.current();
+    const model = await this.modelBudget();
+    const results = evaluateChecklist({
+      run: entry?.model,
+      meta: entry?.meta.targets,
+      model,
+      lineText: lineReader(),
+    });
+    this.tree.update(results);
+    return results;
+  }
+
+  async showBudget(): Promise<void> {
+    const entry = this.host.runs.current();
+    const s = settings();
+    const model = await this.modelBudget();
+    const computed = computeBudget(entry?.model, {
+      checkpoint: model,
+      targetBytes: s.targetBytes,
+      gpuMemoryUtilization: s.gpuMemoryUtilization,
+      meta: entry?.meta.targets,
+    });
+    const title = `Memory budget: ${s.model || "model"} on a ${s.targetBytes / GiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
+    let text = budgetMarkdown(computed.view, title, model);
+    if (!model && this.model?.why) text += `\nNo checkpoint: ${this.model.why}\n`;
+    this.budgetText = text;
+    this.budgetEmitter.fire(BUDGET_URI);
+    await vscode.commands.executeCommand("markdown.showPreview", BUDGET_URI);
+  }
+
+  async chooseLogFile(): Promise<vscode.Uri | undefined> {
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      openLabel: "Use as Investigation Log",
+      filters: { Markdown: ["md", "markdown", "txt"] },
+      defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+    });
+    const uri = picked?.[0];
+    if (uri) await this.host.context.workspaceState.update(LOG_FILE_KEY, uri.toString());
+    return uri;
+  }
+
+  /** The remembered log file; if none (or it is gone), offer to pick one or create one from the template. */
+  private async logFile(): Promise<vscode.Uri | undefined> {
+    const stored = this.host.context.workspaceState.get<string>(LOG_FILE_KEY);
+    if (stored) {
+      const uri = vscode.Uri.parse(stored);
+      if (uri.scheme !== "file" || existsSync(uri.fsPath)) return uri;
+    }
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const create = "Create from Template";
+    const choose = "Choose a File…";
+    const answer = await vscode.window.showInformationMessage(
+      "MemLens: which investigation log should the findings go into?",
+      { modal: false },
+      ...(folder ? [create] : []),
+      choose,
+    );
+    if (answer === choose) return this.chooseLogFile();
+    if (answer !== create || !folder) return undefined;
+    const target = vscode.Uri.joinPath(folder, "memlens-investigation-log.md");
+    if (!existsSync(target.fsPath)) {
+      const template = await vscode.workspace.fs.readFile(
+        vscode.Uri.file(this.host.context.asAbsolutePath(TEMPLATE)),
+      );
+      await vscode.workspace.fs.writeFile(target, template);
+    }
+    await this.host.context.workspaceState.update(LOG_FILE_KEY, target.toString());
+    return target;
+  }
+
+  async exportFindings(): Promise<void> {
+    const entry: RunEntry | undefined = this.host.runs.current();
+    if (!entry) {
+      void vscode.window.showWarningMessage(
+        "MemLens: no run to export yet. Start one with Measure Here or Run with Current Probes.",
+      );
+      return;
+    }
+    const uri = await this.logFile();
+    if (!uri) return;
+    const s = settings();
+    const findings = computeFindings(entry.model, {
+      meta: entry.meta,
+      model: await this.modelBudget(),
+      targetBytes: s.targetBytes,
+      gpuMemoryUtilization: s.gpuMemoryUtilization,
+      lineText: lineReader(),
+    });
+    const document = await vscode.workspace.openTextDocument(uri);
+    const before = document.getText();
+    const result = exportFindings(before, findingsInput(findings, today()));
+    const edit = minimalEdit(before, result.text);
+    const workspaceEdit = new vscode.WorkspaceEdit();
+    workspaceEdit.replace(
+      uri,
+      new vscode.Range(document.positionAt(edit.start), document.positionAt(edit.end)),
+      edit.text,
+    );
+    if (!(await vscode.workspace.applyEdit(workspaceEdit))) {
+      void vscode.window.showErrorMessage(`MemLens: could not edit ${uri.fsPath} (is it read-only?).`);
+      return;
+    }
+    await document.save();
+    const editor = await vscode.window.showTextDocument(document, { preview: false });
+    const dayAt = document.positionAt(result.text.indexOf(`### Day ${result.day}:`));
+    editor.revealRange(new vscode.Range(dayAt, dayAt), vscode.TextEditorRevealType.AtTop);
+    void vscode.window.showInformationMessage(
+      `MemLens: wrote Day ${result.day} to ${path.basename(uri.fsPath)}: ${result.ticked.length} item(s) ticked, ` +
+        `${result.cells.length} 状态 cell(s) filled. Undo (Ctrl+Z) takes it back.`,
+    );
+  }
+
+  async addProbeForItem(node: ChecklistNode | undefined): Promise<void> {
+    const result = node?.kind === "item" ? node.result : undefined;
+    if (!result) {
+      void vscode.window.showWarningMessage("MemLens: pick an item in the Checklist view.");
+      return;
+    }
+    const added: string[] = [];
+    const problems: string[] = [];
+    for (const need of result.nextProbes) {
+      const target = await this.probeTarget(need);
+      if (typeof target === "string") {
+        problems.push(target);
+        continue;
+      }
+      const add = this.options.addProbe ?? ((t: ProbeTarget) => this.probes.add(t));
+      await add(target);
+      added.push(target.spec);
+      // One probe answers the item; the others are alternatives for other vLLM versions.
+      break;
+    }
+    if (added.length === 0) {
+      void vscode.window.showErrorMessage(
+        `MemLens: no probe added for "${result.item.gloss}". ${problems.join(" ") || "This item is answered from vLLM's log; run again."}`,
+      );
+      return;
+    }
+    const runNow = "Run with Current Probes";
+    const answer = await vscode.window.showInformationMessage(
+      `MemLens: probe added: ${added.join(", ")}.`,
+      runNow,
+    );
+    if (answer === runNow) await vscode.commands.executeCommand("memlens.runProbes");
+  }
+
+  /** A function probe as is; a line probe by finding the line in the workspace's copy of the file. */
+  private async probeTarget(need: ProbeNeed): Promise<ProbeTarget | string> {
+    if (need.function) return { kind: "function", spec: need.function, hotspot: need.hotspot };
+    if (!need.line) return "The item names no probe.";
+    const wanted = need.line;
+    const files = await vscode.workspace.findFiles(`**/${wanted.file}`, undefined, 20);
+    for (const file of files) {
+      const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(file));
+      const line = findProbeLine(text, wanted.contains, wanted.insideFunction);
+      if (line !== undefined)
+        return { kind: "line", spec: `${file.fsPath}:${line}`, file: file.fsPath, line };
+    }
+    return (
+      `No ${wanted.file} in the workspace has a line with ${wanted.contains}: open the vLLM source tree as a workspace folder ` +
+      `(or add it to memlens.sourceRoots) and try again.`
+    );
+  }
+
+  dispose(): void {
+    this.tree.dispose();
+    this.budgetEmitter.dispose();
+  }
+}
+
+export function registerChecklist(host: MemlensHost, options: ChecklistOptions = {}): vscode.Disposable {
+  const controller = new ChecklistController(host, options);
+  const report = (what: string) => (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    host.output.appendLine(`[checklist] ${what} failed: ${message}`);
+    void vscode.window.showErrorMessage(`MemLens: ${what} failed: ${message}`);
+  };
+  const refresh = (): void => {
+    controller.refresh().catch(report("checklist refresh"));
+  };
+  const disposables: vscode.Disposable[] = [
+    controller,
+    vscode.window.registerTreeDataProvider("memlens.checklist", controller.tree),
+    vscode.workspace.registerTextDocumentContentProvider(BUDGET_URI.scheme, controller.budgetProvider),
+    vscode.commands.registerCommand("memlens.refreshChecklist", refresh),
+    vscode.commands.registerCommand("memlens.exportFindings", () =>
+      controller.exportFindings().catch(report("export")),
+    ),
+    vscode.commands.registerCommand("memlens.chooseLogFile", () =>
+      controller.chooseLogFile().catch(report("choosing the log file")),
+    ),
+    vscode.commands.registerCommand("memlens.showBudget", () =>
+      controller.showBudget().catch(report("the budget")),
+    ),
+    vscode.commands.registerCommand("memlens.addProbeForItem", (node?: ChecklistNode) =>
+      controller.addProbeForItem(node).catch(report("adding the probe")),
+    ),
+    vscode.commands.registerCommand(
+      "memlens.checklist.openCode",
+      async (link: { file: string; line: number }) => {
+        if (!existsSync(link.file)) {
+          void vscode.window.showInformationMessage(
+            `MemLens: ${link.file}:${link.line} is not on this machine.`,
+          );
+          return;
+        }
+        const position = new vscode.Position(Math.max(0, link.line - 1), 0);
+        await vscode.window.showTextDocument(vscode.Uri.file(link.file), {
+          selection: new vscode.Range(position, position),
+        });
+      },
+    ),
+    host.runs.onDidChange(refresh),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration("memlens")) refresh();
+    }),
+  ];
+  refresh();
+  return vscode.Disposable.from(...disposables);
+}

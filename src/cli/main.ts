@@ -1,0 +1,275 @@
+#!/usr/bin/env node
+// `memlens` on the command line: report a run, budget a model, export findings to a log file.
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { RunModel } from "../model/runModel";
+import { loadRun, EVENTS_FILE } from "../runner/store";
+import type { RunMeta } from "../runner/types";
+import { CheckpointError, LocalByteSource } from "../budget/safetensors";
+import { ConfigError } from "../budget/kvcache";
+import { knownModelBudget, knownModelNames, loadModelBudget, type ModelBudget } from "../budget/modelBudget";
+import { computeBudget } from "../budget/view";
+import { budgetMarkdown } from "../budget/markdown";
+import { computeFindings, findingsInput, reportJson, reportMarkdown } from "../export/findings";
+import { exportFindings, LogFormatError } from "../export/logExport";
+
+const GIB = 1024 ** 3;
+
+const USAGE = `memlens — GPU memory of model loading, from MemLens runs and checkpoints
+
+Usage:
+  memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U]
+  memlens budget MODEL [--target-gib 16] [--gpu-memory-utilization 0.9] [--run RUN_DIR] [--json]
+  memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N]
+
+  RUN_DIR   a run folder (events.jsonl, meta.json, plan.json), e.g. .memlens/runs/20251126-…
+  MODEL     a model folder with config.json and *.safetensors (only the headers are read), or a
+            model MemLens knows by name (${knownModelNames().join(", ")})
+
+Options:
+  --target-gib N                 usable size of the card to fit, GiB (default 16; 16 GB cards give 15.5–15.9)
+  --gpu-memory-utilization U     vLLM's gpu_memory_utilization for the verdict (default 0.9)
+  --model DIR|NAME               model for report/export: exact checkpoint sizes beside the measurements
+  --run RUN_DIR                  budget: put a run's measurements beside the theory
+  --log FILE                     export: the investigation log to write the Day entry into
+  --date YYYY-MM-DD              export: the Day's date (default today)
+  --json                         machine-readable output
+  -h, --help                     this text
+`;
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function numberOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  check: (n: number) => boolean,
+  range: string,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${value}: expected ${range}.`);
+  return n;
+}
+
+async function resolveModel(spec: string): Promise<ModelBudget> {
+  if (existsSync(spec)) {
+    if (!statSync(spec).isDirectory())
+      throw new UsageError(`${spec} is a file; give the model folder (with config.json).`);
+    return loadModelBudget(new LocalByteSource(), path.resolve(spec));
+  }
+  const known = knownModelBudget(spec);
+  if (known) return known;
+  throw new UsageError(
+    `model "${spec}" is neither a folder here nor a model MemLens knows (${knownModelNames().join(", ")}). ` +
+      `Give the folder that holds config.json and the .safetensors files.`,
+  );
+}
+
+async function readRun(dir: string): Promise<{ run: RunModel; meta?: RunMeta; warnings: string[] }> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(`run folder ${dir} does not exist.`);
+  if (!existsSync(path.join(dir, EVENTS_FILE))) {
+    throw new UsageError(
+      `${dir} has no ${EVENTS_FILE}: not a MemLens run folder (look under .memlens/runs/).`,
+    );
+  }
+  const stored = await loadRun(path.resolve(dir));
+  if (stored.versionError)
+    throw new UsageError(`${path.join(dir, EVENTS_FILE)}: ${stored.versionError.message}`);
+  const warnings = stored.malformed.map((m) => `${EVENTS_FILE} line ${m.lineNumber}: ${m.reason} (skipped)`);
+  const meta = existsSync(path.join(dir, "meta.json")) ? stored.meta : undefined;
+  return { run: RunModel.fromEvents(stored.events), meta, warnings };
+}
+
+/** Source lines of probed files that exist here (line probes are matched by their text). */
+function localLineText(): (file: string, line: number) => string | undefined {
+  const cache = new Map<string, string[] | null>();
+  return (file, line) => {
+    let lines = cache.get(file);
+    if (lines === undefined) {
+      try {
+        lines = readFileSync(file, "utf8").split(/\r?\n/);
+      } catch {
+        lines = null;
+      }
+      cache.set(file, lines);
+    }
+    return lines?.[line - 1];
+  };
+}
+
+function today(): string {
+  const d = new Date();
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+export async function main(
+  argv: string[],
+  out: (text: string) => void,
+  err: (text: string) => void,
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        json: { type: "boolean" },
+        "target-gib": { type: "string" },
+        "gpu-memory-utilization": { type: "string" },
+        model: { type: "string" },
+        run: { type: "string" },
+        log: { type: "string" },
+        date: { type: "string" },
+      },
+    });
+  } catch (e) {
+    err(`memlens: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  const [command, target, ...extra] = positionals;
+  try {
+    if (!command) throw new UsageError("no command given.");
+    if (extra.length > 0)
+      throw new UsageError(`unexpected argument${extra.length > 1 ? "s" : ""}: ${extra.join(" ")}.`);
+    const targetGiB = numberOption(
+      values["target-gib"],
+      "target-gib",
+      16,
+      (n) => n > 0,
+      "a positive number of GiB",
+    );
+    const util = numberOption(
+      values["gpu-memory-utilization"],
+      "gpu-memory-utilization",
+      0.9,
+      (n) => n > 0 && n <= 1,
+      "a number in (0, 1]",
+    );
+    const targetBytes = Math.round(targetGiB * GIB);
+    const warn = (lines: string[]): void => lines.forEach((l) => err(`memlens: warning: ${l}\n`));
+    switch (command) {
+      case "budget": {
+        if (!target) throw new UsageError("budget needs a MODEL folder or name.");
+        const model = await resolveModel(target);
+        const runData = values.run ? await readRun(values.run) : undefined;
+        if (runData) warn(runData.warnings);
+        const computed = computeBudget(runData?.run, {
+          checkpoint: model,
+          targetBytes,
+          gpuMemoryUtilization: util,
+          meta: runData?.meta?.targets,
+        });
+        if (values.json) {
+          out(
+            `${JSON.stringify(
+              {
+                model: model.origin,
+                totalBytes: model.summary.totalBytes,
+                byDtype: model.summary.byDtype,
+                byGroup: model.summary.byGroup,
+                parameters: model.summary.parameters,
+                kv: model.kv,
+                marlinEstimate: model.marlin,
+                checklistTheory: model.theory,
+                fits: computed.fit.fits,
+                kvTokens: computed.fit.kvTokens,
+                view: computed.view,
+                warnings: model.warnings,
+              },
+              null,
+              2,
+            )}\n`,
+          );
+        } else
+          out(budgetMarkdown(computed.view, `Memory budget: ${target} on a ${targetGiB} GiB card`, model));
+        return 0;
+      }
+      case "report": {
+        if (!target) throw new UsageError("report needs a RUN_DIR.");
+        const { run, meta, warnings } = await readRun(target);
+        warn(warnings);
+        const model = values.model ? await resolveModel(values.model) : undefined;
+        const findings = computeFindings(run, {
+          meta,
+          model,
+          targetBytes,
+          gpuMemoryUtilization: util,
+          lineText: localLineText(),
+        });
+        out(values.json ? `${JSON.stringify(reportJson(findings), null, 2)}\n` : reportMarkdown(findings));
+        return 0;
+      }
+      case "export": {
+        if (!target) throw new UsageError("export needs a RUN_DIR.");
+        if (!values.log)
+          throw new UsageError("export needs --log FILE (the investigation log to write into).");
+        if (!existsSync(values.log)) {
+          throw new UsageError(
+            `log file ${values.log} does not exist; create it from media/templates/investigation-log.md.`,
+          );
+        }
+        const date = values.date ?? today();
+        if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`--date ${date}: expected YYYY-MM-DD.`);
+        const { run, meta, warnings } = await readRun(target);
+        warn(warnings);
+        const model = values.model ? await resolveModel(values.model) : undefined;
+        const findings = computeFindings(run, {
+          meta,
+          model,
+          targetBytes,
+          gpuMemoryUtilization: util,
+          lineText: localLineText(),
+        });
+        const before = readFileSync(values.log, "utf8");
+        const result = exportFindings(before, findingsInput(findings, date));
+        writeFileSync(values.log, result.text);
+        out(
+          `Wrote Day ${result.day} (${date}) to ${values.log}: ${result.ticked.length} item(s) ticked, ` +
+            `${result.cells.length} 状态 cell(s) filled.\n`,
+        );
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}".`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`memlens: ${e.message}\n\nRun memlens --help for usage.\n`);
+      return 2;
+    }
+    if (
+      e instanceof CheckpointError ||
+      e instanceof ConfigError ||
+      e instanceof LogFormatError ||
+      e instanceof RangeError
+    ) {
+      err(`memlens: ${e.message}\n`);
+      return 2;
+    }
+    err(`memlens: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  void main(
+    process.argv.slice(2),
+    (t) => process.stdout.write(t),
+    (t) => process.stderr.write(t),
+  ).then((code) => {
+    process.exitCode = code;
+  });
+}

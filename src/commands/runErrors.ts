@@ -1,0 +1,102 @@
+// Turns a run that could not start or ended badly into one message that says what was wrong and
+// what to do. No `vscode` import, so the wording is unit-tested.
+import type { RunModel } from "../model/runModel";
+import type { RunDescription, RunMeta } from "../runner/types";
+
+export interface RunFailure {
+  /** One line for the notification. */
+  message: string;
+  /** The lines behind it (stderr tail), for the output channel. */
+  details: string[];
+}
+
+const STDERR_LINES_IN_MESSAGE = 3;
+
+/** Last stderr lines of the target (log events) and of the launcher, oldest first. */
+export function lastStderrLines(
+  model: RunModel | undefined,
+  launcherStderr: readonly string[],
+  count: number,
+): string[] {
+  const targetLines = (model?.logs ?? []).filter((l) => l.stream === "stderr").map((l) => l.line);
+  const errors = (model?.errors ?? []).map((e) => `probe error: ${e.message}`);
+  return [...targetLines, ...errors, ...launcherStderr].filter((line) => line.trim() !== "").slice(-count);
+}
+
+function isSpawnNotFound(text: string | undefined): boolean {
+  return text !== undefined && /\bENOENT\b|No such file or directory|not found/i.test(text);
+}
+
+function where(description: RunDescription): string {
+  return description.host ? ` on ${description.host}` : "";
+}
+
+/** An error thrown while starting the run (before any event). */
+export function describeStartError(error: unknown, description: RunDescription): RunFailure {
+  const err = error as (NodeJS.ErrnoException & { stderrTail?: string[] }) | undefined;
+  const text = err instanceof Error ? err.message : String(error);
+  // The runner's own errors already name the place, the step and what to do.
+  if (err instanceof Error && err.name === "RunnerError") {
+    return {
+      message: `MemLens could not start the run: ${text}`,
+      details: [text, ...(err.stderrTail ?? [])],
+    };
+  }
+  if (err?.code === "ENOENT" || isSpawnNotFound(text)) {
+    return {
+      message:
+        `MemLens could not start Python: "${description.python}"${where(description)} was not found ` +
+        `(looked for it as set in memlens.python). Set memlens.python to an interpreter, e.g. /usr/bin/python3.`,
+      details: [text],
+    };
+  }
+  return { message: `MemLens could not start the run: ${text}`, details: [text] };
+}
+
+/** A run that ended; undefined when it finished cleanly or the user stopped it. */
+export function describeRunFailure(
+  meta: RunMeta,
+  model: RunModel | undefined,
+  description: RunDescription,
+  launcherStderr: readonly string[],
+): RunFailure | undefined {
+  if (meta.status === "stopped") return undefined;
+  const exitCode = meta.exitCode ?? model?.end?.exit_code ?? null;
+  const signal = meta.signal ?? model?.end?.signal ?? null;
+  if (meta.status === "finished" && (exitCode === 0 || exitCode === null) && !signal && !meta.error)
+    return undefined;
+
+  const details = lastStderrLines(model, launcherStderr, 20);
+  const tail = details.slice(-STDERR_LINES_IN_MESSAGE);
+  const tailText = tail.length > 0 ? ` Last stderr: ${tail.map((l) => l.trim()).join(" ⏎ ")}` : "";
+  const started = (model?.processes.size ?? 0) > 0;
+
+  if (
+    !started &&
+    (isSpawnNotFound(meta.error) || (exitCode === null && isSpawnNotFound(details.join("\n"))))
+  ) {
+    return {
+      message:
+        `MemLens could not start Python: "${description.python}"${where(description)} was not found ` +
+        `(looked for it as set in memlens.python). Set memlens.python to an interpreter, e.g. /usr/bin/python3.`,
+      details: [meta.error ?? "", ...details].filter((l) => l !== ""),
+    };
+  }
+  const command = meta.command.length > 0 ? meta.command.join(" ") : "the bundled loader";
+  if (exitCode === 127 || (!started && isSpawnNotFound(details.join("\n")))) {
+    return {
+      message:
+        `MemLens could not start the target: "${meta.command[0] ?? command}"${where(description)} was not found ` +
+        `(memlens.command). Check the command and the working directory.${tailText}`,
+      details,
+    };
+  }
+  if (signal) {
+    return { message: `The target (${command}) was killed by ${signal}.${tailText}`, details };
+  }
+  if (exitCode !== null && exitCode !== 0) {
+    return { message: `The target (${command}) exited with code ${exitCode}.${tailText}`, details };
+  }
+  const reason = meta.error ?? "the run failed";
+  return { message: `MemLens run failed: ${reason}.${tailText}`, details };
+}

@@ -1,0 +1,105 @@
+// Where a breakpoint in a Python file pauses: on a `def` line (or its decorators or signature),
+// the function's entry by module:qualname; on any other code line, that line (file:line).
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { resolveModuleNameOnDisk } from "../catalog/moduleName";
+import { indexPythonSource, type PythonDef, type PythonSourceIndex } from "../catalog/pythonDefs";
+import type { PathMapping } from "../runner/types";
+import { hostPathOf } from "./sourcePaths";
+
+export type BreakpointLocation =
+  /** `line` is the 1-based `def` line, where the breakpoint is shown. */
+  | { kind: "function"; spec: string; line?: number }
+  /** `line` is the 1-based first line of the statement the probe watches. */
+  | { kind: "line"; spec: string; line?: number }
+  | { kind: "error"; message: string };
+
+export interface ResolveContext {
+  sourceRoots: readonly string[];
+  pathMappings: readonly PathMapping[];
+  cwd?: string;
+  command?: readonly string[];
+}
+
+/** `line` is 1-based. Reads the file as it is on disk. */
+export function resolveBreakpointLocation(
+  file: string,
+  line: number,
+  context: ResolveContext,
+): BreakpointLocation {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    return {
+      kind: "error",
+      message: `Cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`,
+    };
+  }
+  const index = indexPythonSource(text);
+  const line0 = line - 1;
+  const def = defHeaderAt(index, line0);
+  if (def) return functionLocation(file, def, index, context);
+
+  const statement = index.statementAt(line0);
+  if (!statement) {
+    return {
+      kind: "error",
+      message: `Line ${line} has no code (blank or comment): put the breakpoint on a statement.`,
+    };
+  }
+  return lineLocation(file, statement.startLine + 1, context);
+}
+
+/** The function whose decorators, `def` line or signature cover `line0`. */
+function defHeaderAt(index: PythonSourceIndex, line0: number): PythonDef | undefined {
+  return index.defs.find((d) => d.kind === "function" && line0 >= d.startLine && line0 <= d.headerEndLine);
+}
+
+function functionLocation(
+  file: string,
+  def: PythonDef,
+  index: PythonSourceIndex,
+  context: ResolveContext,
+): BreakpointLocation {
+  if (def.qualname.includes("<locals>")) {
+    return {
+      kind: "error",
+      message: `${def.qualname} is defined inside another function, which the probe cannot hook by name: put the breakpoint on a line of its body.`,
+    };
+  }
+  if (isMainScript(file, context)) {
+    // A script runs as __main__ and is never imported, so its functions cannot be hooked by
+    // name; its first body line pauses at the same moment.
+    const body = firstBodyLine(index, def);
+    if (body === undefined)
+      return { kind: "error", message: `${def.qualname} has no body line to pause at.` };
+    return lineLocation(file, body + 1, context);
+  }
+  const module = resolveModuleNameOnDisk(file, context.sourceRoots);
+  if (module === undefined) {
+    return {
+      kind: "error",
+      message: `Cannot tell the module name of ${file}: add the folder it is imported from to sourceRoots.`,
+    };
+  }
+  return { kind: "function", spec: `${module}:${def.qualname}`, line: def.defLine + 1 };
+}
+
+function lineLocation(file: string, line: number, context: ResolveContext): BreakpointLocation {
+  return { kind: "line", spec: `${hostPathOf(file, context.pathMappings)}:${line}`, line };
+}
+
+function firstBodyLine(index: PythonSourceIndex, def: PythonDef): number | undefined {
+  for (let line = def.headerEndLine + 1; line <= def.endLine; line++) {
+    if (index.statementAt(line)?.startLine === line) return line;
+  }
+  return undefined;
+}
+
+/** Whether `file` is the script the target command runs (`python script.py`). */
+function isMainScript(file: string, context: ResolveContext): boolean {
+  const script = context.command?.find((arg) => arg.endsWith(".py"));
+  if (script === undefined) return false;
+  return path.resolve(context.cwd ?? process.cwd(), script) === path.resolve(file);
+}

@@ -1,0 +1,542 @@
+// The stepping engine: drives one run of the probe and turns its events into debugger terms
+// (processes as threads, pauses as stops, probe scopes as frames). No DAP import: the session
+// translates; this could drive any front end.
+import { EventEmitter } from "node:events";
+import { constants as osConstants } from "node:os";
+import path from "node:path";
+import type { Catalog, Hotspot, Phase, PhaseId } from "../catalog/types";
+import { RunModel } from "../model/runModel";
+import type {
+  ContinueMode,
+  PausedEvent,
+  Peak,
+  Plan,
+  PlanTarget,
+  ProbeEvent,
+  Readings,
+  TargetNotFoundEvent,
+  TargetResolvedEvent,
+} from "../protocol/events";
+import type { RunDescription, RunHandle, RunMeta, RunOutcome, RunRequest } from "../runner/types";
+import { resolveBreakpointLocation, type BreakpointLocation, type ResolveContext } from "./breakpoints";
+import { isFunctionSpec } from "./launchArgs";
+import { readingsDelta } from "./readingsView";
+
+/** Starts a run; the runner maps host paths in events to local files through `sourceRoots`. */
+export type RunStarter = (request: RunRequest, options: { sourceRoots: string[] }) => Promise<RunHandle>;
+
+export interface EngineConfig {
+  description: RunDescription;
+  catalog: Catalog;
+  stopAtPhases: readonly PhaseId[];
+  /** Extra scopes to measure: module:qualname or /path/file.py:LINE. */
+  probes: readonly string[];
+  runsDir: string;
+  label: string;
+  sourceRoots: readonly string[];
+}
+
+export interface EngineBreakpoint {
+  id: number;
+  /** Local file and requested line (absent for function breakpoints). */
+  file?: string;
+  line?: number;
+  /** The pause target it became: module:qualname or file:line (absent when it could not become one). */
+  spec?: string;
+  verified: boolean;
+  message?: string;
+}
+
+export type StopReason = "breakpoint" | "function breakpoint" | "phase" | "step" | "pause";
+
+export interface EngineStop {
+  pid: number;
+  reason: StopReason;
+  description: string;
+  breakpointIds: number[];
+  paused: PausedEvent;
+}
+
+export interface EngineFrame {
+  /** Index in the probe's stack, 0 = outermost. */
+  index: number;
+  name: string;
+  file?: string;
+  line?: number;
+}
+
+export interface FrameReadings {
+  now: Readings;
+  sinceEntry?: Readings;
+  /** Known for the innermost scope only (the probe tracks the peak of the scope it paused in). */
+  peak?: Peak;
+}
+
+export interface EngineEnd {
+  exitCode: number;
+  signal: string | null;
+  stopped: boolean;
+}
+
+export type OutputCategory = "stdout" | "stderr" | "console";
+
+interface EngineEvents {
+  stopped: [stop: EngineStop];
+  continued: [pid: number];
+  processStarted: [pid: number];
+  processExited: [pid: number];
+  output: [category: OutputCategory, text: string];
+  breakpointChanged: [breakpoint: EngineBreakpoint];
+  probeEvent: [event: ProbeEvent];
+  ended: [end: EngineEnd];
+}
+
+interface PlannedTarget {
+  id: string;
+  spec: string;
+  hotspot?: Hotspot;
+  /** Pauses because its hotspot's phase is in stopAtPhases. */
+  phaseStop: boolean;
+  /** Breakpoint ids that made it a pause target. */
+  breakpoints: Set<number>;
+  functionBreakpoint: boolean;
+}
+
+interface BreakpointEntry {
+  breakpoint: EngineBreakpoint;
+  kind: "source" | "function";
+}
+
+export class DebugEngine extends EventEmitter<EngineEvents> {
+  readonly model = new RunModel();
+  private handle?: RunHandle;
+  private ended = false;
+  private readonly targetsBySpec = new Map<string, PlannedTarget>();
+  private readonly targetsById = new Map<string, PlannedTarget>();
+  private readonly breakpointsByFile = new Map<string, BreakpointEntry[]>();
+  private functionBreakpoints: BreakpointEntry[] = [];
+  private nextBreakpointId = 1;
+  private lastPauseSet = "";
+  private readonly phaseTitles: Map<PhaseId, Phase>;
+  private readonly resolveContext: ResolveContext;
+
+  constructor(private readonly config: EngineConfig) {
+    super();
+    this.phaseTitles = new Map(config.catalog.phases.map((p) => [p.id, p]));
+    this.resolveContext = {
+      sourceRoots: config.sourceRoots,
+      pathMappings: config.description.pathMappings ?? [],
+      cwd: config.description.cwd,
+      command: config.description.command,
+    };
+  }
+
+  get running(): boolean {
+    return this.handle !== undefined && !this.ended;
+  }
+
+  // ---- breakpoints -------------------------------------------------------------------------
+
+  /** Replaces the breakpoints of one file. Before the run they shape the plan; during it they can
+   * only pause targets already in the plan (set_pause), anything else takes effect next run. */
+  setSourceBreakpoints(file: string, lines: readonly number[]): EngineBreakpoint[] {
+    const previous = this.breakpointsByFile.get(file) ?? [];
+    const entries = lines.map((line) => {
+      const kept = previous.find((e) => e.breakpoint.line === line);
+      if (kept) return kept;
+      return this.newBreakpoint("source", resolveBreakpointLocation(file, line, this.resolveContext), {
+        file,
+        line,
+      });
+    });
+    this.breakpointsByFile.set(file, entries);
+    this.rebindBreakpoints();
+    return entries.map((e) => ({ ...e.breakpoint }));
+  }
+
+  /** Function breakpoints by module:qualname (the Breakpoints view's "+"). */
+  setFunctionBreakpoints(names: readonly string[]): EngineBreakpoint[] {
+    const previous = this.functionBreakpoints;
+    this.functionBreakpoints = names.map((raw) => {
+      const name = raw.trim();
+      const kept = previous.find((e) => e.breakpoint.spec === name);
+      if (kept) return kept;
+      const location: BreakpointLocation = isFunctionSpec(name)
+        ? { kind: "function", spec: name }
+        : {
+            kind: "error",
+            message: `"${name}" is not module:qualname (e.g. vllm.v1.worker.gpu_worker:Worker.init_device)`,
+          };
+      return this.newBreakpoint("function", location, {});
+    });
+    this.rebindBreakpoints();
+    return this.functionBreakpoints.map((e) => ({ ...e.breakpoint }));
+  }
+
+  private newBreakpoint(
+    kind: BreakpointEntry["kind"],
+    location: BreakpointLocation,
+    where: { file?: string; line?: number },
+  ): BreakpointEntry {
+    const breakpoint: EngineBreakpoint = { id: this.nextBreakpointId++, ...where, verified: false };
+    if (location.kind === "error") {
+      breakpoint.message = location.message;
+    } else {
+      breakpoint.spec = location.spec;
+      if (location.kind === "function" && location.line !== undefined) breakpoint.line = location.line;
+      breakpoint.message = this.running
+        ? undefined
+        : `Pending: verified when the target ${location.kind === "function" ? "imports the function" : "loads the file"}.`;
+    }
+    return { breakpoint, kind };
+  }
+
+  private allBreakpoints(): BreakpointEntry[] {
+    return [...[...this.breakpointsByFile.values()].flat(), ...this.functionBreakpoints];
+  }
+
+  /** Attaches each breakpoint to the plan's target of its spec; returns those without one. */
+  private attachBreakpoints(): {
+    attached: [BreakpointEntry, PlannedTarget][];
+    unplanned: BreakpointEntry[];
+  } {
+    for (const target of this.targetsBySpec.values()) {
+      target.breakpoints.clear();
+      target.functionBreakpoint = false;
+    }
+    const attached: [BreakpointEntry, PlannedTarget][] = [];
+    const unplanned: BreakpointEntry[] = [];
+    for (const entry of this.allBreakpoints()) {
+      if (entry.breakpoint.spec === undefined) continue;
+      const target = this.targetsBySpec.get(entry.breakpoint.spec);
+      if (!target) {
+        unplanned.push(entry);
+        continue;
+      }
+      target.breakpoints.add(entry.breakpoint.id);
+      if (entry.kind === "function") target.functionBreakpoint = true;
+      attached.push([entry, target]);
+    }
+    return { attached, unplanned };
+  }
+
+  /** During a run: breakpoints change which planned targets pause (the plan itself is fixed). */
+  private rebindBreakpoints(): void {
+    if (!this.running) return;
+    const { attached, unplanned } = this.attachBreakpoints();
+    for (const [entry, target] of attached) this.applyTargetState(entry.breakpoint, target);
+    for (const { breakpoint } of unplanned) {
+      breakpoint.verified = false;
+      breakpoint.message = "Not in the running plan: takes effect next run.";
+    }
+    this.sendPauseSet();
+  }
+
+  private applyTargetState(bp: EngineBreakpoint, target: PlannedTarget): void {
+    const info = this.model.targets.get(target.id);
+    const resolved = info ? [...info.resolved.values()][0] : undefined;
+    if (resolved) {
+      bp.verified = true;
+      bp.message = undefined;
+      if (resolved.kind === "function" && resolved.line !== undefined) bp.line = resolved.line;
+      if (resolved.file !== undefined && bp.file === undefined) bp.file = resolved.file;
+      return;
+    }
+    const notFound = info ? [...info.notFound.values()][0] : undefined;
+    bp.verified = false;
+    bp.message = notFound ? notFound.reason : "Pending: verified when the target reaches it.";
+  }
+
+  private pauseTargets(): string[] {
+    return [...this.targetsById.values()]
+      .filter((t) => t.phaseStop || t.breakpoints.size > 0)
+      .map((t) => t.id)
+      .sort();
+  }
+
+  private sendPauseSet(): void {
+    const targets = this.pauseTargets();
+    const key = targets.join("\n");
+    if (key === this.lastPauseSet) return;
+    this.lastPauseSet = key;
+    this.handle?.send({ type: "set_pause", targets });
+  }
+
+  // ---- the run -----------------------------------------------------------------------------
+
+  private addTarget(id: string, spec: string, fields: Partial<PlannedTarget> = {}): PlannedTarget {
+    const existing = this.targetsBySpec.get(spec);
+    if (existing) {
+      existing.phaseStop ||= fields.phaseStop ?? false;
+      existing.hotspot ??= fields.hotspot;
+      return existing;
+    }
+    const target: PlannedTarget = {
+      id,
+      spec,
+      phaseStop: false,
+      breakpoints: new Set(),
+      functionBreakpoint: false,
+      ...fields,
+    };
+    this.targetsBySpec.set(spec, target);
+    this.targetsById.set(id, target);
+    return target;
+  }
+
+  /** Every catalog hotspot is measured (so Step Into stops at the next one); those of
+   * stopAtPhases and every breakpoint pause. */
+  private buildPlan(): { plan: Plan; targets: NonNullable<RunMeta["targets"]> } {
+    const phases = new Set(this.config.stopAtPhases);
+    for (const hotspot of this.config.catalog.hotspots) {
+      const phaseStop = phases.has(hotspot.phase);
+      [hotspot.function, ...hotspot.aliases].forEach((spec, i) =>
+        this.addTarget(i === 0 ? hotspot.id : `${hotspot.id}-alias${i}`, spec, { hotspot, phaseStop }),
+      );
+    }
+    this.config.probes.forEach((spec, i) => this.addTarget(`probe${i + 1}`, spec));
+    for (const entry of this.allBreakpoints()) {
+      const spec = entry.breakpoint.spec;
+      if (spec !== undefined) this.addTarget(`bp${entry.breakpoint.id}`, spec);
+    }
+    // Every breakpoint has a target now; the pause set goes into the plan itself.
+    this.attachBreakpoints();
+    const planTargets: PlanTarget[] = [...this.targetsById.values()].map((t) =>
+      isLineSpec(t.spec) ? { id: t.id, line: t.spec } : { id: t.id, function: t.spec },
+    );
+    const pause = this.pauseTargets();
+    this.lastPauseSet = pause.join("\n");
+    // The runner adds sampling and emulation from the description; 100 ms (the setting's default)
+    // keeps "Peak in scope" host readings when the launch configuration gives no interval.
+    const plan: Plan = { version: 1, targets: planTargets, pause, sample_interval_ms: 100 };
+    const targets = [...this.targetsById.values()].map((t) => ({
+      id: t.id,
+      spec: t.spec,
+      hotspot: t.hotspot?.id,
+    }));
+    return { plan, targets };
+  }
+
+  /** Starts the run. Rejects (with the runner's message) if the target could not be started. */
+  async start(startRun: RunStarter): Promise<{ id: string; dir: string }> {
+    if (this.handle) throw new Error("This debug session has already started its run.");
+    const { plan, targets } = this.buildPlan();
+    const handle = await startRun(
+      {
+        description: this.config.description,
+        plan,
+        label: this.config.label,
+        runsDir: this.config.runsDir,
+        targets,
+      },
+      { sourceRoots: [...this.config.sourceRoots] },
+    );
+    this.handle = handle;
+    handle.onEvent((e) => this.onProbeEvent(e));
+    handle.onStderr((line) => this.emit("output", "stderr", `${line}\n`));
+    handle.done.then(
+      (outcome) => this.finish(outcomeEnd(outcome)),
+      (error: unknown) => {
+        this.emit("output", "stderr", `MemLens: the run failed: ${errorText(error)}\n`);
+        this.finish({ exitCode: 1, signal: null, stopped: false });
+      },
+    );
+    const stops = this.config.stopAtPhases.map((p) => this.phaseTitles.get(p)?.title ?? p).join(", ");
+    const pausing = plan.pause?.length ?? 0;
+    this.emit(
+      "output",
+      "console",
+      `MemLens run ${handle.id} (${handle.dir}): ${plan.targets.length} probed scopes, ${pausing} pause targets` +
+        `${stops ? `; stopping at phases: ${stops}` : ""}.\n`,
+    );
+    return { id: handle.id, dir: handle.dir };
+  }
+
+  resume(pid: number, mode: ContinueMode): void {
+    this.handle?.send({ type: "continue", pid, mode });
+  }
+
+  pause(pid?: number): void {
+    this.handle?.send(pid === undefined ? { type: "pause" } : { type: "pause", pid });
+  }
+
+  /** Ends the whole process tree; resolves when the run has ended (at once if it never started). */
+  async stop(): Promise<void> {
+    if (!this.handle || this.ended) return;
+    const outcome = await this.handle.stop();
+    this.finish(outcomeEnd(outcome));
+  }
+
+  private finish(end: EngineEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.emit("ended", end);
+  }
+
+  private onProbeEvent(e: ProbeEvent): void {
+    this.model.add(e);
+    this.emit("probeEvent", e);
+    switch (e.type) {
+      case "hello":
+        this.emit("processStarted", e.pid);
+        break;
+      case "bye":
+        this.emit("processExited", e.pid);
+        break;
+      case "log":
+        this.emit("output", e.stream, `${e.line}\n`);
+        break;
+      case "error":
+        this.emit("output", "stderr", `MemLens probe error${e.where ? ` (${e.where})` : ""}: ${e.message}\n`);
+        break;
+      case "oom":
+        this.emit(
+          "output",
+          "stderr",
+          `CUDA out of memory inside ${this.targetLabel(e.target)}: ${e.message}\n`,
+        );
+        break;
+      case "target_resolved":
+      case "target_not_found":
+        this.onTargetState(e);
+        break;
+      case "paused":
+        this.emit("stopped", this.describeStop(e));
+        break;
+      case "resumed":
+        this.emit("continued", e.pid);
+        break;
+      case "end":
+        // The session ends when the launcher has exited (handle.done), not at its last event.
+        for (const [pid, process] of this.model.processes)
+          if (!process.exited) this.emit("processExited", pid);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onTargetState(e: TargetResolvedEvent | TargetNotFoundEvent): void {
+    const target = this.targetsById.get(e.target);
+    if (!target) return;
+    for (const entry of this.allBreakpoints()) {
+      if (!target.breakpoints.has(entry.breakpoint.id)) continue;
+      const before = JSON.stringify(entry.breakpoint);
+      this.applyTargetState(entry.breakpoint, target);
+      if (JSON.stringify(entry.breakpoint) !== before)
+        this.emit("breakpointChanged", { ...entry.breakpoint });
+    }
+  }
+
+  private describeStop(e: PausedEvent): EngineStop {
+    const target = this.targetsById.get(e.target);
+    const name = this.targetLabel(e.target);
+    const where = e.at === "entry" ? `entry of ${name}` : `exit of ${name}`;
+    const breakpointIds = e.reason === "pause_target" && target ? [...target.breakpoints] : [];
+    let reason: StopReason;
+    let description: string;
+    if (e.reason === "step") {
+      reason = "step";
+      description = `Step: ${where}`;
+    } else if (e.reason === "pause_request") {
+      reason = "pause";
+      description = `Paused at ${where}`;
+    } else if (breakpointIds.length > 0) {
+      reason = target?.functionBreakpoint ? "function breakpoint" : "breakpoint";
+      description = `Breakpoint: ${where}`;
+    } else {
+      reason = "phase";
+      const phase = target?.hotspot ? this.phaseTitles.get(target.hotspot.phase)?.title : undefined;
+      description = `${phase ?? "Phase"}: ${where}`;
+    }
+    return { pid: e.pid, reason, description, breakpointIds, paused: e };
+  }
+
+  // ---- what the debugger shows -------------------------------------------------------------
+
+  /** Live processes of the target, oldest first. */
+  threads(): { pid: number; name: string }[] {
+    return [...this.model.processes.values()]
+      .filter((p) => !p.exited || this.model.paused.has(p.pid))
+      .sort((a, b) => a.firstTs - b.firstTs)
+      .map((p) => {
+        const parts = [`pid ${p.pid}`];
+        if (p.rank !== null) parts.push(`rank ${p.rank}`);
+        parts.push(processRole(p.origin, p.argv));
+        return { pid: p.pid, name: parts.join(" · ") };
+      });
+  }
+
+  /** The paused process's probe scope stack, innermost first (as debuggers list frames). */
+  stack(pid: number): EngineFrame[] {
+    const paused = this.model.paused.get(pid);
+    if (!paused) return [];
+    const frames = paused.stack.map((f, index): EngineFrame => {
+      const innermost = index === paused.stack.length - 1;
+      const label = this.targetLabel(f.target);
+      const resolved = this.model.targets.get(f.target)?.resolved.get(pid);
+      const file = f.file ?? resolved?.file;
+      return {
+        index,
+        name: innermost ? `${label} · ${paused.at}` : label,
+        file,
+        line: f.line ?? resolved?.line,
+      };
+    });
+    return frames.reverse();
+  }
+
+  frameReadings(pid: number, index: number): FrameReadings | undefined {
+    const paused = this.model.paused.get(pid);
+    const frame = paused?.stack[index];
+    if (!paused || !frame) return undefined;
+    if (index === paused.stack.length - 1) {
+      return { now: paused.readings, sinceEntry: paused.since_entry, peak: paused.peak };
+    }
+    const before = this.model.scope(pid, frame.scope_id)?.before;
+    return { now: paused.readings, sinceEntry: before ? readingsDelta(paused.readings, before) : undefined };
+  }
+
+  private targetLabel(targetId: string): string {
+    const resolved = [...(this.model.targets.get(targetId)?.resolved.values() ?? [])][0];
+    if (resolved?.qualname) return resolved.qualname;
+    const spec = this.targetsById.get(targetId)?.spec ?? resolved?.spec;
+    if (spec === undefined) return targetId;
+    if (isLineSpec(spec)) {
+      const at = spec.lastIndexOf(":");
+      return `line ${spec.slice(at + 1)} of ${path.basename(spec.slice(0, at))}`;
+    }
+    return spec.slice(spec.indexOf(":") + 1);
+  }
+}
+
+function isLineSpec(spec: string): boolean {
+  return /\.py:\d+$/.test(spec);
+}
+
+function processRole(origin: string | undefined, argv: string[] | undefined): string {
+  if (origin === "main" || origin === undefined) {
+    const script = argv?.find((a, i) => i === 0 && a !== "-c" && a !== "-m");
+    return script ? `main (${path.basename(script)})` : "main";
+  }
+  return origin === "subprocess" ? "subprocess" : `${origin} child`;
+}
+
+function exitCodeOf(exitCode: number | null, signal: string | null): number {
+  if (exitCode !== null) return exitCode;
+  const number = signal ? osConstants.signals[signal as keyof typeof osConstants.signals] : undefined;
+  return number !== undefined ? 128 + number : 1;
+}
+
+function outcomeEnd(outcome: RunOutcome): EngineEnd {
+  const meta = outcome.meta;
+  return {
+    exitCode: exitCodeOf(meta.exitCode ?? null, meta.signal ?? null),
+    signal: meta.signal ?? null,
+    stopped: meta.status === "stopped",
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,312 @@
+// The MemlensHost every feature receives: settings as a run description, the registry of runs
+// (past ones from the run store, live ones as they start), the output channel, and startRun.
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { MemlensHost, RunEntry, RunRegistry } from "./host";
+import { RunModel } from "./model/runModel";
+import { startRun as launchRun } from "./runner/launch";
+import { deleteRun, listRuns, loadRun, META_FILE } from "./runner/store";
+import type { ProbeEvent } from "./protocol/events";
+import type { RunDescription, RunMeta, RunOutcome, RunRequest } from "./runner/types";
+import { resolveRunsDirectory, runDescriptionFromSettings, substitute } from "./runSettings";
+
+/** How often views hear about new events of a live run (a load emits thousands per second). */
+const CHANGE_THROTTLE_MS = 250;
+
+function startedTime(entry: RunEntry): number {
+  const t = Date.parse(entry.meta.started);
+  return Number.isNaN(t) ? 0 : t;
+}
+
+export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
+  private readonly entries = new Map<string, RunEntry>();
+  /** Runs registered in this window (live or finished here), not loaded from the store. */
+  private readonly addedHere = new Set<string>();
+  private selectedId: string | undefined;
+  private readonly emitter = new vscode.EventEmitter<RunEntry | undefined>();
+  private throttleTimer: NodeJS.Timeout | undefined;
+  private throttledEntry: RunEntry | undefined;
+  readonly onDidChange = this.emitter.event;
+
+  list(): RunEntry[] {
+    return [...this.entries.values()].sort((a, b) => startedTime(b) - startedTime(a));
+  }
+
+  get(id: string): RunEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  current(): RunEntry | undefined {
+    const live = this.live()[0];
+    if (live) return live;
+    if (this.selectedId !== undefined) {
+      const selected = this.entries.get(this.selectedId);
+      if (selected) return selected;
+    }
+    // A run that never started (bad python path) has nothing to show: the one before it stays.
+    const runs = this.list();
+    return runs.find((e) => e.model.eventCount > 0) ?? runs[0];
+  }
+
+  /**
+   * The runs going now, newest first: started in this window ("Measure here" or a debug session).
+   * A stored run whose meta says "running" belongs to another window, or to one that crashed.
+   */
+  live(): RunEntry[] {
+    return this.list().filter((e) => this.addedHere.has(e.id) && e.meta.status === "running");
+  }
+
+  select(id: string): void {
+    if (!this.entries.has(id)) return;
+    this.selectedId = id;
+    this.fireNow(this.entries.get(id));
+  }
+
+  add(entry: RunEntry): void {
+    this.entries.set(entry.id, entry);
+    this.addedHere.add(entry.id);
+    this.fireNow(entry);
+  }
+
+  /** Replaces all stored (not live) runs, e.g. after the runs folder changed. */
+  replaceStored(stored: RunEntry[]): void {
+    for (const id of this.entries.keys()) if (!this.addedHere.has(id)) this.entries.delete(id);
+    for (const entry of stored) if (!this.entries.has(entry.id)) this.entries.set(entry.id, entry);
+    this.fireNow(undefined);
+  }
+
+  remove(id: string): void {
+    if (!this.entries.delete(id)) return;
+    this.addedHere.delete(id);
+    if (this.selectedId === id) this.selectedId = undefined;
+    this.fireNow(undefined);
+  }
+
+  /** A live run got events: views hear of it at most every CHANGE_THROTTLE_MS. */
+  changed(entry: RunEntry): void {
+    this.throttledEntry = entry;
+    this.throttleTimer ??= setTimeout(() => {
+      this.throttleTimer = undefined;
+      const pending = this.throttledEntry;
+      this.throttledEntry = undefined;
+      this.emitter.fire(pending);
+    }, CHANGE_THROTTLE_MS);
+  }
+
+  fireNow(entry: RunEntry | undefined): void {
+    if (this.throttleTimer) {
+      clearTimeout(this.throttleTimer);
+      this.throttleTimer = undefined;
+      this.throttledEntry = undefined;
+    }
+    this.emitter.fire(entry);
+  }
+
+  dispose(): void {
+    if (this.throttleTimer) clearTimeout(this.throttleTimer);
+    for (const entry of this.entries.values()) {
+      // Closing VS Code must never leave a target holding GPU memory.
+      if (entry.handle && entry.meta.status === "running") void entry.handle.stop();
+    }
+    this.emitter.dispose();
+  }
+}
+
+export interface LiveRun {
+  entry: RunEntry;
+  /** Every event so far, for views that join late (the language server); dropped when the run ends. */
+  events: ProbeEvent[];
+  /** Launcher/ssh stderr lines of this run, newest last (for error messages). */
+  launcherStderr: string[];
+  outcome: Promise<RunOutcome>;
+}
+
+export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
+  readonly runs = new RunRegistryImpl();
+  private readonly liveRuns = new Map<string, LiveRun>();
+  private readonly startedEmitter = new vscode.EventEmitter<LiveRun>();
+  /** Fires for each run started through startRun (progress, status bar, error reporting). */
+  readonly onDidStartRun = this.startedEmitter.event;
+
+  constructor(
+    readonly context: vscode.ExtensionContext,
+    readonly output: vscode.OutputChannel,
+    readonly probePath: string,
+  ) {}
+
+  private workspaceFolder(): string | undefined {
+    return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  }
+
+  runDescription(): RunDescription {
+    return runDescriptionFromSettings(vscode.workspace.getConfiguration("memlens"), this.workspaceFolder());
+  }
+
+  runsDirectory(): string {
+    const setting = vscode.workspace.getConfiguration("memlens").get<string>("runsDirectory") ?? "";
+    return resolveRunsDirectory(
+      setting,
+      this.workspaceFolder(),
+      path.join(this.context.globalStorageUri.fsPath, "runs"),
+    );
+  }
+
+  /** memlens.sourceRoots (relative to the workspace), else the workspace folders. */
+  sourceRoots(): string[] {
+    const folder = this.workspaceFolder();
+    const roots = vscode.workspace.getConfiguration("memlens").get<string[]>("sourceRoots") ?? [];
+    if (roots.length === 0) return (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    return roots.map((root) => {
+      const expanded = substitute(root, { workspaceFolder: folder, python: "" });
+      return folder && !path.isAbsolute(expanded) ? path.join(folder, expanded) : expanded;
+    });
+  }
+
+  liveRun(id: string): LiveRun | undefined {
+    return this.liveRuns.get(id);
+  }
+
+  /** Loads every stored run of the runs folder (at activation, and when the setting changes). */
+  async loadStoredRuns(): Promise<void> {
+    const dir = this.runsDirectory();
+    const isLive = (id: string) => this.liveRuns.has(id);
+    const stored: RunEntry[] = [];
+    let summaries: Awaited<ReturnType<typeof listRuns>>;
+    try {
+      summaries = await listRuns(dir, { isLive });
+    } catch (error) {
+      const message = `MemLens cannot read the runs folder ${dir} (${error instanceof Error ? error.message : String(error)}); past runs are not shown. Check memlens.runsDirectory.`;
+      this.output.appendLine(`[runs] ${message}`);
+      void vscode.window.showWarningMessage(message);
+      return;
+    }
+    for (const summary of summaries) {
+      if (isLive(summary.id)) continue;
+      try {
+        const loaded = await loadRun(summary.dir, { isLive });
+        if (loaded.versionError)
+          this.output.appendLine(`[runs] ${summary.dir}: ${loaded.versionError.message}`);
+        if (loaded.malformed.length > 0) {
+          this.output.appendLine(
+            `[runs] ${summary.dir}: ${loaded.malformed.length} malformed line(s) in events.jsonl skipped`,
+          );
+        }
+        stored.push({
+          id: loaded.id,
+          dir: loaded.dir,
+          meta: loaded.meta,
+          model: RunModel.fromEvents(loaded.events),
+        });
+      } catch (error) {
+        this.output.appendLine(
+          `[runs] could not load ${summary.dir}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    this.runs.replaceStored(stored);
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    const entry = this.runs.get(id);
+    if (!entry) return;
+    if (entry.handle && entry.meta.status === "running") await entry.handle.stop();
+    await deleteRun(path.dirname(entry.dir), entry.id, { isLive: (runId) => this.liveRuns.has(runId) });
+    this.runs.remove(id);
+  }
+
+  async startRun(request: Omit<RunRequest, "runsDir">): Promise<RunEntry> {
+    const runsDir = this.runsDirectory();
+    const description = request.description;
+    const launcherStderr: string[] = [];
+    this.output.appendLine("");
+    this.output.appendLine(
+      `── ${request.label} ── ${description.python} ${(description.command ?? ["<bundled loader>"]).join(" ")}` +
+        (description.host ? ` on ${description.host}` : "") +
+        (description.cwd ? ` (in ${description.cwd})` : ""),
+    );
+    const model = new RunModel();
+    const handle = await launchRun(
+      { ...request, runsDir },
+      {
+        probePath: this.probePath,
+        sourceRoots: this.sourceRoots(),
+        onProgress: (message: string) => this.output.appendLine(`[memlens] ${message}`),
+      },
+    );
+    const meta = readMetaNow(handle.dir) ?? {
+      id: handle.id,
+      label: request.label,
+      started: new Date().toISOString(),
+      host: description.host ?? null,
+      command: description.command ?? [],
+      status: "running",
+      targets: request.targets,
+    };
+    const entry: RunEntry = { id: handle.id, dir: handle.dir, meta, model, handle };
+    const events: ProbeEvent[] = [];
+    handle.onEvent((event) => {
+      events.push(event);
+      model.add(event);
+      if (event.type === "log") this.output.appendLine(`[${event.pid}] ${event.line}`);
+      else if (event.type === "error") this.output.appendLine(`[probe ${event.pid}] error: ${event.message}`);
+      else if (event.type === "target_not_found")
+        this.output.appendLine(`[probe] ${event.spec}: ${event.reason}`);
+      this.runs.changed(entry);
+    });
+    handle.onStderr((line) => {
+      launcherStderr.push(line);
+      if (launcherStderr.length > 200) launcherStderr.shift();
+      this.output.appendLine(`[launcher] ${line}`);
+    });
+    const outcome = handle.done.then(
+      (result) => {
+        entry.meta = result.meta;
+        entry.handle = undefined;
+        this.liveRuns.delete(entry.id);
+        this.output.appendLine(`── ${request.label}: ${describeEnd(result.meta)}`);
+        this.runs.fireNow(entry);
+        return result;
+      },
+      (error: unknown) => {
+        entry.meta = {
+          ...entry.meta,
+          status: "failed",
+          error: error instanceof Error ? error.message : String(error),
+        };
+        entry.handle = undefined;
+        this.liveRuns.delete(entry.id);
+        this.runs.fireNow(entry);
+        throw error;
+      },
+    );
+    const live: LiveRun = { entry, events, launcherStderr, outcome };
+    this.liveRuns.set(entry.id, live);
+    this.runs.add(entry);
+    this.startedEmitter.fire(live);
+    return entry;
+  }
+
+  dispose(): void {
+    this.runs.dispose();
+    this.startedEmitter.dispose();
+  }
+}
+
+/** The meta.json the runner wrote when it started the run (it has the resolved command and pid). */
+function readMetaNow(dir: string): RunMeta | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(dir, META_FILE), "utf8")) as RunMeta;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeEnd(meta: RunMeta): string {
+  if (meta.status === "stopped") return "stopped";
+  const parts: string[] = [meta.status];
+  if (meta.exitCode !== undefined && meta.exitCode !== null) parts.push(`exit code ${meta.exitCode}`);
+  if (meta.signal) parts.push(`signal ${meta.signal}`);
+  if (meta.error) parts.push(meta.error);
+  return parts.join(", ");
+}

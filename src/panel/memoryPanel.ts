@@ -1,0 +1,280 @@
+// One memory panel: owns its webview, sends the shown run as a snapshot after each `ready` and as
+// increments while the run goes, and acts on what the webview asks (open source, save PNG,
+// compare). Messages posted before `ready` are queued; run data is not queued but re-sent whole
+// at `ready`, since a snapshot built then already holds everything the increments carried.
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { MemlensHost, RunEntry } from "../host";
+import {
+  AppendRun,
+  CapturePng,
+  ClearCompare,
+  envelope,
+  isMessage,
+  OpenSource,
+  PickCompare,
+  Ready,
+  SavePng,
+  ShowBudget,
+  ShowCompare,
+  ShowRun,
+  WebviewError,
+  type ChartName,
+  type Envelope,
+  type MessageType,
+} from "../../webview/protocol";
+import { budgetForRun } from "./budgetSource";
+import { makeNonce, panelHtml } from "./html";
+import { parseWebviewMessage } from "./messages";
+import { decodePngDataUrl } from "./png";
+import { buildCompare, RunViewTracker } from "./viewModel";
+
+export const PANEL_VIEW_TYPE = "memlens.panel";
+const GIB = 1024 ** 3;
+/** Run data: superseded by the snapshot sent at `ready`, so never queued. */
+const SNAPSHOT_METHODS = new Set([ShowRun.method, AppendRun.method, ShowBudget.method, ShowCompare.method]);
+const BUDGET_REFRESH_MS = 2000;
+
+export interface PanelChoice {
+  /** Show this run and stay on it; undefined: follow the registry's current run. */
+  pinnedRunId?: string;
+  compare?: { a: string; b: string };
+}
+
+export class MemoryPanel implements vscode.Disposable {
+  private ready = false;
+  private queue: Envelope[] = [];
+  private pinnedRunId: string | undefined;
+  private compare: { a: string; b: string } | undefined;
+  private tracker: RunViewTracker | undefined;
+  private sentEvents = -1;
+  private sentStatus: string | undefined;
+  private budgetSentAt = 0;
+  private readonly pendingCaptures = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private disposed = false;
+
+  constructor(
+    private readonly host: MemlensHost,
+    readonly panel: vscode.WebviewPanel,
+    choice: PanelChoice,
+    private readonly onDisposed: () => void,
+  ) {
+    this.pinnedRunId = choice.pinnedRunId;
+    this.compare = choice.compare;
+    const root = vscode.Uri.joinPath(host.context.extensionUri, "dist", "webview");
+    const webview = panel.webview;
+    webview.options = { enableScripts: true, localResourceRoots: [root] };
+    webview.html = panelHtml({
+      cspSource: webview.cspSource,
+      nonce: makeNonce(),
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "panel.js")).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "panel.css")).toString(),
+    });
+    panel.iconPath = vscode.Uri.joinPath(host.context.extensionUri, "media", "memlens.svg");
+    this.disposables.push(
+      webview.onDidReceiveMessage((raw: unknown) => void this.receive(raw)),
+      // Not retained when hidden: the webview is rebuilt on show and says `ready` again.
+      panel.onDidChangeViewState((e) => {
+        if (!e.webviewPanel.visible) this.ready = false;
+      }),
+      panel.onDidDispose(() => this.dispose()),
+      host.runs.onDidChange(() => this.runsChanged()),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (
+          e.affectsConfiguration("memlens.targetGpuGiB") ||
+          e.affectsConfiguration("memlens.gpuMemoryUtilization") ||
+          e.affectsConfiguration("memlens.model")
+        ) {
+          this.sendBudget(this.shownRun());
+        }
+      }),
+    );
+  }
+
+  /** Show a run (pinned) or follow the current run (undefined), and bring the panel forward. */
+  show(pinnedRunId: string | undefined): void {
+    this.pinnedRunId = pinnedRunId;
+    this.panel.reveal(undefined, false);
+    if (this.ready) this.sendSnapshot();
+  }
+
+  showCompare(a: string, b: string): void {
+    this.compare = { a, b };
+    this.panel.reveal(undefined, false);
+    this.sendCompare();
+  }
+
+  /** Asks the webview for a chart's PNG and writes it to `file`; resolves when written. */
+  capturePng(chart: ChartName, file: string): Promise<void> {
+    const target = path.resolve(file);
+    return new Promise((resolve, reject) => {
+      this.pendingCaptures.set(target, { resolve, reject });
+      this.post(CapturePng, { chart, path: target });
+    });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const pending of this.pendingCaptures.values())
+      pending.reject(new Error("the memory panel was closed"));
+    this.pendingCaptures.clear();
+    for (const d of this.disposables.splice(0)) d.dispose();
+    this.panel.dispose();
+    this.onDisposed();
+  }
+
+  private shownRun(): RunEntry | undefined {
+    if (this.pinnedRunId !== undefined) {
+      const pinned = this.host.runs.get(this.pinnedRunId);
+      if (pinned) return pinned;
+      this.pinnedRunId = undefined;
+    }
+    return this.host.runs.current();
+  }
+
+  private post<P>(type: MessageType<P>, params: P): void {
+    const message = envelope(type, params);
+    if (this.ready) {
+      void this.panel.webview.postMessage(message);
+    } else if (!SNAPSHOT_METHODS.has(type.method)) {
+      this.queue.push(message);
+    }
+  }
+
+  private sendSnapshot(): void {
+    const run = this.shownRun();
+    this.tracker = run ? new RunViewTracker(run) : undefined;
+    this.sentEvents = run?.model.eventCount ?? -1;
+    this.sentStatus = run?.meta.status;
+    this.post(ShowRun, {
+      snapshot: this.tracker?.snapshot() ?? null,
+      emptyReason: run
+        ? undefined
+        : "No runs yet. Click “Measure here” on a function in a Python file, or run MemLens: Run with Current Probes.",
+      pinned: this.pinnedRunId !== undefined,
+    });
+    this.sendBudget(run);
+    this.sendCompare();
+  }
+
+  private runsChanged(): void {
+    if (!this.ready) return;
+    const run = this.shownRun();
+    if (run?.id !== this.tracker?.runId) {
+      this.sendSnapshot();
+      return;
+    }
+    if (!run || !this.tracker) return;
+    const statusChanged = run.meta.status !== this.sentStatus;
+    if (run.model.eventCount !== this.sentEvents || statusChanged) {
+      this.sentEvents = run.model.eventCount;
+      this.sentStatus = run.meta.status;
+      this.post(AppendRun, this.tracker.increment());
+      if (statusChanged || Date.now() - this.budgetSentAt > BUDGET_REFRESH_MS) this.sendBudget(run);
+    }
+    if (this.compare && (this.compare.a === run.id || this.compare.b === run.id)) this.sendCompare();
+  }
+
+  private settings(): { targetBytes: number; gpuMemoryUtilization: number; model?: string } {
+    const config = vscode.workspace.getConfiguration("memlens");
+    return {
+      targetBytes: Math.round((config.get<number>("targetGpuGiB") ?? 16) * GIB),
+      gpuMemoryUtilization: config.get<number>("gpuMemoryUtilization") ?? 0.98,
+      model: config.get<string>("model") || undefined,
+    };
+  }
+
+  private sendBudget(run: RunEntry | undefined): void {
+    this.budgetSentAt = Date.now();
+    this.post(ShowBudget, budgetForRun(run, this.settings()));
+  }
+
+  private sendCompare(): void {
+    const a = this.compare && this.host.runs.get(this.compare.a);
+    const b = this.compare && this.host.runs.get(this.compare.b);
+    if (!a || !b) this.compare = undefined;
+    this.post(ShowCompare, { compare: a && b ? buildCompare(a, b) : null });
+  }
+
+  private async receive(raw: unknown): Promise<void> {
+    const parsed = parseWebviewMessage(raw);
+    if (!parsed.ok) {
+      this.host.output.appendLine(`[panel] ignored a message from the webview: ${parsed.reason}`);
+      return;
+    }
+    const message = parsed.message;
+    try {
+      if (isMessage(message, Ready)) this.onReady();
+      else if (isMessage(message, OpenSource))
+        await this.openSource(message.params.file, message.params.line);
+      else if (isMessage(message, SavePng))
+        await this.savePng(message.params.chart, message.params.dataUrl, message.params.path);
+      else if (isMessage(message, PickCompare)) await vscode.commands.executeCommand("memlens.compareRuns");
+      else if (isMessage(message, ClearCompare)) this.compare = undefined;
+      else if (isMessage(message, WebviewError)) {
+        this.host.output.appendLine(`[panel] webview error: ${message.params.message}`);
+        if (message.params.stack) this.host.output.appendLine(message.params.stack);
+      }
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      this.host.output.appendLine(`[panel] ${message.method} failed: ${text}`);
+      void vscode.window.showErrorMessage(`MemLens panel: ${text}`);
+    }
+  }
+
+  private onReady(): void {
+    this.ready = true;
+    this.sendSnapshot();
+    const queued = this.queue.splice(0);
+    for (const message of queued) void this.panel.webview.postMessage(message);
+  }
+
+  private async openSource(file: string, line: number): Promise<void> {
+    const uri = vscode.Uri.file(file);
+    try {
+      await vscode.workspace.fs.stat(uri);
+    } catch {
+      throw new Error(
+        `${file} is not on this machine. Set memlens.sourceRoots (or memlens.pathMappings) so that the host's paths map to your local checkout.`,
+      );
+    }
+    const position = new vscode.Position(Math.max(0, line - 1), 0);
+    const column =
+      this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Beside : vscode.ViewColumn.One;
+    await vscode.window.showTextDocument(uri, {
+      viewColumn: column,
+      selection: new vscode.Range(position, position),
+      preview: true,
+    });
+  }
+
+  private async savePng(chart: ChartName, dataUrl: string, requestedPath: string | undefined): Promise<void> {
+    const bytes = decodePngDataUrl(dataUrl);
+    if (requestedPath !== undefined) {
+      // Only a path the host asked for: the webview never chooses where files go.
+      const pending = this.pendingCaptures.get(requestedPath);
+      if (!pending) throw new Error(`the webview sent a PNG for ${requestedPath}, which was not requested`);
+      this.pendingCaptures.delete(requestedPath);
+      try {
+        await vscode.workspace.fs.writeFile(vscode.Uri.file(requestedPath), bytes);
+        pending.resolve();
+      } catch (error) {
+        pending.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      return;
+    }
+    const run = this.shownRun();
+    const folder = run ? vscode.Uri.file(run.dir) : vscode.workspace.workspaceFolders?.[0]?.uri;
+    const name = `memlens-${chart}${run ? `-${run.id}` : ""}.png`;
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
+      filters: { "PNG image": ["png"] },
+      saveLabel: "Save chart",
+    });
+    if (!target) return;
+    await vscode.workspace.fs.writeFile(target, bytes);
+    void vscode.window.showInformationMessage(`MemLens: saved the ${chart} chart to ${target.fsPath}.`);
+  }
+}

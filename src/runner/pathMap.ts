@@ -1,0 +1,173 @@
+// Maps source paths as a GPU host (or container) saw them onto files of the local workspace, so that
+// lenses and hovers land on the right local lines. mapHostPath is pure: the file system is reached
+// only through the fileExists it is given.
+import * as path from "node:path";
+import type { PathMapping } from "./types";
+import type { Plan, ProbeEvent, StackFrame } from "../protocol/events";
+
+export interface PathMapContext {
+  /** Local folders whose layout gives module names (a checkout root: ROOT/vllm/x.py is vllm.x). */
+  sourceRoots: readonly string[];
+  /** Host path prefix -> local folder, for trees not found by module name. */
+  pathMappings: readonly PathMapping[];
+  fileExists: (localPath: string) => boolean;
+  /** Joins local path parts; node's path.join by default (the local OS's separators). */
+  join?: (this: void, ...parts: string[]) => string;
+}
+
+const PACKAGE_DIRS = new Set(["site-packages", "dist-packages"]);
+
+function hostParts(hostPath: string): string[] {
+  return hostPath.split(/[\\/]+/).filter((part) => part !== "" && part !== ".");
+}
+
+/**
+ * The module-relative path of a host file (["vllm", "x.py"] for vllm.x), from the module name
+ * when known, else from the part after the last site-packages/dist-packages folder.
+ */
+export function moduleRelativeParts(hostPath: string, moduleName?: string): string[] | undefined {
+  const parts = hostParts(hostPath);
+  const basename = parts[parts.length - 1];
+  if (basename === undefined || !/\.pyw?$/.test(basename)) return undefined;
+  if (moduleName && moduleName !== "__main__" && /^[\w.]+$/.test(moduleName)) {
+    const names = moduleName.split(".");
+    if (basename === "__init__.py") return [...names, "__init__.py"];
+    const last = names.pop();
+    return [...names, `${last}${path.posix.extname(basename)}`];
+  }
+  for (let index = parts.length - 2; index >= 0; index--) {
+    if (PACKAGE_DIRS.has(parts[index]!)) {
+      const rest = parts.slice(index + 1);
+      return rest.length > 0 ? rest : undefined;
+    }
+  }
+  return undefined;
+}
+
+function matchesPrefix(hostPath: string, prefix: string): string | undefined {
+  const trimmed = prefix.replace(/[\\/]+$/, "");
+  if (trimmed === "") return undefined;
+  if (hostPath === trimmed) return "";
+  if (
+    hostPath.startsWith(trimmed) &&
+    (hostPath[trimmed.length] === "/" || hostPath[trimmed.length] === "\\")
+  ) {
+    return hostPath.slice(trimmed.length + 1);
+  }
+  return undefined;
+}
+
+/**
+ * The local file for a host path: (1) by module name under a source root, (2) by the longest
+ * configured prefix, (3) by the longest tail of the path that is a package (has __init__.py) under a
+ * source root, else (4) the path unchanged.
+ */
+export function mapHostPath(hostPath: string, context: PathMapContext, moduleName?: string): string {
+  const join = context.join ?? ((...parts: string[]) => path.join(...parts));
+  const moduleParts = moduleRelativeParts(hostPath, moduleName);
+  if (moduleParts) {
+    for (const root of context.sourceRoots) {
+      const candidate = join(root, ...moduleParts);
+      if (context.fileExists(candidate)) return candidate;
+    }
+  }
+
+  let best: { rest: string; local: string; length: number } | undefined;
+  for (const mapping of context.pathMappings) {
+    const rest = matchesPrefix(hostPath, mapping.remote);
+    if (rest !== undefined && (!best || mapping.remote.length > best.length)) {
+      best = { rest, local: mapping.local, length: mapping.remote.length };
+    }
+  }
+  if (best) return best.rest === "" ? best.local : join(best.local, ...hostParts(best.rest));
+
+  const parts = hostParts(hostPath);
+  for (let start = 0; start <= parts.length - 2; start++) {
+    const tail = parts.slice(start);
+    for (const root of context.sourceRoots) {
+      if (!context.fileExists(join(root, tail[0]!, "__init__.py"))) continue;
+      const candidate = join(root, ...tail);
+      if (context.fileExists(candidate)) return candidate;
+    }
+  }
+  return hostPath;
+}
+
+/**
+ * The other direction, for what goes to the host: the host's path of a local file by the longest
+ * memlens.pathMappings local prefix, undefined when none covers it. Hosts are POSIX (the runner
+ * needs sh there), so the parts are joined with "/".
+ */
+export function hostPathOf(localPath: string, pathMappings: readonly PathMapping[]): string | undefined {
+  let best: { rest: string; remote: string; length: number } | undefined;
+  for (const mapping of pathMappings) {
+    const rest = matchesPrefix(localPath, mapping.local);
+    if (rest !== undefined && (!best || mapping.local.length > best.length)) {
+      best = { rest, remote: mapping.remote, length: mapping.local.length };
+    }
+  }
+  if (!best) return undefined;
+  const remote = best.remote.replace(/[\\/]+$/, "");
+  const parts = hostParts(best.rest);
+  if (parts.length === 0) return remote === "" ? "/" : remote;
+  return `${remote}/${parts.join("/")}`;
+}
+
+/**
+ * The plan as the host must see it: line targets name files by path, and the editor's path is the
+ * local one, so each becomes the host's copy where a path mapping covers it (else it is kept: the
+ * host may share the local layout). Function targets are module names and need nothing.
+ */
+export function planForHost(plan: Plan, pathMappings: readonly PathMapping[]): Plan {
+  if (pathMappings.length === 0) return plan;
+  return {
+    ...plan,
+    targets: plan.targets.map((target) => {
+      if (!("line" in target)) return target;
+      const match = /^(.*):(\d+)$/.exec(target.line);
+      const hostFile = match ? hostPathOf(match[1]!, pathMappings) : undefined;
+      return hostFile === undefined ? target : { ...target, line: `${hostFile}:${match![2]}` };
+    }),
+  };
+}
+
+export type HostPathMapper = (hostPath: string, moduleName?: string) => string;
+
+/** A memoizing mapper: a file mapped once by module name maps the same way in later events. */
+export function createHostPathMapper(context: PathMapContext): HostPathMapper {
+  const known = new Map<string, string>();
+  return (hostPath, moduleName) => {
+    const cached = known.get(hostPath);
+    if (cached !== undefined) return cached;
+    const mapped = mapHostPath(hostPath, context, moduleName);
+    // Without a module name a miss may still be found later by one; remember only sure answers.
+    if (mapped !== hostPath || moduleName !== undefined) known.set(hostPath, mapped);
+    return mapped;
+  };
+}
+
+/** An event with its file paths mapped; the host's path stays in `host_file` where it changed. */
+export function mapEventPaths(event: ProbeEvent, mapper: HostPathMapper): ProbeEvent {
+  switch (event.type) {
+    case "target_resolved":
+    case "enter":
+    case "exit": {
+      if (!event.file) return event;
+      const file = mapper(event.file, event.type === "target_resolved" ? event.module : undefined);
+      return file === event.file ? event : Object.assign({}, event, { file, host_file: event.file });
+    }
+    case "paused":
+    case "oom": {
+      const stack = event.stack.map((frame) => mapFrame(frame, mapper));
+      return stack.every((frame, index) => frame === event.stack[index]) ? event : { ...event, stack };
+    }
+    default:
+      return event;
+  }
+}
+
+function mapFrame(frame: StackFrame, mapper: HostPathMapper): StackFrame {
+  if (!frame.file) return frame;
+  const file = mapper(frame.file);
+  return file === frame.file ? frame : Object.assign({}, frame, { file, host_file: frame.file });
+}

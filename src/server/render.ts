@@ -1,0 +1,218 @@
+// Text the language server shows: lens titles, hover tables, inlay labels, findings. Pure
+// functions over the run model, so each string can be tested without a server.
+import type { Hotspot, Phase } from "../catalog/types";
+import { formatBytes, formatDelta, formatDuration, sourceLabel, summaryLine } from "../model/format";
+import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
+import type { ReadingKey, Readings } from "../protocol/events";
+
+const MiB = 1024 * 1024;
+/** A retained or transient amount this large is worth a warning on any card. */
+export const FINDING_ABSOLUTE_BYTES = 256 * MiB;
+/** Or this share of the function's own peak… */
+export const FINDING_SHARE_OF_PEAK = 0.25;
+/** …as long as it is above host-RSS page noise. */
+export const FINDING_FLOOR_BYTES = 1 * MiB;
+/** Hover tables stop here; the panel lists every call. */
+export const HOVER_MAX_CALLS = 100;
+
+export function measureHereTitle(hotspot: Hotspot | undefined, trusted: boolean): string {
+  const question = hotspot ? ` · ${hotspot.question}` : "";
+  return trusted
+    ? `$(pulse) Measure here${question}`
+    : `$(workspace-untrusted) Measure here (workspace not trusted)${question}`;
+}
+
+export type TargetState =
+  | { kind: "measured"; summary: TargetSummary }
+  | { kind: "waiting" }
+  | { kind: "not_called" }
+  | { kind: "not_found"; reasons: string[] };
+
+export function targetState(model: RunModel, targetId: string): TargetState {
+  const summary = model.summary(targetId);
+  if (summary) return { kind: "measured", summary };
+  const info = model.targets.get(targetId);
+  if (info && info.resolved.size === 0 && info.notFound.size > 0) {
+    return { kind: "not_found", reasons: notFoundReasons(model, targetId) };
+  }
+  return model.finished ? { kind: "not_called" } : { kind: "waiting" };
+}
+
+export function notFoundReasons(model: RunModel, targetId: string): string[] {
+  const info = model.targets.get(targetId);
+  if (!info) return [];
+  return [...new Set([...info.notFound.values()].map((e) => e.reason))];
+}
+
+export function lensTitle(state: TargetState): string {
+  switch (state.kind) {
+    case "measured":
+      return summaryLine(state.summary);
+    case "waiting":
+      return "$(loading~spin) probed · waiting for the first call";
+    case "not_called":
+      return "$(circle-slash) probed · never called in this run";
+    case "not_found":
+      return `$(warning) not found in any process: ${state.reasons.join("; ")}`;
+  }
+}
+
+/** "← +8.3 MiB allocated ×32": the inlay hint after a measured line. */
+export function inlayLabel(summary: TargetSummary): string {
+  return `← ${formatDelta(summary.retained)} ${sourceLabel(summary.source)} ×${summary.calls}`;
+}
+
+export interface Finding {
+  severity: "information" | "warning";
+  code: "retained" | "transient";
+  message: string;
+}
+
+function significant(bytes: number, peak: number | undefined): "warning" | "information" | undefined {
+  if (bytes >= FINDING_ABSOLUTE_BYTES) return "warning";
+  if (
+    bytes >= FINDING_FLOOR_BYTES &&
+    peak !== undefined &&
+    peak > 0 &&
+    bytes >= FINDING_SHARE_OF_PEAK * peak
+  ) {
+    return "information";
+  }
+  return undefined;
+}
+
+/** Findings for a measured target: what it keeps after returning, what it only needs meanwhile. */
+export function findings(summary: TargetSummary): Finding[] {
+  const out: Finding[] = [];
+  const where = summary.kind === "line" ? "after this line" : "after return";
+  const source = sourceLabel(summary.source);
+  const calls = summary.calls === 1 ? "1 call" : `Σ over ${summary.calls} calls`;
+  const retainedLevel =
+    summary.retained > 0 ? significant(summary.retained, summary.peakAboveBeforeMax) : undefined;
+  if (retainedLevel) {
+    out.push({
+      severity: retainedLevel,
+      code: "retained",
+      message: `retains ${formatBytes(summary.retained)} ${where} (${source}, ${calls})`,
+    });
+  }
+  const transient = summary.transientMax;
+  const transientLevel =
+    transient !== undefined ? significant(transient, summary.peakAboveBeforeMax) : undefined;
+  if (transient !== undefined && transientLevel) {
+    const sampled = summary.source === "host_rss" ? ", sampled" : "";
+    out.push({
+      severity: transientLevel,
+      code: "transient",
+      message: `transient peak ${formatBytes(transient)} above what it keeps (${source}, largest call${sampled})`,
+    });
+  }
+  return out;
+}
+
+const HOVER_READINGS: readonly ReadingKey[] = [
+  "allocated",
+  "reserved",
+  "device_used",
+  "non_torch",
+  "process_used",
+  "host_rss",
+  "host_hwm",
+];
+
+function cell(call: CallRecord, key: ReadingKey): string {
+  const before = call.before[key];
+  const after = call.after?.[key];
+  const peak = key === "allocated" || key === "reserved" || key === "host_rss" ? call.peak?.[key] : undefined;
+  if (before === undefined && after === undefined) return "—";
+  const parts: string[] = [];
+  parts.push(before === undefined ? "?" : formatBytes(before));
+  parts.push(after === undefined ? (call.open ? "…" : "?") : formatBytes(after));
+  let text = parts.join(" → ");
+  if (before !== undefined && after !== undefined) text += ` (${formatDelta(after - before)})`;
+  if (peak !== undefined) text += ` · peak ${formatBytes(peak)}`;
+  return text;
+}
+
+function processLabel(pid: number, rank: number | null): string {
+  return rank === null ? `${pid}` : `${pid} (rank ${rank})`;
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_[\]<>|]/g, (c) => `\\${c}`);
+}
+
+export interface HoverContext {
+  runLabel: string;
+  spec: string;
+  hotspot?: Hotspot;
+  phase?: Phase;
+}
+
+/** Markdown for a measured target: the summary, per-process totals, then every call's readings. */
+export function measuredHover(model: RunModel, summary: TargetSummary, ctx: HoverContext): string {
+  const lines: string[] = [];
+  lines.push(`**MemLens** · ${escapeMarkdown(ctx.runLabel)} · \`${ctx.spec.replace(/`/g, "'")}\``);
+  lines.push("");
+  lines.push(escapeMarkdown(summaryLine(summary)));
+  if (ctx.hotspot) {
+    lines.push("");
+    lines.push(`*${escapeMarkdown(ctx.hotspot.question)}*`);
+  }
+  lines.push("");
+  lines.push("| process | calls | retained | peak above before | largest transient | time |");
+  lines.push("|---|---:|---:|---:|---:|---:|");
+  for (const p of summary.perProcess) {
+    const peak = p.peakAboveBeforeMax === undefined ? "—" : formatDelta(p.peakAboveBeforeMax);
+    const transient = p.transientMax === undefined ? "—" : formatBytes(p.transientMax);
+    lines.push(
+      `| ${processLabel(p.pid, p.rank)} | ${p.calls} | ${formatDelta(p.retained)} | ${peak} | ${transient} | ${formatDuration(p.durationNs)} |`,
+    );
+  }
+  const calls = model.callsOf(summary.target);
+  const columns = HOVER_READINGS.filter((key) =>
+    calls.some((c) => c.before[key] !== undefined || c.after?.[key] !== undefined),
+  );
+  lines.push("");
+  lines.push(`Every call (before → after (Δ) · peak; ${sourceLabel(summary.source)} is the delta source):`);
+  lines.push("");
+  lines.push(`| process | call | ${columns.join(" | ")} | time |`);
+  lines.push(`|---|---:|${columns.map(() => "---|").join("")}---:|`);
+  for (const call of calls.slice(0, HOVER_MAX_CALLS)) {
+    const time = call.open ? "running" : formatDuration(call.durationNs ?? 0);
+    const raised = call.raised ? ` · raised ${escapeMarkdown(call.raised)}` : "";
+    const oom = call.oom ? " · **OOM**" : "";
+    lines.push(
+      `| ${processLabel(call.pid, call.rank)} | ${call.call}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
+    );
+  }
+  if (calls.length > HOVER_MAX_CALLS) {
+    lines.push("");
+    lines.push(`… and ${calls.length - HOVER_MAX_CALLS} more calls (the memory panel lists them all).`);
+  }
+  return lines.join("\n");
+}
+
+/** Markdown for a catalog hotspot that this run did not measure. */
+export function hotspotHover(hotspot: Hotspot, phase: Phase | undefined, trusted: boolean): string {
+  const lines = [
+    `**MemLens hotspot** · ${escapeMarkdown(phase?.title ?? hotspot.phase)}`,
+    "",
+    escapeMarkdown(hotspot.question),
+  ];
+  if (hotspot.note) lines.push("", `_${escapeMarkdown(hotspot.note)}_`);
+  lines.push(
+    "",
+    trusted
+      ? "Click **Measure here** above the definition to probe it on the next run."
+      : "This workspace is not trusted, so MemLens will not start programs here.",
+  );
+  return lines.join("\n");
+}
+
+/** "allocated 1.2 GiB, reserved 2.0 GiB": the readings at one instant (OOM messages). */
+export function readingsText(r: Readings): string {
+  return HOVER_READINGS.filter((k) => r[k] !== undefined)
+    .map((k) => `${k} ${formatBytes(r[k]!)}`)
+    .join(", ");
+}

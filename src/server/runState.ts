@@ -1,0 +1,245 @@
+// The run the editor shows, and where its targets land in a given document: by the file the
+// probe resolved them in (paths already mapped to local ones), else by the document's module
+// name and the target's qualname, so a run recorded elsewhere still decorates local sources.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { splitFunctionSpec, splitLineSpec, type HotspotCatalog } from "../catalog/catalog";
+import { normalizePath } from "../catalog/moduleName";
+import type { PythonDef } from "../catalog/pythonDefs";
+import { RunModel } from "../model/runModel";
+import type { Plan, ProbeEvent } from "../protocol/events";
+import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
+import type { PathMapping } from "../runner/types";
+import type { DocumentAnalysis } from "./documentAnalysis";
+import { EventsFileShrankError, EventsFileTail } from "./eventsTail";
+import type { RunPayload, RunTargetInfo } from "./protocol";
+
+export class RunLoadError extends Error {}
+
+/** A run target placed in one document. */
+export interface Placement {
+  target: RunTargetInfo;
+  /** 0-based line the lens, hint and diagnostics go on. */
+  line: number;
+  /** Lines a hover answers on: decorators to the end of the signature, or the statement. */
+  hoverStart: number;
+  hoverEnd: number;
+  /** The definition, for function targets found in the document. */
+  def?: PythonDef;
+}
+
+function targetsFromPlan(plan: Plan): RunTargetInfo[] {
+  return plan.targets.map((t) =>
+    "function" in t
+      ? { id: t.id, spec: t.function, kind: "function" }
+      : { id: t.id, spec: t.line, kind: "line" },
+  );
+}
+
+async function readJson(file: string): Promise<unknown> {
+  return JSON.parse(await readFile(file, "utf8")) as unknown;
+}
+
+/** The plan's targets of a run folder: from meta.json (the extension's), else plan.json. */
+export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | undefined> {
+  try {
+    const meta = (await readJson(path.join(dir, "meta.json"))) as {
+      targets?: { id: string; spec: string; hotspot?: string }[];
+    };
+    if (meta.targets) {
+      return meta.targets.map((t) => ({
+        id: t.id,
+        spec: t.spec,
+        kind: splitLineSpec(t.spec) ? "line" : "function",
+        hotspot: t.hotspot,
+        adHoc: t.hotspot === undefined ? undefined : false,
+      }));
+    }
+  } catch {
+    // meta.json is the extension's; a folder without it still has plan.json or the events.
+  }
+  try {
+    return targetsFromPlan((await readJson(path.join(dir, "plan.json"))) as Plan);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Events of a run folder's events.jsonl appended since the last call (all of them the first time). */
+async function readAppended(tail: EventsFileTail, dir: string): Promise<ProbeEvent[]> {
+  let events: ProbeEvent[];
+  try {
+    events = await tail.read();
+  } catch (error) {
+    if (error instanceof EventsFileShrankError) throw error;
+    throw new RunLoadError(
+      `Cannot read ${tail.file}: ${(error as Error).message}. Is ${dir} a MemLens run folder?`,
+    );
+  }
+  if (tail.versionError) throw new RunLoadError(tail.versionError.message);
+  return events;
+}
+
+/** What identifies a run shown from its folder: the same key again means "read what was appended". */
+export function folderRunKey(payload: RunPayload, sourceRoots: readonly string[]): string | undefined {
+  if (payload.source.kind !== "folder") return undefined;
+  return JSON.stringify([payload.id, payload.source.dir, payload.pathMappings ?? [], sourceRoots]);
+}
+
+export class RunState {
+  readonly model = new RunModel();
+  private targetInfo = new Map<string, RunTargetInfo>();
+  private readonly mapper: HostPathMapper;
+  /** For a run shown from its folder: where reading events.jsonl goes on from. */
+  private tail: { dir: string; reader: EventsFileTail } | undefined;
+
+  constructor(
+    readonly id: string,
+    public label: string,
+    private readonly catalog: HotspotCatalog,
+    targets: readonly RunTargetInfo[],
+    pathMappings: readonly PathMapping[],
+    sourceRoots: readonly string[],
+  ) {
+    this.setTargets(targets);
+    this.mapper = createHostPathMapper({ sourceRoots, pathMappings, fileExists: existsSync });
+  }
+
+  static async load(
+    payload: RunPayload,
+    catalog: HotspotCatalog,
+    sourceRoots: readonly string[],
+  ): Promise<{ state: RunState; malformed: number }> {
+    if (payload.source.kind === "events") {
+      const state = new RunState(
+        payload.id,
+        payload.label ?? payload.id,
+        catalog,
+        payload.targets ?? [],
+        payload.pathMappings ?? [],
+        sourceRoots,
+      );
+      state.add(payload.source.events);
+      return { state, malformed: 0 };
+    }
+    const dir = payload.source.dir;
+    const reader = new EventsFileTail(path.join(dir, "events.jsonl"));
+    const events = await readAppended(reader, dir);
+    const state = new RunState(
+      payload.id,
+      payload.label ?? payload.id,
+      catalog,
+      payload.targets ?? (await readFolderTargets(dir)) ?? [],
+      payload.pathMappings ?? [],
+      sourceRoots,
+    );
+    state.tail = { dir, reader };
+    state.add(events);
+    return { state, malformed: reader.malformed };
+  }
+
+  /** Lines of events.jsonl that were not events, so far (0 for a run sent as events). */
+  get malformed(): number {
+    return this.tail?.reader.malformed ?? 0;
+  }
+
+  /**
+   * The same run folder again (its key from folderRunKey is unchanged): adds the events written
+   * since the last read, and takes up the targets and label anew.
+   */
+  async readMore(payload: RunPayload): Promise<void> {
+    if (!this.tail) throw new Error(`run ${this.id} was not read from a folder`);
+    const events = await readAppended(this.tail.reader, this.tail.dir);
+    const targets = payload.targets ?? (await readFolderTargets(this.tail.dir));
+    if (targets) this.setTargets(targets);
+    if (payload.label !== undefined) this.label = payload.label;
+    this.add(events);
+  }
+
+  private setTargets(targets: readonly RunTargetInfo[]): void {
+    this.targetInfo = new Map(targets.map((t) => [t.id, t]));
+  }
+
+  add(events: readonly ProbeEvent[]): void {
+    for (const e of events) this.model.add(mapEventPaths(e, this.mapper));
+  }
+
+  /** Every target of the run: the plan's, plus any that only appear in events. */
+  targets(): RunTargetInfo[] {
+    const out = new Map(this.targetInfo);
+    for (const [id, info] of this.model.targets) {
+      if (out.has(id)) continue;
+      const spec = info.spec ?? [...info.resolved.values()][0]?.spec;
+      if (spec === undefined) continue;
+      out.set(id, { id, spec, kind: info.kind ?? (splitLineSpec(spec) ? "line" : "function") });
+    }
+    return [...out.values()].map((t) => ({
+      ...t,
+      adHoc: t.adHoc ?? (t.kind === "line" || this.catalog.lookup(t.spec) === undefined),
+      hotspot: t.hotspot ?? (t.kind === "function" ? this.catalog.lookup(t.spec)?.hotspot.id : undefined),
+    }));
+  }
+
+  /** Where this run's targets are in the document. */
+  placements(doc: DocumentAnalysis): Placement[] {
+    const out: Placement[] = [];
+    for (const target of this.targets()) {
+      const placed = target.kind === "line" ? this.placeLine(target, doc) : this.placeFunction(target, doc);
+      if (placed) out.push(placed);
+    }
+    return out;
+  }
+
+  private samePath(file: string | undefined, doc: DocumentAnalysis): boolean {
+    return file !== undefined && doc.path !== undefined && normalizePath(file) === doc.path;
+  }
+
+  private placeFunction(target: RunTargetInfo, doc: DocumentAnalysis): Placement | undefined {
+    const resolved = [...(this.model.targets.get(target.id)?.resolved.values() ?? [])];
+    const spec = splitFunctionSpec(target.spec);
+    const candidates: { qualname: string; line?: number }[] = [];
+    for (const e of resolved) {
+      if (this.samePath(e.file, doc) || (e.module !== undefined && e.module === doc.module)) {
+        candidates.push({ qualname: e.qualname ?? spec?.qualname ?? "", line: e.line });
+      }
+    }
+    if (spec && doc.module !== undefined && spec.module === doc.module)
+      candidates.push({ qualname: spec.qualname });
+    for (const c of candidates) {
+      const def = doc.index.findByQualname(c.qualname);
+      if (def)
+        return { target, line: def.defLine, hoverStart: def.startLine, hoverEnd: def.headerEndLine, def };
+    }
+    // The module is here but the definition is not (a version without it): say so at the top.
+    if (candidates.length > 0) {
+      const fallback = candidates.find((c) => c.line !== undefined)?.line;
+      const line = fallback !== undefined ? Math.min(fallback - 1, doc.index.lineCount - 1) : 0;
+      return { target, line, hoverStart: line, hoverEnd: line };
+    }
+    return undefined;
+  }
+
+  private placeLine(target: RunTargetInfo, doc: DocumentAnalysis): Placement | undefined {
+    let line: number | undefined;
+    const spec = splitLineSpec(target.spec);
+    if (spec && this.samePath(this.mapper(spec.file), doc)) line = spec.line;
+    if (line === undefined) {
+      for (const e of this.model.targets.get(target.id)?.resolved.values() ?? []) {
+        if (e.line === undefined) continue;
+        if (this.samePath(e.file, doc) || (e.module !== undefined && e.module === doc.module)) {
+          line = e.line;
+          break;
+        }
+      }
+    }
+    if (line === undefined || line < 1 || line > doc.index.lineCount) return undefined;
+    const statement = doc.index.statementAt(line - 1);
+    return {
+      target,
+      line: line - 1,
+      hoverStart: statement?.startLine ?? line - 1,
+      hoverEnd: statement?.endLine ?? line - 1,
+    };
+  }
+}

@@ -1,0 +1,139 @@
+// The "Runs" view: runs newest first (label, status, duration, host), each with its top targets
+// and their summary lines. Clicking a run selects it; the lenses and the panel follow.
+import * as vscode from "vscode";
+import type { RunEntry, RunRegistry } from "../host";
+import { formatDuration, summaryLine } from "../model/format";
+import type { TargetSummary } from "../model/runModel";
+
+/** Targets shown under a run: the biggest retained first. */
+const TOP_TARGETS = 10;
+
+export type RunsTreeNode = { kind: "run"; id: string } | { kind: "target"; runId: string; target: string };
+
+const STATUS_ICONS: Record<string, string> = {
+  running: "loading~spin",
+  finished: "pass",
+  failed: "error",
+  stopped: "debug-stop",
+  interrupted: "debug-disconnect",
+};
+
+export function runDurationNs(entry: RunEntry): number | undefined {
+  if (entry.model.end) return entry.model.end.duration_ns;
+  const started = Date.parse(entry.meta.started);
+  const finished = entry.meta.finished ? Date.parse(entry.meta.finished) : undefined;
+  if (finished !== undefined && !Number.isNaN(started) && !Number.isNaN(finished))
+    return (finished - started) * 1e6;
+  if (entry.model.firstTs !== undefined && entry.model.lastTs !== undefined)
+    return entry.model.lastTs - entry.model.firstTs;
+  return undefined;
+}
+
+export function runDescriptionText(entry: RunEntry): string {
+  const parts: string[] = [entry.meta.status];
+  const duration = runDurationNs(entry);
+  if (duration !== undefined && entry.meta.status !== "running") parts.push(formatDuration(duration));
+  parts.push(entry.meta.host ?? "local");
+  return parts.join(" · ");
+}
+
+function targetLabel(entry: RunEntry, summary: TargetSummary): string {
+  const spec =
+    summary.spec ?? entry.meta.targets?.find((t) => t.id === summary.target)?.spec ?? summary.target;
+  if (summary.kind === "line") {
+    const sep = spec.lastIndexOf(":");
+    return `${spec.slice(0, sep).split(/[\\/]/).pop() ?? spec}:${spec.slice(sep + 1)}`;
+  }
+  return spec.split(":").pop() ?? spec;
+}
+
+export function topTargets(entry: RunEntry): TargetSummary[] {
+  return entry.model
+    .summaries()
+    .sort((a, b) => Math.abs(b.retained) - Math.abs(a.retained))
+    .slice(0, TOP_TARGETS);
+}
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<RunsTreeNode | undefined>();
+  readonly onDidChangeTreeData = this.emitter.event;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(private readonly runs: RunRegistry) {
+    this.subscription = runs.onDidChange(() => this.emitter.fire(undefined));
+  }
+
+  getChildren(node?: RunsTreeNode): RunsTreeNode[] {
+    if (!node) return this.runs.list().map((e) => ({ kind: "run", id: e.id }));
+    if (node.kind === "run") {
+      const entry = this.runs.get(node.id);
+      return entry
+        ? topTargets(entry).map((s) => ({ kind: "target", runId: node.id, target: s.target }))
+        : [];
+    }
+    return [];
+  }
+
+  getParent(node: RunsTreeNode): RunsTreeNode | undefined {
+    return node.kind === "target" ? { kind: "run", id: node.runId } : undefined;
+  }
+
+  getTreeItem(node: RunsTreeNode): vscode.TreeItem {
+    if (node.kind === "run") return this.runItem(node.id);
+    return this.targetItem(node.runId, node.target);
+  }
+
+  private runItem(id: string): vscode.TreeItem {
+    const entry = this.runs.get(id);
+    if (!entry) return new vscode.TreeItem("(removed)");
+    const hasTargets = entry.model.calls.length > 0;
+    const item = new vscode.TreeItem(
+      entry.meta.label,
+      hasTargets ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+    );
+    item.id = `run:${id}`;
+    item.description = runDescriptionText(entry);
+    const current = this.runs.current()?.id === id;
+    item.iconPath = new vscode.ThemeIcon(STATUS_ICONS[entry.meta.status] ?? "circle-outline");
+    item.contextValue = "memlens.run";
+    const tooltip = new vscode.MarkdownString();
+    tooltip.appendText(`${entry.meta.label}\n`);
+    tooltip.appendText(
+      `${entry.meta.status}${current ? " (shown)" : ""} · started ${new Date(entry.meta.started).toLocaleString()}\n`,
+    );
+    tooltip.appendText(`host: ${entry.meta.host ?? "this machine"}\n`);
+    if (entry.meta.command.length > 0) tooltip.appendText(`command: ${entry.meta.command.join(" ")}\n`);
+    if (entry.meta.error) tooltip.appendText(`error: ${entry.meta.error}\n`);
+    tooltip.appendText(`folder: ${entry.dir}`);
+    item.tooltip = tooltip;
+    item.command = { command: "memlens.openRun", title: "Open Run", arguments: [id] };
+    return item;
+  }
+
+  private targetItem(runId: string, target: string): vscode.TreeItem {
+    const entry = this.runs.get(runId);
+    const summary = entry?.model.summary(target);
+    if (!entry || !summary) return new vscode.TreeItem(target);
+    const item = new vscode.TreeItem(targetLabel(entry, summary), vscode.TreeItemCollapsibleState.None);
+    item.id = `run:${runId}/${target}`;
+    item.description = summaryLine(summary);
+    item.iconPath = new vscode.ThemeIcon(summary.kind === "line" ? "symbol-field" : "symbol-method");
+    item.contextValue = "memlens.runTarget";
+    item.tooltip = `${summary.spec ?? target}\n${summaryLine(summary)}`;
+    if (summary.file) {
+      const uri = vscode.Uri.file(summary.file);
+      const line = Math.max(0, (summary.line ?? 1) - 1);
+      item.command = {
+        command: "vscode.open",
+        title: "Open Source",
+        arguments: [uri, { selection: new vscode.Range(line, 0, line, 0) }],
+      };
+    }
+    return item;
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.emitter.dispose();
+  }
+}

@@ -1,0 +1,50 @@
+// A status-bar item with the live memory of the current run (device_used/device_total when the
+// target uses CUDA, else host RSS), its source named in the tooltip. Hidden when no run has readings.
+import * as vscode from "vscode";
+import type { RunEntry, RunRegistry } from "../host";
+import { latestMemory } from "./memoryText";
+
+export class MemoryStatusBar implements vscode.Disposable {
+  private readonly item: vscode.StatusBarItem;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(
+    private readonly runs: RunRegistry,
+    /** Command a click runs (the panel when there is one, else the output channel). */
+    clickCommand: string,
+  ) {
+    this.item = vscode.window.createStatusBarItem("memlens.memory", vscode.StatusBarAlignment.Left, 50);
+    this.item.name = "MemLens memory";
+    this.item.command = clickCommand;
+    this.subscription = runs.onDidChange(() => this.update());
+    this.update();
+  }
+
+  update(): void {
+    const entry = this.runs.current();
+    const memory = entry ? latestMemory(entry.model) : undefined;
+    if (!entry || !memory) {
+      this.item.hide();
+      return;
+    }
+    const live = isLive(entry);
+    this.item.text = `${live ? "$(pulse)" : "$(history)"} ${memory.short}`;
+    this.item.tooltip = new vscode.MarkdownString(
+      `**MemLens** — ${live ? "live" : "last reading of"} run *${escapeMarkdown(entry.meta.label)}*\n\n${escapeMarkdown(memory.source)}`,
+    );
+    this.item.show();
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.item.dispose();
+  }
+}
+
+function isLive(entry: RunEntry): boolean {
+  return entry.handle !== undefined && entry.meta.status === "running";
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, "\\$&");
+}

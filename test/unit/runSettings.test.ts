@@ -1,0 +1,84 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { resolveRunsDirectory, runDescriptionFromSettings, type SettingsReader } from "../../src/runSettings";
+
+function settings(values: Record<string, unknown>): SettingsReader {
+  return { get: <T>(key: string) => values[key] as T | undefined };
+}
+
+test("package.json's defaults give a local run of the bundled loader in the workspace folder", () => {
+  const d = runDescriptionFromSettings(
+    settings({
+      python: "python3",
+      command: [],
+      model: "openai/gpt-oss-20b",
+      env: {},
+      cwd: "",
+      host: "",
+      sampleIntervalMs: 100,
+      gpuMemoryUtilization: 0.98,
+      emulateGpuGiB: null,
+    }),
+    "/ws",
+  );
+  assert.equal(d.python, "python3");
+  assert.equal(d.command, undefined, "an empty command means the bundled loader");
+  assert.equal(d.cwd, "/ws");
+  assert.equal(d.host, undefined);
+  assert.equal(d.model, "openai/gpt-oss-20b");
+  assert.equal(d.sampleIntervalMs, 100);
+  assert.equal(d.gpuMemoryUtilization, 0.98);
+  assert.equal(d.emulateGpuGiB, null);
+});
+
+test("${workspaceFolder} and ${python} are substituted; a relative cwd is under the workspace", () => {
+  const d = runDescriptionFromSettings(
+    settings({
+      python: "${workspaceFolder}/.venv/bin/python",
+      command: ["${python}", "-m", "load", "--dir=${workspaceFolder}/models"],
+      cwd: "sub dir",
+      env: { DATA: "${workspaceFolder}/data" },
+    }),
+    "/ws",
+  );
+  assert.equal(d.python, "/ws/.venv/bin/python");
+  assert.deepEqual(d.command, ["/ws/.venv/bin/python", "-m", "load", "--dir=/ws/models"]);
+  assert.equal(d.cwd, "/ws/sub dir");
+  assert.deepEqual(d.env, { DATA: "/ws/data" });
+});
+
+test("on a remote host the cwd is the host's: not joined to the local workspace, empty stays empty", () => {
+  const remote = runDescriptionFromSettings(settings({ host: "gpu1", cwd: "work" }), "/ws");
+  assert.equal(remote.cwd, "work");
+  assert.equal(remote.host, "gpu1");
+  assert.equal(runDescriptionFromSettings(settings({ host: "gpu1" }), "/ws").cwd, undefined);
+});
+
+test("${workspaceFolder} in memlens.pathMappings' local side is the workspace folder", () => {
+  const d = runDescriptionFromSettings(
+    settings({
+      host: "gpu1",
+      pathMappings: [
+        { remote: "/srv/vllm", local: "${workspaceFolder}/src" },
+        { remote: "/opt/site-packages", local: "/home/me/venv/lib" },
+      ],
+    }),
+    "/ws",
+  );
+  assert.deepEqual(d.pathMappings, [
+    { remote: "/srv/vllm", local: "/ws/src" },
+    { remote: "/opt/site-packages", local: "/home/me/venv/lib" },
+  ]);
+});
+
+test("a blank python setting falls back to python3 rather than running nothing", () => {
+  assert.equal(runDescriptionFromSettings(settings({ python: "  " }), "/ws").python, "python3");
+});
+
+test("runs go to <workspace>/.memlens/runs unless memlens.runsDirectory says otherwise", () => {
+  assert.equal(resolveRunsDirectory("", "/ws", "/storage/runs"), "/ws/.memlens/runs");
+  assert.equal(resolveRunsDirectory("", undefined, "/storage/runs"), "/storage/runs");
+  assert.equal(resolveRunsDirectory("/data/runs", "/ws", "/storage/runs"), "/data/runs");
+  assert.equal(resolveRunsDirectory("runs", "/ws", "/storage/runs"), "/ws/runs");
+  assert.equal(resolveRunsDirectory("${workspaceFolder}/out", "/ws", "/storage/runs"), "/ws/out");
+});

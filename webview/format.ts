@@ -1,0 +1,48 @@
+// Panel-specific wording on top of src/model/format.ts (shared with lenses and hovers).
+import { formatBytes, formatDelta, sourceLabel } from "../src/model/format";
+import type { DeltaSource } from "../src/model/runModel";
+import type { CompareRow } from "./protocol";
+
+/** "allocated Δ" or "host RSS Δ": which reading a byte column is computed from. */
+export function deltaHeader(source: DeltaSource): string {
+  return `${sourceLabel(source)} Δ`;
+}
+
+/** "−1.1 GiB retained · +2 calls", or where a hotspot was only seen in one run. */
+export function compareSummary(row: CompareRow): string {
+  if (!row.a) return `only in B: ${formatDelta(row.b?.retained ?? 0)} retained`;
+  if (!row.b) return `only in A: ${formatDelta(row.a.retained)} retained`;
+  const parts: string[] = [];
+  if (row.retainedDelta !== 0) parts.push(`${formatDelta(row.retainedDelta)} retained`);
+  if (row.peakDelta !== undefined && row.peakDelta !== 0) parts.push(`${formatDelta(row.peakDelta)} peak`);
+  if (row.callsDelta !== 0)
+    parts.push(`${signedCount(row.callsDelta)} ${Math.abs(row.callsDelta) === 1 ? "call" : "calls"}`);
+  return parts.length === 0 ? "no change" : parts.join(" · ");
+}
+
+export function signedCount(n: number): string {
+  if (n === 0) return "±0";
+  return n > 0 ? `+${n}` : `−${-n}`;
+}
+
+/** Axis label: whole units where the tick is round ("2 GiB"), one decimal otherwise. */
+export function tickBytes(value: number): string {
+  let scaled = Math.abs(value);
+  while (scaled >= 1024) scaled /= 1024;
+  return formatBytes(value, Number.isInteger(Math.round(scaled * 1000) / 1000) ? 0 : 1);
+}
+
+/** A step of 1, 2, 2.5 or 5 × 10^k of a binary unit, so ticks land on round GiB/MiB values. */
+export function binaryStep(range: number, ticks = 5): number {
+  if (!(range > 0)) return 1;
+  const raw = range / ticks;
+  let unit = 1;
+  while (unit * 1024 <= raw) unit *= 1024;
+  const scaled = raw / unit;
+  const nice = [1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find((n) => n >= scaled) ?? 1024;
+  return nice * unit;
+}
+
+export function bytesTitle(bytes: number): string {
+  return `${bytes.toLocaleString("en-US")} bytes`;
+}

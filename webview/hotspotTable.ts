@@ -1,0 +1,260 @@
+// Hotspot table: one row per probed target, sortable by any column (buttons in the headers, so
+// the keyboard sorts too), expandable per process, and a row opens the source at the definition.
+import { formatBytes, formatDelta, formatDuration, sourceLabel } from "../src/model/format";
+import type { DeltaSource } from "../src/model/runModel";
+import { el, onActivate } from "./dom";
+import { bytesTitle, deltaHeader } from "./format";
+import type { HotspotRow, PanelState, ProcessHotspotRow, SortColumn } from "./protocol";
+
+type Sort = PanelState["sort"];
+
+export interface HotspotTableEvents {
+  onOpen(row: HotspotRow): void;
+  onSort(sort: Sort): void;
+  onExpand(target: string, expanded: boolean): void;
+}
+
+interface Column {
+  id: SortColumn;
+  title: string;
+  /** Byte columns carry the reading they come from in the header. */
+  bytes: boolean;
+  value(row: HotspotRow | ProcessHotspotRow): number | string;
+  text(row: HotspotRow | ProcessHotspotRow): string;
+  exact?(row: HotspotRow | ProcessHotspotRow): number | undefined;
+}
+
+const dash = "—";
+
+const COLUMNS: Column[] = [
+  {
+    id: "label",
+    title: "Target",
+    bytes: false,
+    value: (r) => ("label" in r ? r.label.toLowerCase() : r.pid),
+    text: (r) => ("label" in r ? r.label : ""),
+  },
+  {
+    id: "calls",
+    title: "Calls",
+    bytes: false,
+    value: (r) => r.calls,
+    text: (r) =>
+      "openCalls" in r && r.openCalls > 0 ? `${r.calls} (${r.openCalls} running)` : String(r.calls),
+  },
+  {
+    id: "retained",
+    title: "Retained",
+    bytes: true,
+    value: (r) => r.retained,
+    text: (r) => formatDelta(r.retained),
+    exact: (r) => r.retained,
+  },
+  {
+    id: "transient",
+    title: "Transient",
+    bytes: true,
+    value: (r) => r.transientMax ?? -Infinity,
+    text: (r) => (r.transientMax === undefined ? dash : formatBytes(r.transientMax)),
+    exact: (r) => r.transientMax,
+  },
+  {
+    id: "peak",
+    title: "Peak above before",
+    bytes: true,
+    value: (r) => r.peakAboveBeforeMax ?? -Infinity,
+    text: (r) => (r.peakAboveBeforeMax === undefined ? dash : formatDelta(r.peakAboveBeforeMax)),
+    exact: (r) => r.peakAboveBeforeMax,
+  },
+  {
+    id: "duration",
+    title: "Duration",
+    bytes: false,
+    value: (r) => r.durationNs,
+    text: (r) => formatDuration(r.durationNs),
+  },
+];
+
+const DESCRIPTIONS: Partial<Record<SortColumn, string>> = {
+  retained: "Σ over calls of after − before",
+  transient: "largest over calls of peak − max(before, after): memory used only while the call ran",
+  peak: "largest over calls of peak − before",
+  duration: "total time inside the target",
+};
+
+export function sortRows(rows: HotspotRow[], sort: Sort): HotspotRow[] {
+  const column = COLUMNS.find((c) => c.id === sort.column) ?? COLUMNS[2]!;
+  const sign = sort.descending ? -1 : 1;
+  return [...rows].sort((a, b) => {
+    const x = column.value(a);
+    const y = column.value(b);
+    const order =
+      typeof x === "string" && typeof y === "string" ? x.localeCompare(y) : (x as number) - (y as number);
+    return sign * order || a.label.localeCompare(b.label);
+  });
+}
+
+export class HotspotTable {
+  private rows: HotspotRow[] = [];
+  private sort: Sort = { column: "retained", descending: true };
+  private expanded = new Set<string>();
+
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly events: HotspotTableEvents,
+  ) {}
+
+  render(rows: HotspotRow[], sort: Sort, expanded: Iterable<string>): void {
+    this.rows = rows;
+    this.sort = sort;
+    this.expanded = new Set(expanded);
+    // Keep keyboard focus on the same row or header across live re-renders.
+    const focused =
+      document.activeElement instanceof HTMLElement ? document.activeElement.dataset.focusKey : undefined;
+    if (rows.length === 0) {
+      this.container.replaceChildren(
+        el("p", { class: "muted empty" }, "No probed function has run yet. Rows appear as calls finish."),
+      );
+      return;
+    }
+    const sources = [...new Set(rows.map((r) => r.source))];
+    const mixed = sources.length > 1;
+    const table = el("table", { class: "hotspots", "aria-label": "Hotspots: memory per probed function" });
+    table.append(this.header(mixed ? undefined : sources[0]!), this.body(mixed));
+    this.container.replaceChildren(table);
+    if (focused) {
+      const again = this.container.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`);
+      again?.focus();
+    }
+  }
+
+  private header(source: DeltaSource | undefined): HTMLTableSectionElement {
+    const row = el(
+      "tr",
+      {},
+      el(
+        "th",
+        { scope: "col", class: "expander-col" },
+        el("span", { class: "visually-hidden" }, "Processes"),
+      ),
+    );
+    for (const column of COLUMNS) {
+      const active = this.sort.column === column.id;
+      const unit = column.bytes ? (source ? deltaHeader(source) : "Δ of the row's reading") : undefined;
+      const button = el(
+        "button",
+        {
+          class: "sort",
+          type: "button",
+          "data-column": column.id,
+          "data-focus-key": `sort:${column.id}`,
+          title: DESCRIPTIONS[column.id],
+        },
+        column.title,
+        el(
+          "span",
+          { class: "sort-mark", "aria-hidden": "true" },
+          active ? (this.sort.descending ? " ▼" : " ▲") : "",
+        ),
+        unit ? el("span", { class: "unit" }, unit) : undefined,
+      );
+      button.addEventListener("click", () => {
+        const descending = active ? !this.sort.descending : column.id !== "label";
+        this.events.onSort({ column: column.id, descending });
+      });
+      row.append(
+        el(
+          "th",
+          {
+            scope: "col",
+            class: column.id === "label" ? "" : "num",
+            "aria-sort": active ? (this.sort.descending ? "descending" : "ascending") : "none",
+          },
+          button,
+        ),
+      );
+    }
+    return el("thead", {}, row);
+  }
+
+  private body(mixed: boolean): HTMLTableSectionElement {
+    const body = el("tbody");
+    for (const row of sortRows(this.rows, this.sort)) {
+      const canOpen = row.file !== undefined && row.line !== undefined;
+      const isExpanded = this.expanded.has(row.target);
+      const tr = el("tr", {
+        class: `hotspot${canOpen ? " clickable" : ""}`,
+        "data-target": row.target,
+        "data-focus-key": `row:${row.target}`,
+        tabindex: 0,
+        "aria-label": canOpen ? `${row.label}: open ${row.file}:${row.line}` : row.label,
+        title: canOpen ? `${row.spec ?? row.label}\n${row.file}:${row.line}` : (row.spec ?? row.label),
+      });
+      const expandCell = el("td", { class: "expander-col" });
+      if (row.perProcess.length > 1) {
+        const toggle = el(
+          "button",
+          {
+            class: "expand",
+            type: "button",
+            "aria-expanded": isExpanded ? "true" : "false",
+            "aria-label": `${isExpanded ? "Hide" : "Show"} ${row.perProcess.length} processes of ${row.label}`,
+            "data-focus-key": `expand:${row.target}`,
+          },
+          isExpanded ? "▾" : "▸",
+        );
+        toggle.addEventListener("click", (e) => {
+          e.stopPropagation();
+          this.events.onExpand(row.target, !isExpanded);
+        });
+        toggle.addEventListener("keydown", (e) => e.stopPropagation());
+        expandCell.append(toggle);
+      }
+      tr.append(expandCell);
+      for (const column of COLUMNS) tr.append(this.cell(column, row, mixed));
+      if (canOpen) onActivate(tr, () => this.events.onOpen(row));
+      body.append(tr);
+      if (isExpanded) {
+        for (const p of row.perProcess) {
+          const sub = el(
+            "tr",
+            { class: "process-row", "data-parent": row.target, "data-pid": p.pid },
+            el("td", {}),
+          );
+          for (const column of COLUMNS) {
+            if (column.id === "label") {
+              sub.append(
+                el(
+                  "td",
+                  { class: "process-label" },
+                  `pid ${p.pid}${p.rank !== null ? ` · rank ${p.rank}` : ""}`,
+                ),
+              );
+            } else sub.append(this.cell(column, p, false));
+          }
+          body.append(sub);
+        }
+      }
+    }
+    return body;
+  }
+
+  private cell(column: Column, row: HotspotRow | ProcessHotspotRow, mixed: boolean): HTMLTableCellElement {
+    const exact = column.exact?.(row);
+    const td = el(
+      "td",
+      {
+        class: column.id === "label" ? "label" : "num",
+        "data-column": column.id,
+        "data-bytes": exact,
+        title: exact === undefined ? undefined : bytesTitle(exact),
+      },
+      column.text(row),
+    );
+    if (column.id === "label" && "label" in row) {
+      if (mixed) td.append(el("span", { class: "badge" }, sourceLabel(row.source)));
+      if (row.kind === "line") td.append(el("span", { class: "badge" }, "line"));
+    }
+    return td;
+  }
+}

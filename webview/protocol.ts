@@ -1,0 +1,278 @@
+// Messages between the extension host (src/panel) and the memory panel webview (webview/main.ts).
+// Both sides import this one module. Each message is a typed constant, as LSP's RequestType is.
+// The webview posts `ready` first; the host queues everything until then.
+import type { DeltaSource } from "../src/model/runModel";
+import type { RunMeta } from "../src/runner/types";
+
+export class MessageType<P> {
+  /** Phantom: carries the params type for `envelope` and `isMessage`. */
+  declare readonly params: P;
+  constructor(readonly method: string) {}
+}
+
+export interface Envelope<P = unknown> {
+  method: string;
+  params: P;
+}
+
+export function envelope<P>(type: MessageType<P>, params: P): Envelope<P> {
+  return { method: type.method, params };
+}
+
+export function isMessage<P>(message: unknown, type: MessageType<P>): message is Envelope<P> {
+  return (
+    typeof message === "object" &&
+    message !== null &&
+    (message as { method?: unknown }).method === type.method &&
+    "params" in message
+  );
+}
+
+// ---- view model ------------------------------------------------------------------------------
+
+/** The readings the timeline draws, in legend order. */
+export const TIMELINE_READINGS = ["allocated", "reserved", "device_used", "host_rss"] as const;
+export type TimelineReading = (typeof TIMELINE_READINGS)[number];
+
+export const READING_LABELS: Record<TimelineReading, string> = {
+  allocated: "allocated",
+  reserved: "reserved",
+  device_used: "device used",
+  host_rss: "host RSS",
+};
+
+export interface ProcessView {
+  pid: number;
+  rank: number | null;
+  device: number | null;
+  origin?: string;
+  /** "pid 4242 · rank 0 · cuda:0" */
+  label: string;
+}
+
+/**
+ * Samples of one process. Times are seconds since the run's time 0; a reading missing from a
+ * sample is NaN (a gap in the line). Typed arrays travel to the webview without JSON.
+ */
+export interface ProcessSeries {
+  pid: number;
+  t: Float64Array;
+  readings: Partial<Record<TimelineReading, Float64Array>>;
+}
+
+/** One probed scope (enter to exit) of one process. */
+export interface ScopeBand {
+  /** `${pid}/${scopeId}`: stable across increments, so a closed band replaces its open one. */
+  key: string;
+  pid: number;
+  target: string;
+  label: string;
+  depth: number;
+  call: number;
+  startS: number;
+  /** null while open (drawn to the end of the run). */
+  endS: number | null;
+  raised?: string | null;
+}
+
+/** A moment worth a vertical mark: a vLLM fact line or an out-of-memory error. */
+export interface TimeMarker {
+  key: string;
+  atS: number;
+  kind: "fact" | "oom";
+  label: string;
+  /** The log line or exception text, shown as text only. */
+  detail: string;
+}
+
+export interface ProcessHotspotRow {
+  pid: number;
+  rank: number | null;
+  calls: number;
+  retained: number;
+  transientMax?: number;
+  peakAboveBeforeMax?: number;
+  durationNs: number;
+}
+
+export interface HotspotRow {
+  /** The plan's target id. */
+  target: string;
+  label: string;
+  spec?: string;
+  kind?: "function" | "line";
+  source: DeltaSource;
+  calls: number;
+  openCalls: number;
+  /** Σ (after − before) over finished calls, in bytes of `source`. */
+  retained: number;
+  /** max over calls of peak − max(before, after). */
+  transientMax?: number;
+  /** max over calls of peak − before. */
+  peakAboveBeforeMax?: number;
+  durationNs: number;
+  file?: string;
+  line?: number;
+  perProcess: ProcessHotspotRow[];
+}
+
+export interface RunSnapshot {
+  runId: string;
+  label: string;
+  status: RunMeta["status"];
+  host: string | null;
+  command: string[];
+  /** Epoch ns of time 0 (the launcher's start event, else the first event). */
+  t0Ns: number;
+  durationS: number;
+  processes: ProcessView[];
+  timeline: ProcessSeries[];
+  bands: ScopeBand[];
+  markers: TimeMarker[];
+  hotspots: HotspotRow[];
+  sampleCount: number;
+}
+
+/** What a live run adds: new samples, new or now-closed bands, new markers; rows in full. */
+export interface RunIncrement {
+  runId: string;
+  status: RunMeta["status"];
+  durationS: number;
+  processes: ProcessView[];
+  timeline: ProcessSeries[];
+  bands: ScopeBand[];
+  markers: TimeMarker[];
+  hotspots: HotspotRow[];
+  sampleCount: number;
+}
+
+export interface BudgetRow {
+  label: string;
+  theoryBytes?: number;
+  measuredBytes?: number;
+  kind: "theory" | "measured" | "estimate";
+  /** Where the number comes from ("checkpoint headers", "retained by load_model", …). */
+  source: string;
+  /**
+   * A part that adds up with the other stacked rows in the bars. When no row says, every row is
+   * a part; rows with `false` (breakdowns, per-token figures, totals) are listed but not stacked.
+   */
+  stack?: boolean;
+}
+
+/** Filled by src/budget (computeBudgetView); the panel only draws it. */
+export interface BudgetView {
+  rows: BudgetRow[];
+  targetBytes: number;
+  verdict: string;
+  /** The verdict's arithmetic, one step a line. */
+  arithmetic?: string[];
+}
+
+export interface CompareSide {
+  retained: number;
+  peakAboveBeforeMax?: number;
+  calls: number;
+}
+
+export interface CompareRow {
+  /** spec (module:qualname or file:line) when known, else the target id. */
+  key: string;
+  label: string;
+  source: DeltaSource;
+  a?: CompareSide;
+  b?: CompareSide;
+  /** b − a; a missing side counts as 0. */
+  retainedDelta: number;
+  peakDelta?: number;
+  callsDelta: number;
+}
+
+export interface CompareView {
+  a: { runId: string; label: string };
+  b: { runId: string; label: string };
+  /** Larger absolute byte changes first. */
+  rows: CompareRow[];
+}
+
+export type ChartName = "timeline" | "budget";
+
+export const SORT_COLUMNS = ["label", "calls", "retained", "transient", "peak", "duration"] as const;
+export type SortColumn = (typeof SORT_COLUMNS)[number];
+
+/** What the webview keeps with setState; the host's serializer gets it back after a reload. */
+export interface PanelState {
+  version: 1;
+  runId?: string;
+  /** Opened on one run: do not follow the current run. */
+  pinned?: boolean;
+  compare?: { a: string; b: string };
+  hiddenPids: number[];
+  hiddenReadings: TimelineReading[];
+  sort: { column: SortColumn; descending: boolean };
+  expanded: string[];
+  /** Visible time range in seconds, when zoomed. */
+  zoom?: { min: number; max: number };
+}
+
+// ---- host -> webview -------------------------------------------------------------------------
+
+export interface ShowRunParams {
+  snapshot: RunSnapshot | null;
+  /** Why there is nothing to show ("No runs yet…"), when snapshot is null. */
+  emptyReason?: string;
+  pinned: boolean;
+}
+export const ShowRun = new MessageType<ShowRunParams>("memlens/showRun");
+export const AppendRun = new MessageType<RunIncrement>("memlens/appendRun");
+
+export interface ShowBudgetParams {
+  runId: string | null;
+  budget: BudgetView | null;
+  /** Shown instead of the bars when budget is null. */
+  unavailable?: string;
+}
+export const ShowBudget = new MessageType<ShowBudgetParams>("memlens/showBudget");
+
+export interface ShowCompareParams {
+  compare: CompareView | null;
+}
+export const ShowCompare = new MessageType<ShowCompareParams>("memlens/showCompare");
+
+/** Asks the webview for a PNG of a chart; it answers with SavePng carrying the same path. */
+export interface CapturePngParams {
+  chart: ChartName;
+  path: string;
+}
+export const CapturePng = new MessageType<CapturePngParams>("memlens/capturePng");
+
+// ---- webview -> host -------------------------------------------------------------------------
+
+export const Ready = new MessageType<Record<string, never>>("memlens/ready");
+
+export interface OpenSourceParams {
+  file: string;
+  line: number;
+}
+export const OpenSource = new MessageType<OpenSourceParams>("memlens/openSource");
+
+export interface SavePngParams {
+  chart: ChartName;
+  /** data:image/png;base64,… from canvas.toDataURL. */
+  dataUrl: string;
+  /** Set when the host asked for this file (CapturePng); else the host asks where to save. */
+  path?: string;
+}
+export const SavePng = new MessageType<SavePngParams>("memlens/savePng");
+
+export const PickCompare = new MessageType<Record<string, never>>("memlens/pickCompare");
+export const ClearCompare = new MessageType<Record<string, never>>("memlens/clearCompare");
+
+export interface WebviewErrorParams {
+  message: string;
+  stack?: string;
+}
+export const WebviewError = new MessageType<WebviewErrorParams>("memlens/webviewError");
+
+export const HOST_TO_WEBVIEW = [ShowRun, AppendRun, ShowBudget, ShowCompare, CapturePng] as const;
+export const WEBVIEW_TO_HOST = [Ready, OpenSource, SavePng, PickCompare, ClearCompare, WebviewError] as const;
