@@ -1,6 +1,7 @@
 // Messages between the extension host (src/panel) and the memory panel webview (webview/main.ts).
 // Both sides import this one module. Each message is a typed constant, as LSP's RequestType is.
 // The webview posts `ready` first; the host queues everything until then.
+import type { BudgetRow, BudgetView } from "../src/budget/view";
 import type { DeltaSource } from "../src/model/runModel";
 import type { RunMeta } from "../src/runner/types";
 
@@ -146,28 +147,8 @@ export interface RunIncrement {
   sampleCount: number;
 }
 
-export interface BudgetRow {
-  label: string;
-  theoryBytes?: number;
-  measuredBytes?: number;
-  kind: "theory" | "measured" | "estimate";
-  /** Where the number comes from ("checkpoint headers", "retained by load_model", …). */
-  source: string;
-  /**
-   * A part that adds up with the other stacked rows in the bars. When no row says, every row is
-   * a part; rows with `false` (breakdowns, per-token figures, totals) are listed but not stacked.
-   */
-  stack?: boolean;
-}
-
-/** Filled by src/budget (computeBudgetView); the panel only draws it. */
-export interface BudgetView {
-  rows: BudgetRow[];
-  targetBytes: number;
-  verdict: string;
-  /** The verdict's arithmetic, one step a line. */
-  arithmetic?: string[];
-}
+// The budget is computed by src/budget (computeBudgetView); the panel only draws it.
+export type { BudgetRow, BudgetView };
 
 export interface CompareSide {
   retained: number;

@@ -3,7 +3,8 @@ import { z } from "zod";
 import catalogJson from "./hotspots.json";
 import type { Catalog, Hotspot, Phase, PhaseId } from "./types";
 
-const PHASE_IDS = [
+/** Every load phase id, in load order; also the values `stopAtPhases` takes. */
+export const PHASE_IDS = [
   "init_device",
   "load_weights",
   "convert_weights",

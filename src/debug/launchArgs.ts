@@ -2,19 +2,11 @@
 // the debugger adds. package.json's configurationAttributes.launch mirrors this field for field
 // (test/dap/launchArgs.test.ts holds them together).
 import { z } from "zod";
+import { PHASE_IDS } from "../catalog/catalog";
 import type { PhaseId } from "../catalog/types";
 import type { RunDescription } from "../runner/types";
 
-export const PHASE_IDS = [
-  "init_device",
-  "load_weights",
-  "convert_weights",
-  "workspace",
-  "profile",
-  "kv_cache",
-  "cuda_graphs",
-  "other",
-] as const satisfies readonly PhaseId[];
+export { PHASE_IDS };
 
 const FUNCTION_SPEC = /^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$/;
 const LINE_SPEC = /^.+\.py:[1-9]\d*$/;
