@@ -13,10 +13,12 @@ failed_names=()
 
 bash scripts/install-deps.sh || { echo "install-deps failed"; echo "total: 0 passed, 1 failed"; exit 1; }
 
+suite_started=$SECONDS
 record() { # name passed failed skipped
   passed=$((passed + $2)) failed=$((failed + $3)) skipped=$((skipped + $4))
   ((${3} > 0)) && failed_names+=("$1")
-  printf '\n== %s: %d passed, %d failed, %d skipped\n\n' "$1" "$2" "$3" "$4"
+  printf '\n== %s: %d passed, %d failed, %d skipped (%d s)\n\n' "$1" "$2" "$3" "$4" $((SECONDS - suite_started))
+  suite_started=$SECONDS
 }
 
 # A check (build, typecheck, lint) counts as one test.

@@ -112,7 +112,6 @@ export class Timeline {
   private hiddenPids = new Set<number>();
   private hiddenReadings = new Set<TimelineReading>();
   private crossS: number | undefined;
-  private readoutScheduled = false;
   /** Wall time of the last completed draw (benchmarks and tests wait on it). */
   lastDrawAt = 0;
 
@@ -249,7 +248,7 @@ export class Timeline {
   setCrosshair(atS: number | undefined): void {
     this.crossS = atS;
     this.chart?.render();
-    this.scheduleReadout();
+    this.renderReadout();
   }
 
   get crosshair(): number | undefined {
@@ -594,10 +593,13 @@ export class Timeline {
       id: "memlensCrosshair",
       afterEvent: (chart, args) => {
         const e = args.event;
+        // Chart.js already delivers canvas events at most once per animation frame. The readout
+        // is rebuilt here, with the crosshair, so its text never shows another instant than the
+        // line and `crosshair` (a second frame of delay would leave it one position behind).
         if (e.type === "mousemove" && args.inChartArea && e.x !== null) {
           this.crossS = chart.scales.x!.getValueForPixel(e.x);
           args.changed = true;
-          this.scheduleReadout();
+          this.renderReadout();
         } else if (
           e.type === "mouseout" &&
           this.crossS !== undefined &&
@@ -605,7 +607,7 @@ export class Timeline {
         ) {
           this.crossS = undefined;
           args.changed = true;
-          this.scheduleReadout();
+          this.renderReadout();
         }
       },
       afterDraw: (chart) => {
@@ -632,15 +634,6 @@ export class Timeline {
         ctx.restore();
       },
     };
-  }
-
-  private scheduleReadout(): void {
-    if (this.readoutScheduled) return;
-    this.readoutScheduled = true;
-    requestAnimationFrame(() => {
-      this.readoutScheduled = false;
-      this.renderReadout();
-    });
   }
 
   private renderReadout(): void {

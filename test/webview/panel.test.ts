@@ -570,24 +570,36 @@ void describe("generated vLLM load", () => {
       assert.ok(zoomed && zoomed.max - zoomed.min < full.max - full.min, "wheel zooms in");
 
       // Crosshair: the readout shows each series' sample at or before the pointer's time.
+      const before = await panel.page.evaluate(
+        () => (window as unknown as MemlensDebug).__memlens.timeline.crosshair,
+      );
       await panel.page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.6);
-      await panel.page.waitForFunction(() =>
-        /^at /.test(document.querySelector(".readout-time")?.textContent ?? ""),
+      // Wait for the crosshair to leave the wheel position; the readout must already show it.
+      await panel.page.waitForFunction(
+        (previous) => (window as unknown as MemlensDebug).__memlens.timeline.crosshair !== previous,
+        before,
       );
-      const at = await panel.page.evaluate(
-        () => (window as unknown as MemlensDebug).__memlens.timeline.crosshair!,
-      );
+      const { at, time, cells } = await panel.page.evaluate(() => ({
+        at: (window as unknown as MemlensDebug).__memlens.timeline.crosshair!,
+        time: document.querySelector(".readout-time")?.textContent ?? "",
+        cells: Array.from(document.querySelectorAll("#readout td.num"), (td) => td.textContent ?? ""),
+      }));
+      assert.equal(time, `at ${at.toFixed(3)} s`, "the readout shows the crosshair's instant");
+      // Every series read at `at` from the raw samples; the readout prints two decimals.
       const series = expectedSeries(events);
-      const engine = [...series].find(([, s]) => "allocated" in s.readings)!;
-      let index = engine[1].t.length - 1;
-      while (index > 0 && engine[1].t[index]! > at) index--;
-      const allocated = engine[1].readings.allocated![index]!;
-      // The readout prints two decimals.
-      const readout = await panel.page.textContent("#readout");
-      assert.ok(
-        readout!.includes(formatBytes(allocated, 2)),
-        `readout ${readout} lacks ${formatBytes(allocated, 2)}`,
-      );
+      const expected: string[] = [];
+      let gpuSamples = 0;
+      for (const s of series.values()) {
+        let index = s.t.length - 1;
+        while (index >= 0 && s.t[index]! > at) index--;
+        for (const [reading, values] of Object.entries(s.readings)) {
+          const value = index >= 0 ? values[index]! : NaN;
+          if (reading === "allocated" && !Number.isNaN(value)) gpuSamples++;
+          expected.push(Number.isNaN(value) ? "—" : formatBytes(value, 2));
+        }
+      }
+      assert.ok(gpuSamples > 0, `no process had an allocated sample by ${at} s`);
+      assert.deepEqual([...cells].sort(), expected.sort(), `readout at ${at} s`);
 
       // Keyboard: arrows move the crosshair, 0 resets the zoom.
       await panel.page.focus("#timeline");
