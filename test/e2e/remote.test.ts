@@ -1,8 +1,9 @@
 // "Measure here" against a remote GPU host, end to end: the packaged extension in code-server, a
 // real OpenSSH server on loopback as the host, the real probe uploaded into the host's cache and
-// run there. The host runs its own copy of the e2e workload (another folder, another layout) and
-// memlens.pathMappings maps its paths onto the local workspace, which keeps the sources under src/
-// so that mapping by module name alone would miss them.
+// run there; "Check Remote GPU Host"; a second run that finds the probe cached; "Measure This Line"
+// over ssh. The host runs its own copy of the e2e workload (another folder, another layout) and
+// memlens.pathMappings maps its paths onto the local workspace and back, which keeps the sources
+// under src/ so that mapping by module name alone would miss them.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
