@@ -8,17 +8,35 @@ export interface RunEntry {
   id: string;
   dir: string;
   meta: RunMeta;
-  model: RunModel;
+  /**
+   * The run's events, once in memory: always for a run started in this window; for a stored run
+   * after loadModel() (the registry loads the current run's itself and fires onDidChange then).
+   */
+  readonly model: RunModel | undefined;
+  /** Reads events.jsonl once (later calls share it); rejects with a message naming the file. */
+  loadModel(): Promise<RunModel>;
   /** Present while the run is going. */
   handle?: RunHandle;
 }
 
+/** A run whose events are in memory: one going in this window, or a stored one after loadModel(). */
+export type LoadedRunEntry = RunEntry & { readonly model: RunModel };
+
 export interface RunRegistry {
   list(): RunEntry[];
   get(id: string): RunEntry | undefined;
-  /** The run the views show: the live one, else the one the user picked last, else the newest. */
+  /**
+   * The run the views show: the live one, else the one the user picked last, else the newest
+   * with events. Its model may still be loading: onDidChange fires with it once loaded.
+   */
   current(): RunEntry | undefined;
   select(id: string): void;
+  /**
+   * Reads a run's events if they are not in memory yet (once, however many ask); fires
+   * onDidChange with it when they were read. Never rejects: a failure goes to the output and
+   * resolves undefined.
+   */
+  load(entry: RunEntry): Promise<RunModel | undefined>;
   /** Registers a run started elsewhere (a debug session's run) so the views follow it. */
   add(entry: RunEntry): void;
   /** A run got events: views hear of it (throttled). */

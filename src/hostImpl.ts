@@ -3,10 +3,11 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { MemlensHost, RunEntry, RunRegistry } from "./host";
+import type { LoadedRunEntry, MemlensHost, RunEntry, RunRegistry } from "./host";
 import { RunModel } from "./model/runModel";
+import { chooseCurrentRun, listStoredRuns, loadedRunEntry, type EventsReport } from "./runEntries";
 import { startRun as launchRun } from "./runner/launch";
-import { deleteRun, listRuns, loadRun, META_FILE } from "./runner/store";
+import { deleteRun, META_FILE } from "./runner/store";
 import type { ProbeEvent } from "./protocol/events";
 import type { RunDescription, RunMeta, RunOutcome, RunRequest } from "./runner/types";
 import { resolveRunsDirectory, runDescriptionFromSettings, substitute } from "./runSettings";
@@ -24,10 +25,16 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
   /** Runs registered in this window (live or finished here), not loaded from the store. */
   private readonly addedHere = new Set<string>();
   private selectedId: string | undefined;
+  /** Runs whose events could not be read when they became current: not retried on every change. */
+  private readonly failedLoads = new Set<string>();
+  private readonly loading = new Map<RunEntry, Promise<RunModel | undefined>>();
   private readonly emitter = new vscode.EventEmitter<RunEntry | undefined>();
   private throttleTimer: NodeJS.Timeout | undefined;
   private throttledEntry: RunEntry | undefined;
   readonly onDidChange = this.emitter.event;
+
+  /** `log`: where failures to read a run's events go (the output channel). */
+  constructor(private readonly log: (line: string) => void = () => undefined) {}
 
   list(): RunEntry[] {
     return [...this.entries.values()].sort((a, b) => startedTime(b) - startedTime(a));
@@ -38,15 +45,42 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
   }
 
   current(): RunEntry | undefined {
-    const live = this.live()[0];
-    if (live) return live;
-    if (this.selectedId !== undefined) {
-      const selected = this.entries.get(this.selectedId);
-      if (selected) return selected;
+    const selected = this.selectedId === undefined ? undefined : this.entries.get(this.selectedId);
+    return chooseCurrentRun(this.list(), selected, (e) => this.isLive(e));
+  }
+
+  /** See RunRegistry.load: a run that cannot be read is reported once and shows no deltas. */
+  load(entry: RunEntry): Promise<RunModel | undefined> {
+    if (entry.model) return Promise.resolve(entry.model);
+    let loading = this.loading.get(entry);
+    if (!loading) {
+      loading = entry.loadModel().then(
+        (model) => {
+          this.loading.delete(entry);
+          this.failedLoads.delete(entry.id);
+          if (this.entries.get(entry.id) === entry) this.fireNow(entry);
+          return model;
+        },
+        (error: unknown) => {
+          this.loading.delete(entry);
+          this.failedLoads.add(entry.id);
+          this.log(`[runs] ${error instanceof Error ? error.message : String(error)}`);
+          return undefined;
+        },
+      );
+      this.loading.set(entry, loading);
     }
-    // A run that never started (bad python path) has nothing to show: the one before it stays.
-    const runs = this.list();
-    return runs.find((e) => e.model.eventCount > 0) ?? runs[0];
+    return loading;
+  }
+
+  /** The current run's events are always wanted (lenses, status bar, panel, checklist). */
+  private loadCurrent(): void {
+    const current = this.current();
+    if (current && !current.model && !this.failedLoads.has(current.id)) void this.load(current);
+  }
+
+  private isLive(entry: RunEntry): boolean {
+    return this.addedHere.has(entry.id) && entry.meta.status === "running";
   }
 
   /**
@@ -54,7 +88,7 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
    * A stored run whose meta says "running" belongs to another window, or to one that crashed.
    */
   live(): RunEntry[] {
-    return this.list().filter((e) => this.addedHere.has(e.id) && e.meta.status === "running");
+    return this.list().filter((e) => this.isLive(e));
   }
 
   select(id: string): void {
@@ -69,10 +103,20 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
     this.fireNow(entry);
   }
 
-  /** Replaces all stored (not live) runs, e.g. after the runs folder changed. */
+  /**
+   * Replaces all stored (not live) runs, e.g. after the runs folder changed. A run listed again
+   * with the same meta keeps its entry, and so its events if they were read.
+   */
   replaceStored(stored: RunEntry[]): void {
-    for (const id of this.entries.keys()) if (!this.addedHere.has(id)) this.entries.delete(id);
-    for (const entry of stored) if (!this.entries.has(entry.id)) this.entries.set(entry.id, entry);
+    const before = new Map(this.entries);
+    for (const id of before.keys()) if (!this.addedHere.has(id)) this.entries.delete(id);
+    for (const entry of stored) {
+      if (this.entries.has(entry.id)) continue;
+      const kept = before.get(entry.id);
+      const same = kept !== undefined && JSON.stringify(kept.meta) === JSON.stringify(entry.meta);
+      this.entries.set(entry.id, same ? kept : entry);
+      if (!same) this.failedLoads.delete(entry.id);
+    }
     this.fireNow(undefined);
   }
 
@@ -91,6 +135,7 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
       const pending = this.throttledEntry;
       this.throttledEntry = undefined;
       this.emitter.fire(pending);
+      this.loadCurrent();
     }, CHANGE_THROTTLE_MS);
   }
 
@@ -101,6 +146,7 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
       this.throttledEntry = undefined;
     }
     this.emitter.fire(entry);
+    this.loadCurrent();
   }
 
   dispose(): void {
@@ -114,7 +160,7 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
 }
 
 export interface LiveRun {
-  entry: RunEntry;
+  entry: LoadedRunEntry;
   /** Every event so far, for views that join late (the language server); dropped when the run ends. */
   events: ProbeEvent[];
   /** Launcher/ssh stderr lines of this run, newest last (for error messages). */
@@ -123,7 +169,7 @@ export interface LiveRun {
 }
 
 export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
-  readonly runs = new RunRegistryImpl();
+  readonly runs: RunRegistryImpl;
   private readonly liveRuns = new Map<string, LiveRun>();
   private readonly startedEmitter = new vscode.EventEmitter<LiveRun>();
   /** Fires for each run started through startRun (progress, status bar, error reporting). */
@@ -133,7 +179,9 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
     readonly context: vscode.ExtensionContext,
     readonly output: vscode.OutputChannel,
     readonly probePath: string,
-  ) {}
+  ) {
+    this.runs = new RunRegistryImpl((line) => output.appendLine(line));
+  }
 
   private workspaceFolder(): string | undefined {
     return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -167,44 +215,34 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
     return this.liveRuns.get(id);
   }
 
-  /** Loads every stored run of the runs folder (at activation, and when the setting changes). */
+  /**
+   * Lists the stored runs of the runs folder (at activation, and when the setting changes): their
+   * meta.json only. Events are read when a view needs them; the current run's before this returns,
+   * so a window reopened on a finished run shows its deltas at once.
+   */
   async loadStoredRuns(): Promise<void> {
     const dir = this.runsDirectory();
     const isLive = (id: string) => this.liveRuns.has(id);
-    const stored: RunEntry[] = [];
-    let summaries: Awaited<ReturnType<typeof listRuns>>;
+    let stored: RunEntry[];
     try {
-      summaries = await listRuns(dir, { isLive });
+      stored = await listStoredRuns(dir, { isLive, onReport: (_entry, report) => this.reportEvents(report) });
     } catch (error) {
       const message = `MemLens cannot read the runs folder ${dir} (${error instanceof Error ? error.message : String(error)}); past runs are not shown. Check memlens.runsDirectory.`;
       this.output.appendLine(`[runs] ${message}`);
       void vscode.window.showWarningMessage(message);
       return;
     }
-    for (const summary of summaries) {
-      if (isLive(summary.id)) continue;
-      try {
-        const loaded = await loadRun(summary.dir, { isLive });
-        if (loaded.versionError)
-          this.output.appendLine(`[runs] ${summary.dir}: ${loaded.versionError.message}`);
-        if (loaded.malformed.length > 0) {
-          this.output.appendLine(
-            `[runs] ${summary.dir}: ${loaded.malformed.length} malformed line(s) in events.jsonl skipped`,
-          );
-        }
-        stored.push({
-          id: loaded.id,
-          dir: loaded.dir,
-          meta: loaded.meta,
-          model: RunModel.fromEvents(loaded.events),
-        });
-      } catch (error) {
-        this.output.appendLine(
-          `[runs] could not load ${summary.dir}: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
+    this.runs.replaceStored(stored.filter((entry) => !isLive(entry.id)));
+    const current = this.runs.current();
+    if (current) await this.runs.load(current);
+  }
+
+  private reportEvents(report: EventsReport): void {
+    const dir = path.dirname(report.file);
+    if (report.versionError) this.output.appendLine(`[runs] ${dir}: ${report.versionError.message}`);
+    if (report.malformed > 0) {
+      this.output.appendLine(`[runs] ${dir}: ${report.malformed} malformed line(s) in events.jsonl skipped`);
     }
-    this.runs.replaceStored(stored);
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -243,7 +281,7 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
       status: "running",
       targets: request.targets,
     };
-    const entry: RunEntry = { id: handle.id, dir: handle.dir, meta, model, handle };
+    const entry = loadedRunEntry({ id: handle.id, dir: handle.dir, meta, model, handle });
     const events: ProbeEvent[] = [];
     handle.onEvent((event) => {
       events.push(event);

@@ -8,6 +8,7 @@ import type { QualnameResolver } from "./commands/measure";
 import type { ProbeEvent } from "./protocol/events";
 import { createLanguageClient, type MemlensLanguageClient } from "./server/client";
 import { splitLineSpec } from "./catalog/catalog";
+import { hasEvents } from "./runEntries";
 import type { RunTargetInfo } from "./server/protocol";
 
 /** Live events reach the server in batches at most this often. */
@@ -53,7 +54,9 @@ export class LanguageFeatures implements vscode.Disposable {
   showRun(entry: RunEntry | undefined): void {
     const client = this.client;
     if (!client) return;
-    if (!entry || (entry.model.eventCount === 0 && !this.host.liveRun(entry.id))) {
+    // A stored run not read yet shows from its folder (the server reads it); the size of its
+    // events.jsonl says whether there is anything to show.
+    if (!entry || (!hasEvents(entry) && !this.host.liveRun(entry.id))) {
       if (this.shown) void client.setRun(undefined);
       this.shown = undefined;
       return;
@@ -80,7 +83,7 @@ export class LanguageFeatures implements vscode.Disposable {
       shown?.mode === "folder" &&
       shown.id === entry.id &&
       shown.status === entry.meta.status &&
-      (entry.meta.status !== "running" || shown.eventCount === entry.model.eventCount)
+      (entry.meta.status !== "running" || shown.eventCount === (entry.model?.eventCount ?? 0))
     ) {
       return;
     }
@@ -88,7 +91,7 @@ export class LanguageFeatures implements vscode.Disposable {
       id: entry.id,
       mode: "folder",
       status: entry.meta.status,
-      eventCount: entry.model.eventCount,
+      eventCount: entry.model?.eventCount ?? 0,
     };
     void this.report(client.setRun(entry));
   }

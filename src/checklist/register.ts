@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { MemlensHost, RunEntry } from "../host";
+import type { RunModel } from "../model/runModel";
 import { ChecklistTreeProvider, type ChecklistNode } from "../views/checklistTree";
 import { evaluateChecklist, type ChecklistResult } from "./rules";
 import { computeFindings, findingsInput } from "../export/findings";
@@ -101,9 +102,10 @@ class ChecklistController implements vscode.Disposable {
 
   async refresh(): Promise<ChecklistResult[]> {
     const entry = this.host.runs.current();
+    const run = await this.runModel(entry);
     const model = await this.modelBudget();
     const results = evaluateChecklist({
-      run: entry?.model,
+      run,
       meta: entry?.meta.targets,
       model,
       lineText: lineReader(),
@@ -115,8 +117,9 @@ class ChecklistController implements vscode.Disposable {
   async showBudget(): Promise<void> {
     const entry = this.host.runs.current();
     const s = settings();
+    const run = await this.runModel(entry);
     const model = await this.modelBudget();
-    const computed = computeBudget(entry?.model, {
+    const computed = computeBudget(run, {
       checkpoint: model,
       targetBytes: s.targetBytes,
       gpuMemoryUtilization: s.gpuMemoryUtilization,
@@ -128,6 +131,11 @@ class ChecklistController implements vscode.Disposable {
     this.budgetText = text;
     this.budgetEmitter.fire(BUDGET_URI);
     await vscode.commands.executeCommand("markdown.showPreview", BUDGET_URI);
+  }
+
+  /** The run's events, read if they are not in memory yet (undefined: no run, or unreadable). */
+  private async runModel(entry: RunEntry | undefined): Promise<RunModel | undefined> {
+    return entry ? this.host.runs.load(entry) : undefined;
   }
 
   async chooseLogFile(): Promise<vscode.Uri | undefined> {
@@ -182,7 +190,14 @@ class ChecklistController implements vscode.Disposable {
     const uri = await this.logFile();
     if (!uri) return;
     const s = settings();
-    const findings = computeFindings(entry.model, {
+    const run = await this.runModel(entry);
+    if (!run) {
+      void vscode.window.showWarningMessage(
+        `MemLens: the events of run ${entry.id} could not be read (see the MemLens output); nothing exported.`,
+      );
+      return;
+    }
+    const findings = computeFindings(run, {
       meta: entry.meta,
       model: await this.modelBudget(),
       targetBytes: s.targetBytes,

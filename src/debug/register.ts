@@ -3,8 +3,9 @@
 // panel and status bar follow a debug run live.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { MemlensHost, RunEntry } from "../host";
+import type { LoadedRunEntry, MemlensHost } from "../host";
 import { RunModel } from "../model/runModel";
+import { loadedRunEntry } from "../runEntries";
 import type { RunMeta } from "../runner/types";
 import { STARTER_CONFIGURATION, type MemlensLaunchArguments } from "./launchArgs";
 import { PROBE_EVENT, RUN_EVENT, type ProbeEventBody, type RunEventBody } from "./customEvents";
@@ -68,7 +69,7 @@ class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
 
 /** Follows each memlens debug session's run in the registry, as "Measure here" runs are. */
 class LiveRunForwarder implements vscode.Disposable {
-  private readonly entries = new Map<string, RunEntry>();
+  private readonly entries = new Map<string, LoadedRunEntry>();
   private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly host: MemlensHost) {
@@ -91,7 +92,7 @@ class LiveRunForwarder implements vscode.Disposable {
         command: config.command ?? [],
         status: "running",
       };
-      const entry: RunEntry = { id: run.id, dir: run.dir, meta, model: new RunModel() };
+      const entry = loadedRunEntry({ id: run.id, dir: run.dir, meta, model: new RunModel() });
       this.entries.set(e.session.id, entry);
       this.host.runs.add(entry);
       this.host.runs.select(entry.id);

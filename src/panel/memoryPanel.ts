@@ -4,7 +4,7 @@
 // at `ready`, since a snapshot built then already holds everything the increments carried.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { MemlensHost, RunEntry } from "../host";
+import type { LoadedRunEntry, MemlensHost, RunEntry } from "../host";
 import {
   AppendRun,
   CapturePng,
@@ -144,7 +144,12 @@ export class MemoryPanel implements vscode.Disposable {
   }
 
   private sendSnapshot(): void {
-    const run = this.shownRun();
+    const shown = this.shownRun();
+    if (shown && !isLoaded(shown)) {
+      this.showLoading(shown);
+      return;
+    }
+    const run = shown;
     this.tracker = run ? new RunViewTracker(run) : undefined;
     this.sentEvents = run?.model.eventCount ?? -1;
     this.sentStatus = run?.meta.status;
@@ -159,6 +164,30 @@ export class MemoryPanel implements vscode.Disposable {
     this.sendCompare();
   }
 
+  /** A stored run whose events are not read yet: say so, read them, then show the run. */
+  private showLoading(run: RunEntry): void {
+    this.tracker = undefined;
+    this.sentEvents = -1;
+    this.sentStatus = undefined;
+    this.post(ShowRun, {
+      snapshot: null,
+      emptyReason: `Reading the events of “${run.meta.label}”…`,
+      pinned: this.pinnedRunId !== undefined,
+    });
+    this.sendBudget(undefined);
+    this.sendCompare();
+    // Once read, the registry's change event brings the snapshot (runsChanged).
+    void this.host.runs.load(run).then((model) => {
+      if (!model && this.ready && !this.disposed && this.shownRun() === run) {
+        this.post(ShowRun, {
+          snapshot: null,
+          emptyReason: `The events of “${run.meta.label}” could not be read; the MemLens output says why.`,
+          pinned: this.pinnedRunId !== undefined,
+        });
+      }
+    });
+  }
+
   private runsChanged(): void {
     if (!this.ready) return;
     const run = this.shownRun();
@@ -166,7 +195,7 @@ export class MemoryPanel implements vscode.Disposable {
       this.sendSnapshot();
       return;
     }
-    if (!run || !this.tracker) return;
+    if (!run || !this.tracker || !isLoaded(run)) return;
     const statusChanged = run.meta.status !== this.sentStatus;
     if (run.model.eventCount !== this.sentEvents || statusChanged) {
       this.sentEvents = run.model.eventCount;
@@ -188,14 +217,22 @@ export class MemoryPanel implements vscode.Disposable {
 
   private sendBudget(run: RunEntry | undefined): void {
     this.budgetSentAt = Date.now();
-    this.post(ShowBudget, budgetForRun(run, this.settings()));
+    this.post(ShowBudget, budgetForRun(run && isLoaded(run) ? run : undefined, this.settings()));
   }
 
   private sendCompare(): void {
     const a = this.compare && this.host.runs.get(this.compare.a);
     const b = this.compare && this.host.runs.get(this.compare.b);
     if (!a || !b) this.compare = undefined;
-    this.post(ShowCompare, { compare: a && b ? buildCompare(a, b) : null });
+    if (a && b && !(isLoaded(a) && isLoaded(b))) {
+      // Stored runs: read both, then compare (unless the choice changed meanwhile).
+      const wanted = this.compare;
+      void Promise.all([this.host.runs.load(a), this.host.runs.load(b)]).then(([ma, mb]) => {
+        if (ma && mb && this.compare === wanted && !this.disposed) this.sendCompare();
+      });
+      return;
+    }
+    this.post(ShowCompare, { compare: a && b && isLoaded(a) && isLoaded(b) ? buildCompare(a, b) : null });
   }
 
   private async receive(raw: unknown): Promise<void> {
@@ -277,4 +314,8 @@ export class MemoryPanel implements vscode.Disposable {
     await vscode.workspace.fs.writeFile(target, bytes);
     void vscode.window.showInformationMessage(`MemLens: saved the ${chart} chart to ${target.fsPath}.`);
   }
+}
+
+function isLoaded(run: RunEntry): run is LoadedRunEntry {
+  return run.model !== undefined;
 }

@@ -181,26 +181,31 @@ export class MemlensServer {
     }
     const key = folderRunKey(run, this.sourceRoots);
     const following = key !== undefined && this.folderRun?.key === key ? this.folderRun : undefined;
-    const load = () => RunState.load(run, this.catalog, this.sourceRoots).then((loaded) => loaded.state);
-    const loading = following
-      ? following.state.then(
-          (state) =>
-            state.readMore(run).then(
-              () => state,
-              // Replaced on disk: read it whole again.
-              (error: unknown) => (error instanceof EventsFileShrankError ? load() : Promise.reject(error)),
-            ),
-          // The last read failed: start over.
-          load,
-        )
-      : load();
+    const load = async () => (await RunState.load(run, this.catalog, this.sourceRoots)).state;
+    const readMore = async (previous: Promise<RunState>): Promise<RunState> => {
+      let state: RunState;
+      try {
+        state = await previous;
+      } catch {
+        return load(); // The last read failed: start over.
+      }
+      try {
+        await state.readMore(run);
+        return state;
+      } catch (error) {
+        if (error instanceof EventsFileShrankError) return load(); // Replaced on disk: read it whole.
+        throw error;
+      }
+    };
+    const loading = following ? readMore(following.state) : load();
     this.folderRun = key !== undefined ? { key, state: loading } : undefined;
     // The next read of this folder may start over after a failure; this one reports it below.
     loading.catch(() => undefined);
     try {
       const state = await loading;
       // A newer setRun of this same folder chains on this read, so its state is this one, only fresher.
-      const replaced = generation !== this.runGeneration && (key === undefined || this.folderRun?.key !== key);
+      const replaced =
+        generation !== this.runGeneration && (key === undefined || this.folderRun?.key !== key);
       if (replaced) {
         return { ...this.emptyResult(), error: `run ${run.id} was replaced while it loaded` };
       }
@@ -247,6 +252,10 @@ export class MemlensServer {
       clearTimeout(this.refreshTimer);
       this.refreshTimer = undefined;
     }
+    const documents = this.documents.all();
+    for (const document of documents) this.publishDiagnostics(document);
+    // With no document open there is nothing to refresh; opening one makes the editor fetch.
+    if (documents.length === 0) return;
     const now = Date.now();
     let retryMs: number | undefined;
     const retry = (ms: number | undefined) => {
@@ -254,7 +263,6 @@ export class MemlensServer {
     };
     if (this.codeLensRefresh) retry(this.lensRefresh.offer(this.lensesShown(), now, force));
     if (this.inlayHintRefresh) retry(this.hintRefresh.offer(this.hintsShown(), now, force));
-    for (const document of this.documents.all()) this.publishDiagnostics(document);
     if (retryMs !== undefined) this.scheduleRefresh(retryMs);
   }
 

@@ -2,7 +2,7 @@
 // catalog phase of the innermost open probed scope) and its memory right now. Cancel stops the
 // whole process tree.
 import * as vscode from "vscode";
-import type { RunEntry } from "../host";
+import type { LoadedRunEntry, RunEntry } from "../host";
 import type { CallRecord, RunModel } from "../model/runModel";
 import { latestMemory } from "./memoryText";
 
@@ -19,7 +19,7 @@ function innermostOpenCall(model: RunModel): CallRecord | undefined {
   return undefined;
 }
 
-export function progressMessage(entry: RunEntry, phaseOf: PhaseNamer): string {
+export function progressMessage(entry: LoadedRunEntry, phaseOf: PhaseNamer): string {
   const model = entry.model;
   const parts: string[] = [];
   const open = innermostOpenCall(model);
@@ -33,7 +33,7 @@ export function progressMessage(entry: RunEntry, phaseOf: PhaseNamer): string {
 
 /** Shows the notification until the run ends; resolves then. */
 export function showRunProgress(
-  entry: RunEntry,
+  entry: LoadedRunEntry,
   outcome: Promise<unknown>,
   phaseOf: PhaseNamer,
 ): Thenable<void> {

@@ -2,8 +2,9 @@
 // and their summary lines. Clicking a run selects it; the lenses and the panel follow.
 import * as vscode from "vscode";
 import type { RunEntry, RunRegistry } from "../host";
+import { hasEvents } from "../runEntries";
 import { formatDuration, summaryLine } from "../model/format";
-import type { TargetSummary } from "../model/runModel";
+import type { RunModel, TargetSummary } from "../model/runModel";
 
 /** Targets shown under a run: the biggest retained first. */
 const TOP_TARGETS = 10;
@@ -19,13 +20,14 @@ const STATUS_ICONS: Record<string, string> = {
 };
 
 export function runDurationNs(entry: RunEntry): number | undefined {
-  if (entry.model.end) return entry.model.end.duration_ns;
+  // A stored run's events are read only when needed: meta.json has the times meanwhile.
+  const model = entry.model;
+  if (model?.end) return model.end.duration_ns;
   const started = Date.parse(entry.meta.started);
   const finished = entry.meta.finished ? Date.parse(entry.meta.finished) : undefined;
   if (finished !== undefined && !Number.isNaN(started) && !Number.isNaN(finished))
     return (finished - started) * 1e6;
-  if (entry.model.firstTs !== undefined && entry.model.lastTs !== undefined)
-    return entry.model.lastTs - entry.model.firstTs;
+  if (model?.firstTs !== undefined && model.lastTs !== undefined) return model.lastTs - model.firstTs;
   return undefined;
 }
 
@@ -47,8 +49,8 @@ function targetLabel(entry: RunEntry, summary: TargetSummary): string {
   return spec.split(":").pop() ?? spec;
 }
 
-export function topTargets(entry: RunEntry): TargetSummary[] {
-  return entry.model
+export function topTargets(model: RunModel): TargetSummary[] {
+  return model
     .summaries()
     .sort((a, b) => Math.abs(b.retained) - Math.abs(a.retained))
     .slice(0, TOP_TARGETS);
@@ -63,12 +65,14 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     this.subscription = runs.onDidChange(() => this.emitter.fire(undefined));
   }
 
-  getChildren(node?: RunsTreeNode): RunsTreeNode[] {
+  async getChildren(node?: RunsTreeNode): Promise<RunsTreeNode[]> {
     if (!node) return this.runs.list().map((e) => ({ kind: "run", id: e.id }));
     if (node.kind === "run") {
       const entry = this.runs.get(node.id);
-      return entry
-        ? topTargets(entry).map((s) => ({ kind: "target", runId: node.id, target: s.target }))
+      // Expanding a stored run is what reads its events.
+      const model = entry && (await this.runs.load(entry));
+      return model
+        ? topTargets(model).map((s) => ({ kind: "target", runId: node.id, target: s.target }))
         : [];
     }
     return [];
@@ -86,7 +90,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
   private runItem(id: string): vscode.TreeItem {
     const entry = this.runs.get(id);
     if (!entry) return new vscode.TreeItem("(removed)");
-    const hasTargets = entry.model.calls.length > 0;
+    // Not read yet: it may have targets; expanding it tells.
+    const hasTargets = entry.model ? entry.model.calls.length > 0 : hasEvents(entry);
     const item = new vscode.TreeItem(
       entry.meta.label,
       hasTargets ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
@@ -112,7 +117,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
 
   private targetItem(runId: string, target: string): vscode.TreeItem {
     const entry = this.runs.get(runId);
-    const summary = entry?.model.summary(target);
+    const summary = entry?.model?.summary(target);
     if (!entry || !summary) return new vscode.TreeItem(target);
     const item = new vscode.TreeItem(targetLabel(entry, summary), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${runId}/${target}`;

@@ -22,7 +22,8 @@ export class MemoryStatusBar implements vscode.Disposable {
 
   update(): void {
     const entry = this.runs.current();
-    const memory = entry ? latestMemory(entry.model) : undefined;
+    // A stored run's events may still be loading: the registry fires again once they are.
+    const memory = entry?.model ? latestMemory(entry.model) : undefined;
     if (!entry || !memory) {
       this.item.hide();
       return;

@@ -1,6 +1,7 @@
 // Phase stepping end to end: F5 on a memlens launch configuration in code-server runs the real
 // probe around the stand-in vLLM load path (test/fixtures/dap), stops at a hotspot, shows memory
-// readings in the Variables view, and Continue reaches the next phase.
+// readings in the Variables view, and Continue reaches the next phase; the lens above a function
+// follows the session (unfinished while paused at its exit, its delta once it returned).
 import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";

@@ -441,7 +441,8 @@ export class Workbench {
     let best: { index: number; gap: number } | undefined;
     const count = await lenses.count();
     for (let index = 0; index < count; index++) {
-      const box = await lenses.nth(index).boundingBox();
+      // A lens may go while we look (the editor re-renders them): fail fast, the caller retries.
+      const box = await lenses.nth(index).boundingBox({ timeout: 1_000 });
       if (!box) continue;
       const gap = lineBox.y - (box.y + box.height);
       // A lens sits in the view zone directly above its line: within one line height.
