@@ -5,12 +5,17 @@ import * as vscode from "vscode";
 import { splitLineSpec, type HotspotCatalog } from "../catalog/catalog";
 import type { RunEntry } from "../host";
 import type { LiveRun, MemlensHostImpl } from "../hostImpl";
-import type { CallRecord } from "../model/runModel";
+import type { CallRecord, RunModel } from "../model/runModel";
 import type { RunDescription } from "../runner/types";
 import type { MeasureHereArgs, ResolveQualnameResult } from "../server/protocol";
 import { showRunProgress } from "../views/progress";
 import { buildPlan, runLabel, shortLabel, type ProbeSet, type ProbeTarget } from "./probeSet";
-import { describeRunFailure, describeStartError, type RunFailure } from "./runErrors";
+import {
+  describeRunFailure,
+  describeStartError,
+  describeUnresolvedProbes,
+  type RunFailure,
+} from "./runErrors";
 
 /** What a lens or a caller may pass to memlens.measureLine. */
 export interface MeasureLineArgs {
@@ -239,11 +244,22 @@ export class MeasureCommands {
       // The target's stderr is in the model's log events; launcherStderr is the launcher's own.
       const failure = describeRunFailure(outcome.meta, live.entry.model, description, live.launcherStderr);
       if (failure) this.report(failure);
+      else this.warnUnresolved(live.entry.model);
     } catch (error) {
       this.report(describeStartError(error, description));
     }
     host.runs.select(live.entry.id);
     this.deps.onRunFinished(live.entry);
+  }
+
+  private warnUnresolved(model: RunModel | undefined): void {
+    const warning = describeUnresolvedProbes(model);
+    if (!warning) return;
+    const { output } = this.deps.host;
+    output.appendLine(`[warning] ${warning}`);
+    void vscode.window.showWarningMessage(warning, "Open Output").then((choice) => {
+      if (choice) output.show(true);
+    });
   }
 
   private report(failure: RunFailure): void {

@@ -100,3 +100,21 @@ export function describeRunFailure(
   const reason = meta.error ?? "the run failed";
   return { message: `MemLens run failed: ${reason}.${tailText}`, details };
 }
+
+/**
+ * Probes that resolved in no process of a finished run: the run "worked" but measured nothing
+ * there, which users otherwise only learn from a missing lens. One sentence per probe, with the
+ * probe's own reason (module never imported, no such attribute, line never executed).
+ */
+export function describeUnresolvedProbes(model: RunModel | undefined): string | undefined {
+  if (!model) return undefined;
+  const lines: string[] = [];
+  for (const target of model.targets.values()) {
+    if (target.resolved.size > 0 || target.notFound.size === 0) continue;
+    const reason = [...target.notFound.values()][0]!.reason;
+    lines.push(`${target.spec ?? target.id}: ${reason}`);
+  }
+  if (lines.length === 0) return undefined;
+  const count = lines.length === 1 ? "1 probe" : `${lines.length} probes`;
+  return `MemLens: ${count} measured nothing in this run — ${lines.join("; ")}`;
+}

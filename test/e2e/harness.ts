@@ -360,12 +360,24 @@ export class Workbench {
 
   /** Runs a command from the command palette by its title (e.g. "MemLens: Measure Here"). */
   async runCommand(title: string): Promise<void> {
-    const input = await this.openQuickInput();
-    await input.fill(`>${title}`);
-    const row = this.page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-    await row.waitFor();
-    await row.click();
-    await this.page.locator(".quick-input-widget").waitFor({ state: "hidden" });
+    // Right after a (re)load the palette can open before the extensions' commands are registered,
+    // and an open palette does not refresh its list: reopen it until the command is listed.
+    const deadline = Date.now() + UI_TIMEOUT_MS;
+    for (;;) {
+      const input = await this.openQuickInput();
+      await input.fill(`>${title}`);
+      const row = this.page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+      const listed = await row
+        .waitFor({ timeout: 5_000 })
+        .then(() => true)
+        .catch(() => false);
+      if (listed) {
+        await row.click();
+        await this.page.locator(".quick-input-widget").waitFor({ state: "hidden" });
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`the command palette never listed "${title}"`);
+    }
   }
 
   /**

@@ -2,7 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { describeRunFailure, describeStartError, lastStderrLines } from "../../../src/commands/runErrors";
+import {
+  describeRunFailure,
+  describeStartError,
+  describeUnresolvedProbes,
+  lastStderrLines,
+} from "../../../src/commands/runErrors";
 import { RunModel } from "../../../src/model/runModel";
 import { parseEventsText } from "../../../src/protocol/reader";
 import { RunnerError } from "../../../src/runner/errors";
@@ -87,4 +92,37 @@ test("stderr lines: the target's, then probe errors, then the launcher's, newest
   const lines = lastStderrLines(model, ["launcher: bye", ""], 2);
   assert.equal(lines.length, 2);
   assert.equal(lines[1], "launcher: bye");
+});
+
+test("probes that resolved nowhere are named with the probe's reason; resolved ones are not", () => {
+  const common = { v: 1, rank: null, device: null } as const;
+  const model = RunModel.fromEvents([
+    { ...common, type: "target_resolved", ts: 1, pid: 5, target: "t1", kind: "function", spec: "a.b:f" },
+    {
+      ...common,
+      type: "target_not_found",
+      ts: 2,
+      pid: 5,
+      target: "t2",
+      spec: "vllm.x:g",
+      reason: "module vllm.x was never imported",
+    },
+    // Resolved in one process, not found in another: it measured something, so no warning.
+    { ...common, type: "target_resolved", ts: 3, pid: 6, target: "t3", kind: "line", spec: "/s.py:3" },
+    {
+      ...common,
+      type: "target_not_found",
+      ts: 4,
+      pid: 5,
+      target: "t3",
+      spec: "/s.py:3",
+      reason: "never ran",
+    },
+  ]);
+  assert.equal(
+    describeUnresolvedProbes(model),
+    "MemLens: 1 probe measured nothing in this run — vllm.x:g: module vllm.x was never imported",
+  );
+  assert.equal(describeUnresolvedProbes(RunModel.fromEvents([])), undefined);
+  assert.equal(describeUnresolvedProbes(undefined), undefined);
 });
