@@ -20,6 +20,19 @@ _UNSET: Any = object()
 MAX_MESSAGE_CHARS = 8000
 
 
+def process_name() -> Optional[str]:
+    """multiprocessing's name for this process (vLLM names its engine process ``EngineCore_0``),
+    when it has one; known only once the child runs its target, hence sent on scope events."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return None
+    try:
+        name = mp.current_process().name
+    except Exception:
+        return None
+    return None if name == "MainProcess" else str(name)
+
+
 def is_cuda_oom(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
         if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith("torch"):
@@ -130,6 +143,10 @@ class Runtime:
             return None
         self.last_device = device
         return device
+
+    def _process_name_field(self) -> Dict[str, str]:
+        name = process_name()
+        return {"process_name": name} if name is not None else {}
 
     def emit(self, event_type: str, device: Any = _UNSET, **fields: Any) -> None:
         if not self.active:
@@ -344,6 +361,7 @@ class Runtime:
                 before=readings,
                 file=file,
                 line=line,
+                **self._process_name_field(),
             )
             reason = self.control.should_pause(target.id, scope_id, "entry")
             if reason is not None:
@@ -466,6 +484,7 @@ class Runtime:
             readings=readings,
             since_entry=since_entry,
             peak=peak,
+            **self._process_name_field(),
         )
         mode = self.control.wait(scope.scope_id, released)
         self.emit("resumed", device=device, scope_id=scope.scope_id, mode=mode)

@@ -34,6 +34,10 @@ def test_spawn_fork_and_subprocess_children_are_probed(tmp_path):
         # Scope ids and call numbers are per process.
         assert exits[0]["scope_id"].startswith(f"{exits[0]['pid']}:")
         assert exits[0]["call"] == 1
+        # multiprocessing's name for the child rides on its scope events.
+        enters = [e for e in result.of("enter", target="r") if e["pid"] in child_pids]
+        assert enters[0]["process_name"] == f"EngineCore_{origin}"
+    assert all("process_name" not in e for e in result.of("enter", pid=main_pid))
     fork_pid = by_origin["fork"][0]
     fork_hello = result.one("hello", pid=fork_pid)
     assert fork_hello["ppid"] == main_pid

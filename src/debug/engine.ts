@@ -462,7 +462,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       .map((p) => {
         const parts = [`pid ${p.pid}`];
         if (p.rank !== null) parts.push(`rank ${p.rank}`);
-        parts.push(processRole(p.origin, p.argv));
+        parts.push(p.name ?? processRole(p.origin, p.argv));
         return { pid: p.pid, name: parts.join(" · ") };
       });
   }

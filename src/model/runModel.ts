@@ -50,6 +50,8 @@ export interface ProcessInfo {
   rank: number | null;
   device: number | null;
   origin?: HelloEvent["origin"];
+  /** multiprocessing's process name (vLLM: "EngineCore_0"), from scope events. */
+  name?: string;
   argv?: string[];
   firstTs: number;
   lastTs: number;
@@ -201,6 +203,7 @@ export class RunModel {
         this.target(e.target, e.spec).notFound.set(e.pid, e);
         break;
       case "enter": {
+        if (e.process_name) this.touchProcess(e).name = e.process_name;
         const record: CallRecord = {
           target: e.target,
           pid: e.pid,
@@ -226,6 +229,7 @@ export class RunModel {
         this.applyExit(e);
         break;
       case "paused":
+        if (e.process_name) this.touchProcess(e).name = e.process_name;
         this.paused.set(e.pid, e);
         break;
       case "resumed":

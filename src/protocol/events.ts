@@ -100,6 +100,8 @@ export interface EnterEvent extends Common {
   before: Readings;
   file?: string;
   line?: number;
+  /** multiprocessing's name for the process (e.g. vLLM's "EngineCore_0"), when not MainProcess. */
+  process_name?: string;
 }
 export interface ExitEvent extends Omit<EnterEvent, "type"> {
   type: "exit";
@@ -118,6 +120,7 @@ export interface PausedEvent extends Common {
   readings: Readings;
   since_entry?: Readings;
   peak?: Peak;
+  process_name?: string;
 }
 export interface ResumedEvent extends Common {
   type: "resumed";

@@ -1,4 +1,4 @@
-// Processes as threads: a multiprocessing spawn child and its parent pause independently; a
+// Processes as threads (named as multiprocessing names them): a spawn child and its parent pause independently; a
 // crash of one while the other is paused ends the session; Terminate ends the whole tree.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -63,7 +63,7 @@ void test("each process of the target is a thread that stops and continues on it
     const threads = (await session.client.threadsRequest()).body.threads;
     const names = new Map(threads.map((t) => [t.id, t.name]));
     assert.equal(names.get(parent.body.threadId!), `pid ${parent.body.threadId} · main (spawn_child.py)`);
-    assert.equal(names.get(child.body.threadId!), `pid ${child.body.threadId} · spawn child`);
+    assert.equal(names.get(child.body.threadId!), `pid ${child.body.threadId} · StepsChild`);
     const started = session.events.all("thread").map((e) => (e as DebugProtocol.ThreadEvent).body);
     assert.ok(started.some((t) => t.reason === "started" && t.threadId === child.body.threadId));
 

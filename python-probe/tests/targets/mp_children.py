@@ -17,7 +17,8 @@ def main():
     memwork.transient(1 << 20)
     for method in ("spawn", "fork"):
         ctx = mp.get_context(method)
-        proc = ctx.Process(target=child_job, args=(8 << 20,))
+        # Named as vLLM names its engine process, so the probe's process_name can be checked.
+        proc = ctx.Process(target=child_job, args=(8 << 20,), name=f"EngineCore_{method}")
         proc.start()
         proc.join()
         assert proc.exitcode == 0, (method, proc.exitcode)

@@ -174,3 +174,19 @@ test("byte formatting uses binary units and a true minus sign", () => {
   assert.equal(formatDelta(-3 * 1024 ** 3), "−3.0 GiB");
   assert.equal(formatDelta(0), "±0 B");
 });
+
+test("a process takes multiprocessing's name from its scope events", () => {
+  const m = RunModel.fromEvents([
+    ev("hello", 9, { ppid: 1, argv: ["-c"], origin: "spawn", torch: null }),
+    ev("enter", 9, {
+      target: "t",
+      scope_id: "9:1",
+      parent: null,
+      call: 1,
+      depth: 0,
+      before: {},
+      process_name: "EngineCore_0",
+    }),
+  ]);
+  assert.equal(m.processes.get(9)!.name, "EngineCore_0");
+});
