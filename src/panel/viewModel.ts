@@ -37,11 +37,14 @@ export function processLabel(p: {
   rank: number | null;
   device: number | null;
   origin?: string;
+  /** multiprocessing's name (vLLM: "EngineCore_0"), which says more than the origin. */
+  name?: string;
 }): string {
   const parts = [`pid ${p.pid}`];
   if (p.rank !== null) parts.push(`rank ${p.rank}`);
   if (p.device !== null) parts.push(`cuda:${p.device}`);
-  if (p.origin && p.origin !== "main") parts.push(p.origin);
+  if (p.name) parts.push(p.name);
+  else if (p.origin && p.origin !== "main") parts.push(p.origin);
   return parts.join(" · ");
 }
 
@@ -53,7 +56,7 @@ function processes(model: RunModel): ProcessView[] {
       rank: p.rank,
       device: p.device,
       origin: p.origin,
-      label: processLabel({ pid: p.pid, rank: p.rank, device: p.device, origin: p.origin }),
+      label: processLabel({ pid: p.pid, rank: p.rank, device: p.device, origin: p.origin, name: p.name }),
     }));
 }
 

@@ -10,7 +10,13 @@ import { budgetForRun } from "../../src/panel/budgetSource";
 import { contentSecurityPolicy, panelHtml } from "../../src/panel/html";
 import { parsePanelState, parseWebviewMessage } from "../../src/panel/messages";
 import { decodePngDataUrl, pngSize, writePngDataUrl } from "../../src/panel/png";
-import { buildCompare, buildSnapshot, RunViewTracker, type RunSource } from "../../src/panel/viewModel";
+import {
+  buildCompare,
+  buildSnapshot,
+  processLabel,
+  RunViewTracker,
+  type RunSource,
+} from "../../src/panel/viewModel";
 import type { ProbeEvent } from "../../src/protocol/events";
 import type { RunMeta } from "../../src/runner/types";
 import { TIMELINE_READINGS, type ScopeBand } from "../../webview/protocol";
@@ -236,4 +242,12 @@ void describe("LTTB", () => {
     const gap = out.findIndex((p) => Number.isNaN(p.y));
     assert.ok(gap > 0 && out[gap - 1]!.x < 4000 && out[gap + 1]!.x >= 5000, "a NaN point separates the runs");
   });
+});
+
+void test("a process named by multiprocessing is labelled by that name", () => {
+  assert.equal(
+    processLabel({ pid: 7, rank: 0, device: 0, origin: "spawn", name: "EngineCore_0" }),
+    "pid 7 · rank 0 · cuda:0 · EngineCore_0",
+  );
+  assert.equal(processLabel({ pid: 8, rank: null, device: null, origin: "spawn" }), "pid 8 · spawn");
 });
