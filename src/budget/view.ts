@@ -169,29 +169,15 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
   } else {
     unknown.push("weights");
   }
-  if (m?.activationPeak) {
-    parts.push({
-      label: "activation peak",
-      bytes: m.activationPeak.bytes,
-      kind: "measured",
-      source: m.activationPeak.source,
-    });
-  } else unknown.push("activation peak");
-  if (m?.nonTorch) {
-    parts.push({
-      label: "non-torch memory",
-      bytes: m.nonTorch.bytes,
-      kind: "measured",
-      source: m.nonTorch.source,
-    });
-  } else unknown.push("non-torch memory (CUDA context)");
-  if (m?.cudaGraphs) {
-    parts.push({
-      label: "CUDA graphs",
-      bytes: m.cudaGraphs.bytes,
-      kind: "measured",
-      source: m.cudaGraphs.source,
-    });
+  // Measured parts; a missing one is named in the verdict as not measured yet.
+  const measuredParts: [string, { bytes: number; source: string } | undefined, string | undefined][] = [
+    ["activation peak", m?.activationPeak, "activation peak"],
+    ["non-torch memory", m?.nonTorch, "non-torch memory (CUDA context)"],
+    ["CUDA graphs", m?.cudaGraphs, undefined],
+  ];
+  for (const [label, measured, missingName] of measuredParts) {
+    if (measured) parts.push({ label, bytes: measured.bytes, kind: "measured", source: measured.source });
+    else if (missingName) unknown.push(missingName);
   }
   const concurrency = run?.factsOf("max_concurrency").at(-1);
   const maxModelLen = opts.maxModelLen ?? concurrency?.values.tokens_per_request ?? 32;

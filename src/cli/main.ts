@@ -160,6 +160,19 @@ export async function main(
     );
     const targetBytes = Math.round(targetGiB * GIB);
     const warn = (lines: string[]): void => lines.forEach((l) => err(`memlens: warning: ${l}\n`));
+    // report and export answer the checklist from a run the same way.
+    const findingsOf = async (runDir: string) => {
+      const { run, meta, warnings } = await readRun(runDir);
+      warn(warnings);
+      const model = values.model ? await resolveModel(values.model) : undefined;
+      return computeFindings(run, {
+        meta,
+        model,
+        targetBytes,
+        gpuMemoryUtilization: util,
+        lineText: localLineText(),
+      });
+    };
     switch (command) {
       case "budget": {
         if (!target) throw new UsageError("budget needs a MODEL folder or name.");
@@ -199,16 +212,7 @@ export async function main(
       }
       case "report": {
         if (!target) throw new UsageError("report needs a RUN_DIR.");
-        const { run, meta, warnings } = await readRun(target);
-        warn(warnings);
-        const model = values.model ? await resolveModel(values.model) : undefined;
-        const findings = computeFindings(run, {
-          meta,
-          model,
-          targetBytes,
-          gpuMemoryUtilization: util,
-          lineText: localLineText(),
-        });
+        const findings = await findingsOf(target);
         out(values.json ? `${JSON.stringify(reportJson(findings), null, 2)}\n` : reportMarkdown(findings));
         return 0;
       }
@@ -223,16 +227,7 @@ export async function main(
         }
         const date = values.date ?? today();
         if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`--date ${date}: expected YYYY-MM-DD.`);
-        const { run, meta, warnings } = await readRun(target);
-        warn(warnings);
-        const model = values.model ? await resolveModel(values.model) : undefined;
-        const findings = computeFindings(run, {
-          meta,
-          model,
-          targetBytes,
-          gpuMemoryUtilization: util,
-          lineText: localLineText(),
-        });
+        const findings = await findingsOf(target);
         const before = readFileSync(values.log, "utf8");
         const result = exportFindings(before, findingsInput(findings, date));
         writeFileSync(values.log, result.text);

@@ -436,6 +436,21 @@ export class Workbench {
     );
   }
 
+  /**
+   * Waits until a measured line's result matches `pattern` and returns that text: a line result
+   * shows as a lens above the line or as inline text on the line itself, depending on the editor.
+   */
+  async waitForLineResult(lineText: string, pattern: RegExp): Promise<string> {
+    return waitUntil(`a result matching ${String(pattern)} on "${lineText}"`, async () => {
+      const lens = await this.lensTextAbove(lineText);
+      if (lens && pattern.test(lens)) return lens;
+      const lines = await this.page
+        .locator(".editor-instance .view-lines .view-line", { hasText: lineText })
+        .allTextContents();
+      return lines.find((line) => pattern.test(line)) ?? false;
+    });
+  }
+
   /** Clicks the lens command (e.g. "Measure here") in the lens row above `lineText`. */
   async clickLensAbove(lineText: string, text: string | RegExp): Promise<void> {
     await this.waitForLensAbove(lineText, text);

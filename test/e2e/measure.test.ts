@@ -98,15 +98,7 @@ e2e("Measure this line runs the probe on that line and shows the line's delta", 
   await wb.openFile(FP4_FILE);
   await wb.goToLine(await lineNumberOf(FP4_FILE, STAGING_LINE));
   await wb.runCommand("MemLens: Measure This Line");
-  // Line results show as a lens or as inline text on the line itself, depending on the editor.
-  const text = await waitUntil("the staging line's delta", async () => {
-    const lens = await wb.lensTextAbove(STAGING_LINE);
-    if (lens && DELTA.test(lens)) return lens;
-    const lines = await wb.page
-      .locator(".editor-instance .view-lines .view-line", { hasText: STAGING_LINE })
-      .allTextContents();
-    return lines.find((line) => DELTA.test(line)) ?? false;
-  });
+  const text = await wb.waitForLineResult(STAGING_LINE, DELTA);
   const delta = mibOf(text.slice(text.search(DELTA)));
   assert.ok(
     Math.abs(delta - STAGING_MIB) <= RSS_TOLERANCE_MIB,

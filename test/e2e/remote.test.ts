@@ -302,14 +302,7 @@ e2e(
     assert.ok(resolved, "the probe resolved the line on the host");
     assert.equal(resolved.host_file, path.join(hostCheckout, FP4_MODULE_PATH));
     assert.equal(resolved.file, wb.workspacePath(FP4_FILE));
-    const text = await waitUntil("the staging line's delta", async () => {
-      const lens = await wb.lensTextAbove(STAGING_LINE);
-      if (lens && DELTA.test(lens)) return lens;
-      const lines = await wb.page
-        .locator(".editor-instance .view-lines .view-line", { hasText: STAGING_LINE })
-        .allTextContents();
-      return lines.find((line) => DELTA.test(line)) ?? false;
-    });
+    const text = await wb.waitForLineResult(STAGING_LINE, DELTA);
     const delta = mibOf(text.slice(text.search(DELTA)));
     assert.ok(
       Math.abs(delta - STAGING_MIB) <= RSS_TOLERANCE_MIB,
