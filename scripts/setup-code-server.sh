@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs code-server (the real VS Code workbench, served to a browser) for the quick start and
-# the end-to-end tests, from the npm registry, following shared/recipes.md. Idempotent: a second
-# call finds the finished install and returns at once.
+# the end-to-end tests, from the npm registry. Idempotent: a second call finds the finished
+# install and returns at once.
 #
 #   scripts/setup-code-server.sh            # installs into <repo>/.cache/code-server
 #   MEMLENS_CODE_SERVER_DIR=/x scripts/setup-code-server.sh

@@ -14,8 +14,8 @@ import * as path from "node:path";
 import { tensorBytes } from "../../../src/budget/safetensors";
 
 export const REPO_ROOT = path.resolve(__dirname, "../../..");
-/** shared/ sits beside the repository (/work/shared for /work/main; ../shared in CI). */
-export const GPT_OSS_DIR = path.resolve(REPO_ROOT, "../shared/data/gpt-oss-20b");
+/** The published config.json and tensor inventory, kept in the repo so a bare clone runs the tests. */
+export const GPT_OSS_DIR = path.join(REPO_ROOT, "test/fixtures/gpt-oss-20b");
 
 export interface Inventory {
   total_size: number;
