@@ -34,7 +34,18 @@ def record(name: str, plan: Dict[str, Any], command: List[str], respond: Any = N
             json.dump(plan, handle)
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
-        argv = [sys.executable, "-c", BOOT.format(root=PROBE_DIR), "run", "--plan", plan_path, "--", *command]
+        argv = [
+            sys.executable,
+            "-c",
+            BOOT.format(root=PROBE_DIR),
+            "run",
+            "--control",
+            "stdin",
+            "--plan",
+            plan_path,
+            "--",
+            *command,
+        ]
         proc = subprocess.Popen(argv, cwd=TARGETS, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None
         lines = []

@@ -13,8 +13,9 @@ from .protocol import PROTOCOL_VERSION
 
 USAGE = """memlens_probe COMMAND
 
-  run --plan PLAN.json [--out RUN_DIR] [--run-id ID] [--grace SECONDS] [--no-stdin-control] -- TARGET [ARGS...]
-        run TARGET with the probe in every Python process; events on stdout (JSON lines)
+  run --plan PLAN.json [--out RUN_DIR] [--run-id ID] [--grace SECONDS] [--control stdin|none] -- TARGET [ARGS...]
+        run TARGET with the probe in every Python process; events on stdout (JSON lines);
+        --control stdin: read control messages from stdin, and stop the run at EOF there
   check-plan PLAN.json      validate a plan (exit 2 naming the field that is wrong)
   preflight --json          Python, torch, GPUs, free memory and GPU processes here (JSON)
   selftest [--json]         which readings are available here
@@ -34,10 +35,14 @@ def _run(argv: List[str]) -> int:
     parser.add_argument("--run-id", help="run id for the start event (default: time + random)")
     parser.add_argument("--grace", type=float, default=3.0, help="seconds between SIGTERM and SIGKILL on stop")
     parser.add_argument(
-        "--no-stdin-control",
-        action="store_true",
-        help="do not read control messages from stdin (EOF on stdin then does not stop the run)",
+        "--control",
+        choices=("none", "stdin"),
+        default="none",
+        help="where control messages come from: 'stdin' (EOF there stops the run, for a controller such as "
+        "the extension) or 'none' (the default: stdin is left alone, so batch jobs, nohup and ssh work)",
     )
+    # Kept so that command lines written for older probes still parse; it is the default now.
+    parser.add_argument("--no-stdin-control", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(options)
     if not command:
         sys.stderr.write("memlens_probe run: no command given; put it after '--', e.g. -- python3 train.py\n")
@@ -53,7 +58,7 @@ def _run(argv: List[str]) -> int:
         plan,
         command,
         out_dir=args.out,
-        stdin_control=not args.no_stdin_control,
+        stdin_control=args.control == "stdin" and not args.no_stdin_control,
         run_id=args.run_id,
         grace_s=args.grace,
     )

@@ -9,14 +9,17 @@ and stopping signals all of them (SIGTERM, then SIGKILL after a grace period).
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import pkgutil
 import queue
+import select
 import selectors
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,7 @@ from . import __version__
 from .facts import FactParser
 from .hooks import check_line_target
 from .plan import Plan
-from .protocol import EVENT_TYPES, Event, encode, make_event
+from .protocol import EVENT_TYPES, Event, encode_line, make_event
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -99,6 +102,61 @@ def _is_gone(pid: int) -> bool:
     return state == [b"Z"] or state == [b"X"]
 
 
+def _errno_text(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _reader_gone(exc: OSError) -> bool:
+    return isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno == errno.EBADF
+
+
+class _LineSink:
+    """One copy of the event stream (the events file, or stdout), written in whole lines.
+
+    A write that fails part-way on a file we own is cut back to the last whole line, so a full disk
+    leaves a file of complete events; the lines that could not be written are counted instead.
+    """
+
+    def __init__(self, name: str, fd: int, field: str, owned: bool) -> None:
+        self.name = name
+        self.fd = fd
+        self.field = field
+        self.lost = 0
+        self.error: Optional[OSError] = None
+        # Only a file we opened ourselves is cut back: stdout may share a file with other writers.
+        self.offset: Optional[int] = None
+        if owned:
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    self.offset = os.lseek(fd, 0, os.SEEK_CUR)
+            except OSError:
+                pass
+
+    def write(self, data: bytes) -> Optional[OSError]:
+        """None once written; else the error, with the lines counted as lost."""
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(self.fd, view) :]
+                except BlockingIOError:
+                    select.select([], [self.fd], [])
+        except OSError as exc:
+            self.lost += data.count(b"\n")
+            if self.offset is not None:
+                try:
+                    os.ftruncate(self.fd, self.offset)
+                    os.lseek(self.fd, self.offset, os.SEEK_SET)
+                except OSError:
+                    pass
+            if self.error is None:
+                self.error = exc
+            return exc
+        if self.offset is not None:
+            self.offset += len(data)
+        return None
+
+
 class _Client:
     __slots__ = ("sock", "buffer", "pid")
 
@@ -124,7 +182,7 @@ class Launcher:
         plan: Plan,
         command: List[str],
         out_dir: Optional[str] = None,
-        stdin_control: bool = True,
+        stdin_control: bool = False,
         run_id: Optional[str] = None,
         grace_s: float = 3.0,
         stdout: Optional[IO[bytes]] = None,
@@ -136,8 +194,8 @@ class Launcher:
         self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         self.grace_s = grace_s
         self._stdout = stdout if stdout is not None else sys.stdout.buffer
-        self._stdout_ok = True
-        self._events_file: Optional[IO[bytes]] = None
+        self._stdout_sink: Optional[_LineSink] = None
+        self._events_sink: Optional[_LineSink] = None
         self._counts: Dict[str, int] = {}
         self._total = 0
         self._hello_pids: Set[int] = set()
@@ -147,6 +205,7 @@ class Launcher:
         os.set_blocking(self._wake_w, False)
         self._signalled: List[int] = []
         self.stopped = False
+        self.stop_reason: Optional[str] = None
         self._stopping_at: Optional[float] = None
         self._killed_at: Optional[float] = None
         self._child: Optional[subprocess.Popen[bytes]] = None
@@ -158,21 +217,41 @@ class Launcher:
         event_type = str(event.get("type"))
         self._counts[event_type] = self._counts.get(event_type, 0) + 1
         self._total += 1
-        self._write_raw(encode(event).encode("utf-8"))
+        self._write_raw(encode_line(event))
 
     def _write_raw(self, data: bytes) -> None:
-        """Whole lines, written and flushed at once to the events file and to stdout."""
-        if self._events_file is not None:
-            self._events_file.write(data)
-            self._events_file.flush()
-        if self._stdout_ok:
-            try:
-                self._stdout.write(data)
-                self._stdout.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                # Whoever read our stdout is gone: end the run as EOF on stdin would.
-                self._stdout_ok = False
-                self._begin_stop()
+        """Whole lines to the events file and to stdout. A copy that cannot be written (a full
+        disk) loses those lines, counted, and the run goes on: the target is never stopped for it."""
+        failures = []
+        if self._events_sink is not None:
+            failure = self._events_sink.write(data)
+            if failure is not None:
+                failures.append((self._events_sink, failure))
+        if self._stdout_sink is not None:
+            failure = self._stdout_sink.write(data)
+            if failure is not None:
+                if _reader_gone(failure):
+                    # Whoever read our stdout is gone: end the run as a stop control would.
+                    self._stdout_sink = None
+                    self._begin_stop(f"stdout was closed by its reader ({_errno_text(failure)})")
+                else:
+                    failures.append((self._stdout_sink, failure))
+        for sink, failure in failures:
+            if sink.error is failure:  # its first failure: say so once, in the stream and on stderr
+                message = (
+                    f"cannot write to {sink.name}: {_errno_text(failure)}; the run goes on, and the events "
+                    f"that could not be written are counted in end.{sink.field}"
+                )
+                self._say(message)
+                self._error(message, "output")
+
+    def _say(self, message: str) -> None:
+        """A line on the launcher's stderr, for whoever runs it (never part of the event stream)."""
+        try:
+            sys.stderr.write(f"memlens_probe: {message}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def _event(self, event_type: str, pid: Optional[int] = None, **fields: Any) -> Event:
         return make_event(event_type, pid=pid if pid is not None else os.getpid(), **fields)
@@ -228,16 +307,46 @@ class Launcher:
 
     # ----- run --------------------------------------------------------------------------------
 
+    def _open_output(self) -> None:
+        """The run folder and stdout as line sinks; OSError if the run folder cannot be used."""
+        try:
+            self._stdout.flush()
+            stdout_fd = self._stdout.fileno()
+        except (OSError, ValueError, AttributeError):
+            stdout_fd = None
+        if stdout_fd is not None:
+            self._stdout_sink = _LineSink("stdout", stdout_fd, "stdout_not_written", owned=False)
+        if self.out_dir:
+            os.makedirs(self.out_dir, exist_ok=True)
+            path = os.path.join(self.out_dir, "events.jsonl")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            self._events_sink = _LineSink(path, fd, "events_not_written", owned=True)
+
+    def _write_plan_copy(self) -> None:
+        # A copy for whoever reads the run folder; the start event carries the plan too, so a
+        # full disk here costs nothing that matters.
+        if not self.out_dir:
+            return
+        try:
+            with open(os.path.join(self.out_dir, "plan.json"), "w", encoding="utf-8") as handle:
+                json.dump(self.plan.raw or self.plan.to_json(), handle, indent=2)
+        except (OSError, ValueError) as exc:
+            message = f"cannot write {os.path.join(self.out_dir, 'plan.json')}: {exc}; the start event has the plan"
+            self._say(message)
+            self._error(message, "output")
+
     def run(self) -> int:
         start_monotonic = time.monotonic()
-        private = self._private_dir()
+        try:
+            self._open_output()
+        except OSError as exc:
+            self._say(f"cannot use the run folder {self.out_dir}: {_errno_text(exc)} ({exc.filename or self.out_dir})")
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            return 2
+        private: Optional[str] = None
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            if self.out_dir:
-                os.makedirs(self.out_dir, exist_ok=True)
-                self._events_file = open(os.path.join(self.out_dir, "events.jsonl"), "wb")
-                with open(os.path.join(self.out_dir, "plan.json"), "w", encoding="utf-8") as handle:
-                    json.dump(self.plan.raw or self.plan.to_json(), handle, indent=2)
             self._write(
                 self._event(
                     "start",
@@ -250,8 +359,17 @@ class Launcher:
                     hostname=socket.gethostname(),
                 )
             )
-            python_path = self._prepare_site(private)
-            self._effective_plan(private)
+            self._write_plan_copy()
+            try:
+                private = self._private_dir()
+                python_path = self._prepare_site(private)
+                self._effective_plan(private)
+            except OSError as exc:
+                message = f"cannot prepare the probe's private folder in {tempfile.gettempdir()}: {exc}"
+                self._say(message)
+                self._error(message, "launcher")
+                self._finish(start_monotonic, 126, None)
+                return 126
             socket_path = os.path.join(private, "probe.sock")
             listener.bind(socket_path)
             listener.listen(128)
@@ -303,9 +421,10 @@ class Launcher:
                     client.sock.close()
                 except OSError:
                     pass
-            if self._events_file is not None:
-                self._events_file.close()
-            shutil.rmtree(private, ignore_errors=True)
+            if self._events_sink is not None:
+                os.close(self._events_sink.fd)
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
             os.close(self._wake_r)
             os.close(self._wake_w)
 
@@ -314,6 +433,13 @@ class Launcher:
         counts["end"] = counts.get("end", 0) + 1
         counts["events"] = self._total + 1
         counts["processes"] = len(self._hello_pids)
+        extra: Dict[str, Any] = {}
+        if self.stop_reason is not None:
+            extra["stop_reason"] = self.stop_reason
+        for sink in (self._events_sink, self._stdout_sink):
+            if sink is not None and sink.lost:
+                extra[sink.field] = sink.lost
+                self._say(f"{sink.lost} events could not be written to {sink.name} ({_errno_text(sink.error)})")
         self._write(
             self._event(
                 "end",
@@ -322,6 +448,7 @@ class Launcher:
                 duration_ns=int((time.monotonic() - start_monotonic) * 1e9),
                 stopped=self.stopped,
                 counts=counts,
+                **extra,
             )
         )
 
@@ -397,8 +524,8 @@ class Launcher:
                     else:
                         self._read_client(key.data, selector)
                 while self._signalled:
-                    self._signalled.pop()
-                    self._begin_stop()
+                    signum = self._signalled.pop()
+                    self._begin_stop(f"the launcher received {signal.Signals(signum).name}")
                 self._drain_control()
                 now = time.monotonic()
                 if return_code is None:
@@ -468,10 +595,12 @@ class Launcher:
             except ChildProcessError:
                 return
 
-    def _begin_stop(self) -> None:
+    def _begin_stop(self, reason: str) -> None:
         if self._stopping_at is not None:
             return
         self.stopped = True
+        self.stop_reason = reason
+        self._say(f"stopping the run: {reason}")
         self._stopping_at = time.monotonic()
         self._signal_tree(signal.SIGTERM)
 
@@ -484,7 +613,7 @@ class Launcher:
             except queue.Empty:
                 return
             if line is None:
-                self._begin_stop()
+                self._begin_stop("EOF on stdin, which --control stdin reads control messages from")
                 continue
             if not line.strip():
                 continue
@@ -504,7 +633,7 @@ class Launcher:
             )
             return
         if kind == "stop":
-            self._begin_stop()
+            self._begin_stop("a stop control message on stdin")
             return
         pid = message.get("pid")
         if pid is not None and not isinstance(pid, int):
@@ -523,10 +652,17 @@ class Launcher:
                 self._error("set_pause: targets should be an array of target ids", "control")
                 return
             forward["targets"] = targets
-            with open(self._plan_path, "r", encoding="utf-8") as handle:
-                plan = json.load(handle)
-            plan["pause"] = [t for t in targets if any(x["id"] == t for x in plan["targets"])]
-            self._write_plan(plan)  # processes started from now on read the new set
+            try:
+                with open(self._plan_path, "r", encoding="utf-8") as handle:
+                    plan = json.load(handle)
+                plan["pause"] = [t for t in targets if any(x["id"] == t for x in plan["targets"])]
+                self._write_plan(plan)  # processes started from now on read the new set
+            except (OSError, ValueError) as exc:
+                self._error(
+                    f"set_pause: running processes get the new set, but processes started from now on keep the "
+                    f"previous one: the plan file could not be rewritten ({exc})",
+                    "control",
+                )
             pid = None
         data = (json.dumps(forward) + "\n").encode("utf-8")
         sent = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -51,12 +52,46 @@ def make_event(
     return event
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by null (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _valid_utf8(text: str) -> bytes:
+    """UTF-8 for text that holds surrogates: undecodable bytes of a path or argv (Python keeps them
+    as surrogateescape characters) become U+FFFD, as a reader of the raw bytes would show them."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace").encode("utf-8")
 
 
 def encode(event: Event) -> str:
-    """One JSON line, ``\\n``-terminated. Non-ASCII stays as UTF-8 text."""
-    return _ENCODER.encode(event) + "\n"
+    """One JSON line, ``\\n``-terminated. Non-ASCII stays as UTF-8 text. Never NaN or Infinity:
+    such a number becomes null, since JSON readers (the extension's included) refuse them."""
+    try:
+        return _ENCODER.encode(event) + "\n"
+    except ValueError:
+        return _ENCODER.encode(_finite(event)) + "\n"
+
+
+def encode_line(event: Event) -> bytes:
+    """``encode`` as valid UTF-8 bytes, whatever strings the event holds."""
+    text = encode(event)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _valid_utf8(text)
 
 
 def rank_from_env() -> Optional[int]:

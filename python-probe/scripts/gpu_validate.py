@@ -99,7 +99,6 @@ class Runs:
                 plan_path,
                 "--out",
                 folder,
-                "--no-stdin-control",
                 "--",
                 *command,
             ]

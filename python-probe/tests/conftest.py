@@ -72,16 +72,20 @@ class LiveRun:
         launcher: Optional[List[str]] = None,
         extra_args: Sequence[str] = (),
         env: Optional[Dict[str, str]] = None,
+        control: Optional[str] = "stdin",
+        stdin: Any = subprocess.PIPE,
+        out_dir: Optional[Path] = None,
     ) -> None:
         self.plan_path = tmp_path / "plan.json"
         self.plan_path.write_text(json.dumps(plan))
-        self.out_dir = tmp_path / "run"
+        self.out_dir = out_dir or tmp_path / "run"
         argv = (launcher or launcher_command()) + [
             "run",
             "--plan",
             str(self.plan_path),
             "--out",
             str(self.out_dir),
+            *(["--control", control] if control else []),
             *extra_args,
             "--",
             *command,
@@ -89,7 +93,7 @@ class LiveRun:
         run_env = dict(os.environ if env is None else env)
         run_env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(
-            argv, cwd=str(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env
+            argv, cwd=str(cwd), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env
         )
         self.events: List[Event] = []
         self.raw_lines: List[bytes] = []

@@ -156,6 +156,11 @@ def check_event(event: Any) -> None:
         _require(event, "duration_ns", _int, "an int")
         _require(event, "stopped", lambda v: isinstance(v, bool), "a boolean")
         _require(event, "counts", lambda v: isinstance(v, dict) and all(_int(x) for x in v.values()), "counts")
+        if "stop_reason" in event and not (event["stopped"] and _str(event["stop_reason"])):
+            _fail(event, "stop_reason should be a string, on a stopped run only")
+        for key in ("events_not_written", "stdout_not_written"):
+            if key in event and not (_int(event[key]) and event[key] > 0):
+                _fail(event, f"{key} should be an int > 0 when present")
     else:
         _fail(event, f"unknown type {kind!r}")
 

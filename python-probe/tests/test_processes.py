@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import time
 
@@ -62,6 +64,8 @@ def test_stop_ends_the_whole_tree(tmp_path):
     assert result.end["stopped"] is True
     assert result.end["signal"] == "SIGTERM" and result.end["exit_code"] is None
     assert result.returncode == 128 + 15
+    assert result.end["stop_reason"] == "a stop control message on stdin"
+    assert "memlens_probe: stopping the run: a stop control message on stdin" in result.stderr
 
 
 def test_leftover_processes_are_ended_after_the_target_exits(tmp_path):
@@ -80,6 +84,37 @@ def test_eof_on_stdin_stops_the_run(tmp_path):
     result = live.finish()
     assert result.end["stopped"] is True
     assert all(pid_gone(p) for p in pids)
+    assert "stopping the run: EOF on stdin" in result.stderr, result.stderr
+    assert result.end["stop_reason"].startswith("EOF on stdin")
+
+
+def test_stdin_at_eof_does_not_stop_a_run_by_default(tmp_path):
+    # Batch jobs, nohup, `ssh host cmd` and `docker run` without -i start the launcher with stdin
+    # at EOF: without --control stdin, stdin is not read at all.
+    live = LiveRun(
+        plan_of({"id": "t", "function": "memwork:transient"}),
+        [sys.executable, "run_memwork.py"],
+        tmp_path,
+        control=None,
+        stdin=subprocess.DEVNULL,
+    )
+    result = live.finish()
+    assert result.returncode == 0, result.stderr
+    assert result.end["stopped"] is False and result.end["exit_code"] == 0
+    assert "stop_reason" not in result.end
+    assert result.of("log", line="memwork done")
+    assert len(result.of("exit", target="t")) == 8
+    assert "stopping" not in result.stderr
+
+
+def test_a_signal_to_the_launcher_says_why_the_run_stopped(tmp_path):
+    live = LiveRun(plan_of(), [sys.executable, "tree.py"], tmp_path, control=None, stdin=subprocess.DEVNULL)
+    live.wait_for(lambda e: e["type"] == "log" and e["line"].startswith("PIDS "))
+    live.proc.send_signal(signal.SIGTERM)
+    result = live.finish()
+    assert result.end["stopped"] is True
+    assert result.end["stop_reason"] == "the launcher received SIGTERM"
+    assert "memlens_probe: stopping the run: the launcher received SIGTERM" in result.stderr
 
 
 def test_crash_keeps_every_event(tmp_path):

@@ -208,6 +208,8 @@ export async function startRun(request: RunRequest, options: StartRunOptions): P
         args: [
           probePath,
           "run",
+          "--control",
+          "stdin",
           "--plan",
           path.join(dir, PLAN_FILE),
           "--out",

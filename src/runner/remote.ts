@@ -40,7 +40,7 @@ const RUN_SCRIPT = `r=$1; plan=$2; cwd=$3; py=$4; probe=$5; shift 5
 mkdir -p "$r" && printf '%s\\n' "$plan" > "$r/plan.json" || { echo "memlens-setup: cannot write the run folder $r" >&2; exit 125; }
 if [ -n "$cwd" ]; then cd "$cwd" || { echo "memlens-setup: cannot change to the working directory $cwd" >&2; exit 125; }; fi
 if [ ! -f "$probe" ]; then echo "memlens-setup: the probe is missing at $probe" >&2; exit 125; fi
-exec "$py" "$probe" run --plan "$r/plan.json" --out "$r" "$@"`;
+exec "$py" "$probe" run --control stdin --plan "$r/plan.json" --out "$r" "$@"`;
 
 /** Marks a failure of RUN_SCRIPT itself (as opposed to the target's own exit code). */
 export const SETUP_FAILURE_MARK = "memlens-setup: ";

@@ -218,3 +218,19 @@ void test("local preflight: the interpreter's version, torch and GPUs, each find
   );
   assert.equal(existsSync(old), true);
 });
+
+void test("the launcher reads control messages from stdin: stop() ends the run by its stop message", async () => {
+  // The probe reads stdin only when asked (--control stdin); without it a stop would wait for the
+  // SIGTERM fallback, and the run's end would name that signal instead.
+  const handle = await startRun(request({ python: "python3", command: ["python3", WORKLOAD, "hold"] }), {
+    probePath: probeZipapp(),
+    stopGraceMs: 60_000,
+  });
+  await nextEvent(handle, logLine("HOLD_PIDS "));
+  const outcome = await handle.stop();
+  assert.equal(outcome.meta.status, "stopped");
+  const stored = await loadRun(handle.dir);
+  const end = stored.events.at(-1) as { type: string; stop_reason?: string } | undefined;
+  assert.equal(end?.type, "end");
+  assert.equal(end?.stop_reason, "a stop control message on stdin");
+});
