@@ -7,7 +7,7 @@ import socket
 import threading
 from typing import Any, Callable, Dict, Optional
 
-from .protocol import Event, encode
+from .protocol import Event, encode_line
 
 ControlHandler = Callable[[Dict[str, Any]], None]
 
@@ -39,7 +39,7 @@ class Channel:
         reader.start()
 
     def send(self, event: Event) -> bool:
-        data = encode(event).encode("utf-8")
+        data = encode_line(event)
         with self._lock:
             sock = self._sock
             if sock is None or not self.connected:

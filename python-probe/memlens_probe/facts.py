@@ -8,6 +8,7 @@ vLLM prints GiB (its "GB" is also bytes / 2**30).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -29,12 +30,45 @@ _NUM = r"-?\d+(?:\.\d+)?"
 _UNIT = r"(?:[KMGT]i?B|B)"
 
 
-def to_bytes(number: str, unit: str = "GiB") -> int:
-    return int(round(float(number) * UNITS[unit]))
+# The largest magnitude a value may have: 64-bit readers hold it, and no memory size, token count
+# or time of a real log line comes near. A printed number beyond it is left out of the fact.
+MAX_VALUE = 2**63
 
 
-def _tokens(text: str) -> int:
-    return int(text.replace(",", ""))
+def number(text: str) -> Optional[float]:
+    """The printed number, or None when it is not a finite number of a sane size."""
+    if len(text) > 40:  # float() of a megabyte of digits takes tens of ms, for a value dropped anyway
+        return None
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) and abs(value) < MAX_VALUE else None
+
+
+def to_bytes(text: str, unit: str = "GiB") -> Optional[int]:
+    value = number(text)
+    if value is None:
+        return None
+    scaled = value * UNITS[unit]
+    return int(round(scaled)) if abs(scaled) < MAX_VALUE else None
+
+
+def integer(text: str) -> Optional[int]:
+    digits = text.replace(",", "")
+    # int() refuses more than 4300 digits (and 19 already pass MAX_VALUE).
+    if not digits.isdigit() or len(digits) > 19:
+        return None
+    value = int(digits)
+    return value if value < MAX_VALUE else None
+
+
+def _fact(kind: str, line: str, **values: Optional[float]) -> List[Fact]:
+    """The fact with the values that could be read; none when it had values and none could be."""
+    kept: Values = {key: value for key, value in values.items() if value is not None}
+    if values and not kept:
+        return []
+    return [(kind, kept, line)]
 
 
 _MODEL_LOADING = re.compile(
@@ -92,7 +126,10 @@ PROFILING_WINDOW = 40
 
 
 class FactParser:
-    """Feed it log lines (one parser per stream); it returns the facts each line completes."""
+    """Feed it log lines (one parser per stream); it returns the facts each line completes.
+
+    Never raises and never returns a non-finite number: the lines are the target's, whatever they hold.
+    """
 
     def __init__(self) -> None:
         self._profiling: Optional[Values] = None
@@ -104,7 +141,8 @@ class FactParser:
         header = _PROFILING.search(line)
         if header:
             facts.extend(self.flush())
-            self._profiling = {"seconds": float(header.group("seconds"))}
+            seconds = number(header.group("seconds"))
+            self._profiling = {"seconds": seconds} if seconds is not None else {}
             self._profiling_lines = [line]
             self._since_profiling = 0
         elif self._profiling is not None:
@@ -115,8 +153,10 @@ class FactParser:
                 match = pattern.search(line)
                 if match:
                     for group, key in fields:
-                        value = match.group(group)
-                        self._profiling[key] = float(value) if key == "utilization" else to_bytes(value)
+                        text = match.group(group)
+                        value = number(text) if key == "utilization" else to_bytes(text)
+                        if value is not None:
+                            self._profiling[key] = value
                     added = True
             if added and not header:
                 self._profiling_lines.append(line)
@@ -139,89 +179,87 @@ class FactParser:
         facts: List[Fact] = []
         match = _MODEL_LOADING.search(line)
         if match:
-            facts.append(
-                (
-                    "model_loading",
-                    {
-                        "bytes": to_bytes(match.group("size"), match.group("unit")),
-                        "seconds": float(match.group("seconds")),
-                    },
-                    line,
-                )
+            facts += _fact(
+                "model_loading",
+                line,
+                bytes=to_bytes(match.group("size"), match.group("unit")),
+                seconds=number(match.group("seconds")),
             )
         else:
             match = _MODEL_WEIGHTS_V0.search(line)
             if match:
-                facts.append(("model_loading", {"bytes": to_bytes(match.group("size"), match.group("unit"))}, line))
+                facts += _fact("model_loading", line, bytes=to_bytes(match.group("size"), match.group("unit")))
         match = _AVAILABLE_KV.search(line)
         if match:
-            facts.append(("available_kv_cache", {"bytes": to_bytes(match.group("size"), match.group("unit"))}, line))
+            facts += _fact("available_kv_cache", line, bytes=to_bytes(match.group("size"), match.group("unit")))
         match = _KV_SIZE.search(line)
         if match:
-            facts.append(("kv_cache_size", {"tokens": _tokens(match.group("tokens"))}, line))
+            facts += _fact("kv_cache_size", line, tokens=integer(match.group("tokens")))
         match = _CONCURRENCY.search(line)
         if match:
-            facts.append(
-                (
-                    "max_concurrency",
-                    {"tokens_per_request": _tokens(match.group("tokens")), "concurrency": float(match.group("x"))},
-                    line,
-                )
+            facts += _fact(
+                "max_concurrency",
+                line,
+                tokens_per_request=integer(match.group("tokens")),
+                concurrency=number(match.group("x")),
             )
         match = _GRAPH.search(line)
         if match:
-            values: Values = {"seconds": float(match.group("seconds"))}
-            if match.group("size") is not None:
-                values["bytes"] = to_bytes(match.group("size"), match.group("unit"))
-            facts.append(("graph_capture", values, line))
+            size = match.group("size")
+            facts += _fact(
+                "graph_capture",
+                line,
+                seconds=number(match.group("seconds")),
+                **({"bytes": to_bytes(size, match.group("unit"))} if size is not None else {}),
+            )
         if _NO_KV.search(line):
             facts.append(("no_kv_memory", {}, line))
         match = _FREE_LOW.search(line)
         if match:
-            facts.append(
-                (
-                    "free_memory_low",
-                    {
-                        "free_bytes": to_bytes(match.group("free")),
-                        "total_bytes": to_bytes(match.group("total")),
-                        "utilization": float(match.group("util")),
-                        "desired_bytes": to_bytes(match.group("desired")),
-                    },
-                    line,
-                )
+            facts += _fact(
+                "free_memory_low",
+                line,
+                free_bytes=to_bytes(match.group("free")),
+                total_bytes=to_bytes(match.group("total")),
+                utilization=number(match.group("util")),
+                desired_bytes=to_bytes(match.group("desired")),
             )
         match = _KV_TOO_SMALL.search(line)
         if match:
-            values = {
-                "max_model_len": int(match.group("len")),
-                "needed_bytes": to_bytes(match.group("needed")),
-                "available_bytes": to_bytes(match.group("available")),
-            }
             estimate = _KV_ESTIMATE.search(line)
-            if estimate:
-                values["estimated_max_model_len"] = int(estimate.group("len"))
-            facts.append(("kv_cache_too_small", values, line))
+            facts += _fact(
+                "kv_cache_too_small",
+                line,
+                max_model_len=integer(match.group("len")),
+                needed_bytes=to_bytes(match.group("needed")),
+                available_bytes=to_bytes(match.group("available")),
+                **({"estimated_max_model_len": integer(estimate.group("len"))} if estimate else {}),
+            )
         match = _BLOCKS.search(line)
         if match:
-            values = {"gpu_blocks": int(match.group("gpu"))}
-            if match.group("cpu") is not None:
-                values["cpu_blocks"] = int(match.group("cpu"))
-            facts.append(("kv_cache_blocks", values, line))
+            cpu = match.group("cpu")
+            facts += _fact(
+                "kv_cache_blocks",
+                line,
+                gpu_blocks=integer(match.group("gpu")),
+                **({"cpu_blocks": integer(cpu)} if cpu is not None else {}),
+            )
         match = _GRAPH_ESTIMATE.search(line)
         if match:
-            facts.append(("cuda_graph_estimate", {"bytes": to_bytes(match.group("size"), match.group("unit"))}, line))
+            facts += _fact("cuda_graph_estimate", line, bytes=to_bytes(match.group("size"), match.group("unit")))
         match = _OOM.search(line)
         if match:
-            values = {"requested_bytes": to_bytes(match.group("size"), match.group("unit"))}
-            detail = _OOM_NEW.search(line)
-            if detail:
-                values["total_bytes"] = to_bytes(detail.group("total"), detail.group("tu"))
-                values["free_bytes"] = to_bytes(detail.group("free"), detail.group("fu"))
-            else:
-                detail = _OOM_OLD.search(line)
-                if detail:
-                    values["total_bytes"] = to_bytes(detail.group("total"), detail.group("tu"))
-                    values["allocated_bytes"] = to_bytes(detail.group("alloc"), detail.group("au"))
-                    values["free_bytes"] = to_bytes(detail.group("free"), detail.group("fu"))
-            facts.append(("cuda_oom", values, line))
+            detail: Dict[str, Optional[float]] = {}
+            new = _OOM_NEW.search(line)
+            old = _OOM_OLD.search(line) if new is None else None
+            if new:
+                detail["total_bytes"] = to_bytes(new.group("total"), new.group("tu"))
+                detail["free_bytes"] = to_bytes(new.group("free"), new.group("fu"))
+            elif old:
+                detail["total_bytes"] = to_bytes(old.group("total"), old.group("tu"))
+                detail["allocated_bytes"] = to_bytes(old.group("alloc"), old.group("au"))
+                detail["free_bytes"] = to_bytes(old.group("free"), old.group("fu"))
+            facts += _fact(
+                "cuda_oom", line, requested_bytes=to_bytes(match.group("size"), match.group("unit")), **detail
+            )
         return facts

@@ -220,17 +220,21 @@ class FunctionHooks:
         self._watcher.watch(target.module, lambda module, t=target: self._resolve(t, module))
 
     def _resolve(self, target: FunctionTarget, module: types.ModuleType) -> None:
+        # Runs inside the target's own import: nothing may escape from here into it.
         try:
-            fields = self._patch(target, module)
-        except NotProbeable as exc:
-            self._runtime.report_not_found(target, str(exc), at_once=True)
-            return
+            try:
+                fields = self._patch(target, module)
+            except NotProbeable as exc:
+                self._runtime.report_not_found(target, str(exc), at_once=True)
+                return
+            except Exception as exc:
+                self._runtime.report_not_found(
+                    target, f"{target.spec} could not be patched: {type(exc).__name__}: {exc}", at_once=True
+                )
+                return
+            self._runtime.report_resolved(target, **fields)
         except Exception as exc:
-            self._runtime.report_not_found(
-                target, f"{target.spec} could not be patched: {type(exc).__name__}: {exc}", at_once=True
-            )
-            return
-        self._runtime.report_resolved(target, **fields)
+            self._runtime.internal_error(f"resolving {target.spec}", exc)
 
     def _patch(self, target: FunctionTarget, module: types.ModuleType) -> Dict[str, Any]:
         parts = target.qualname.split(".")

@@ -773,5 +773,10 @@ class Launcher:
         if "\r" in text:
             text = text.rsplit("\r", 1)[1]  # what a terminal would show of a progress bar
         self._write(self._event("log", pid=child_pid, stream=pipe.name, line=text))
-        for kind, values, fact_line in pipe.facts.feed(text):
+        try:
+            facts = pipe.facts.feed(text)
+        except Exception as exc:  # the line is the target's: a parser bug must not end the run
+            self._error(f"reading facts from a log line failed: {type(exc).__name__}: {exc}", "facts")
+            return
+        for kind, values, fact_line in facts:
             self._write(self._event("fact", pid=child_pid, kind=kind, values=values, line=fact_line))

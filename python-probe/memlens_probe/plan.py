@@ -171,16 +171,30 @@ def parse_plan(obj: Any) -> Plan:
     return Plan(targets, pause, interval, emulate, raw=obj)
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON: the extension could not read the
+    # plan back from the start event.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_plan(path: str) -> Plan:
     try:
         with open(path, "r", encoding="utf-8") as handle:
             text = handle.read()
     except OSError as exc:
         raise PlanError("plan", f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(
+            "plan", f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise PlanError(
             "plan", f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except ValueError as exc:
+        raise PlanError("plan", f"{path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PlanError("plan", f"{path} is nested too deeply to read") from None
     return parse_plan(obj)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import Any, Dict, Optional
@@ -66,13 +67,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Surrogates that surrogateescape did not make (it makes U+DC80..U+DCFF, one per undecodable byte).
+_OTHER_SURROGATES = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def _valid_utf8(text: str) -> bytes:
     """UTF-8 for text that holds surrogates: undecodable bytes of a path or argv (Python keeps them
     as surrogateescape characters) become U+FFFD, as a reader of the raw bytes would show them."""
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = text.encode("utf-8", "surrogatepass")
+    raw = _OTHER_SURROGATES.sub("\ufffd", text).encode("utf-8", "surrogateescape")
     return raw.decode("utf-8", "replace").encode("utf-8")
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
-from conftest import DATA, plan_of, run_probe
+import pytest
+
+from conftest import DATA, LiveRun, plan_of, run_probe
 from memlens_probe.facts import FactParser
 
 GIB = 1 << 30
@@ -148,3 +151,68 @@ def test_launcher_turns_target_output_into_facts(tmp_path):
         log_lines_seen = {e["line"] for e in result.of("log")}
         assert fact["line"].split("\n")[0] in log_lines_seen
     assert len(result.of("log", stream="stderr")) == 6
+
+
+NINES = "9" * 400
+HOSTILE = [
+    # Each line once crashed the launcher or wrote a number JSON does not have.
+    (f"Model loading took {NINES} GiB and 1.5 seconds", [("model_loading", {"seconds": 1.5})]),
+    (f"Model loading took {NINES} GiB and {NINES} seconds", []),
+    ("GPU KV cache size: " + "9" * 5000 + " tokens", []),
+    (
+        f"Maximum concurrency for 2,048 tokens per request: {NINES}x",
+        [("max_concurrency", {"tokens_per_request": 2048})],
+    ),
+    (f"Maximum concurrency for {'9' * 30} tokens per request: 1.00x", [("max_concurrency", {"concurrency": 1.0})]),
+    (f"Available KV cache memory: -{NINES} GiB", []),
+    (f"Graph capturing finished in {NINES} secs, took 0.5 GiB", [("graph_capture", {"bytes": gib(0.5)})]),
+    (f"# GPU blocks: {'9' * 5000}, # CPU blocks: 512", [("kv_cache_blocks", {"cpu_blocks": 512})]),
+    (f"Estimated CUDA graph memory: {'9' * 18} TiB total", []),
+    ("Model loading took " + "9" * (1 << 20) + " GiB", []),
+    (
+        f"CUDA out of memory. Tried to allocate {NINES} MiB. GPU 0 has a total capacity of 15.57 GiB of which 1.44 MiB is free.",
+        [("cuda_oom", {"total_bytes": gib(15.57), "free_bytes": int(round(1.44 * MIB))})],
+    ),
+]
+
+
+@pytest.mark.parametrize("line, expected", HOSTILE, ids=lambda v: v[:40] if isinstance(v, str) else None)
+def test_hostile_numbers_never_raise_and_never_leave_finite_ranges(line, expected):
+    parser = FactParser()
+    facts = parser.feed(line) + parser.flush()
+    assert [(kind, values) for kind, values, _line in facts] == expected
+    for _kind, values, fact_line in facts:
+        assert fact_line == line
+        json.dumps(values, allow_nan=False)
+
+
+def test_hostile_profiling_block_keeps_what_it_can_read():
+    parser = FactParser()
+    facts = parser.feed(
+        f"Memory profiling takes {NINES} seconds. Total non KV cache memory: 1.00GiB; weights memory: {NINES}GiB."
+    )
+    facts += parser.flush()
+    assert [(kind, values) for kind, values, _line in facts] == [("memory_profiling", {"non_kv_cache_bytes": gib(1.0)})]
+
+
+def test_hostile_log_lines_do_not_stop_the_launcher(tmp_path):
+    lines = tmp_path / "hostile.txt"
+    lines.write_text("\n".join(line for line, _expected in HOSTILE[:9]) + "\nafter\n", encoding="utf-8")
+    live = LiveRun(plan_of(), [sys.executable, "print_file.py", str(lines)], tmp_path)
+    result = live.finish()
+    assert result.returncode == 0, result.stderr
+    assert result.of("log", line="after")
+    assert len(result.of("log")) == 10
+    assert [e["kind"] for e in result.of("fact")] == [
+        "model_loading",
+        "max_concurrency",
+        "max_concurrency",
+        "graph_capture",
+        "kv_cache_blocks",
+    ]
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the stream")
+
+    for raw in live.raw_lines:
+        json.loads(raw, parse_constant=refuse)
