@@ -1,7 +1,7 @@
 // Loads and checks the hotspot catalog (hotspots.json) and answers "is this function a hotspot?".
 import { z } from "zod";
 import catalogJson from "./hotspots.json";
-import type { Catalog, Hotspot, Phase, PhaseId } from "./types";
+import type { Catalog, ExpectedCalls, Hotspot, Phase, PhaseId, Scenario } from "./types";
 
 /** Every load phase id, in load order; also the values `stopAtPhases` takes. */
 export const PHASE_IDS = [
@@ -27,28 +27,87 @@ const phaseSchema = z.object({
   order: z.number().int(),
 });
 
+const FRAMEWORKS = ["vllm", "transformers"] as const;
+
+const scenarioSchema = z.object({
+  id: z.string().min(1),
+  framework: z.enum(FRAMEWORKS),
+  version: z.string().min(1),
+  model: z.string().min(1),
+  call: z.string().min(1),
+  process: z.string().min(1),
+  note: z.string().optional(),
+});
+
+const count = z.number().int().nonnegative();
+
+const expectedCallsSchema = z
+  .object({
+    scenarios: z.array(z.string().min(1)).min(1),
+    when: z.string().min(1).optional(),
+    calls: count.optional(),
+    perForward: count.optional(),
+    why: z.string().min(1),
+  })
+  .refine((e) => (e.calls === undefined) !== (e.perForward === undefined), {
+    message: "give exactly one of calls and perForward",
+  });
+
 const hotspotSchema = z.object({
   id: z.string().min(1),
   function: functionSpec,
   aliases: z.array(functionSpec),
   phase: z.enum(PHASE_IDS),
-  framework: z.enum(["vllm", "transformers"]),
+  framework: z.enum(FRAMEWORKS),
   question: z.string().min(1),
   note: z.string().optional(),
+  expectedCalls: z.array(expectedCallsSchema).optional(),
 });
 
 const catalogSchema = z
   .object({
     version: z.literal(1),
     phases: z.array(phaseSchema).min(1),
+    scenarios: z.array(scenarioSchema).optional(),
     hotspots: z.array(hotspotSchema),
   })
   .superRefine((catalog, ctx) => {
     const phaseIds = new Set(catalog.phases.map((p) => p.id));
+    const scenarios = new Map<string, Scenario>();
+    (catalog.scenarios ?? []).forEach((scenario, index) => {
+      if (scenarios.has(scenario.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["scenarios", index, "id"],
+          message: `duplicate scenario "${scenario.id}"`,
+        });
+      }
+      scenarios.set(scenario.id, scenario);
+    });
     const ids = new Set<string>();
     const functions = new Map<string, string>();
     catalog.hotspots.forEach((hotspot, index) => {
       const path = ["hotspots", index];
+      (hotspot.expectedCalls ?? []).forEach((expected, e) => {
+        const seen = new Set<string>();
+        expected.scenarios.forEach((id, s) => {
+          const where = [...path, "expectedCalls", e, "scenarios", s];
+          const scenario = scenarios.get(id);
+          if (!scenario) {
+            ctx.addIssue({ code: "custom", path: where, message: `scenario "${id}" is not in scenarios` });
+          } else if (scenario.framework !== hotspot.framework) {
+            ctx.addIssue({
+              code: "custom",
+              path: where,
+              message: `scenario "${id}" is ${scenario.framework}, the hotspot ${hotspot.framework}`,
+            });
+          }
+          if (seen.has(id)) {
+            ctx.addIssue({ code: "custom", path: where, message: `scenario "${id}" listed twice` });
+          }
+          seen.add(id);
+        });
+      });
       if (!phaseIds.has(hotspot.phase)) {
         ctx.addIssue({
           code: "custom",
@@ -169,6 +228,32 @@ export class HotspotCatalog {
   /** Every spelling of every hotspot defined in `module`. */
   inModule(module: string): readonly HotspotMatch[] {
     return this.byModuleMap.get(module) ?? [];
+  }
+
+  /** Start-ups whose call counts the catalog records. */
+  get scenarios(): readonly Scenario[] {
+    return this.data.scenarios ?? [];
+  }
+
+  scenario(id: string): Scenario | undefined {
+    return this.scenarios.find((s) => s.id === id);
+  }
+
+  /**
+   * What each hotspot is expected to do in `scenarioId`, in catalog order. With `when`, an
+   * expectation that names a condition counts only if its condition is that string; unconditional
+   * ones always count. A hotspot with several matching expectations is listed once per expectation.
+   */
+  expectationsFor(scenarioId: string, when?: string): { hotspot: Hotspot; expected: ExpectedCalls }[] {
+    const out: { hotspot: Hotspot; expected: ExpectedCalls }[] = [];
+    for (const hotspot of this.data.hotspots) {
+      for (const expected of hotspot.expectedCalls ?? []) {
+        if (!expected.scenarios.includes(scenarioId)) continue;
+        if (when !== undefined && expected.when !== undefined && expected.when !== when) continue;
+        out.push({ hotspot, expected });
+      }
+    }
+    return out;
   }
 }
 
