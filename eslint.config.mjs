@@ -35,5 +35,23 @@ export default tseslint.config(
       "@typescript-eslint/require-await": "off",
     },
   },
+  {
+    // Every child process of the product goes through src/runner/exec.ts, where the extension's
+    // workspace-trust gate is: a process started elsewhere would slip past Restricted Mode.
+    files: ["src/**/*.ts"],
+    ignores: ["src/runner/exec.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          paths: ["child_process", "node:child_process", "execa"].map((name) => ({
+            name,
+            message:
+              "Start processes through src/runner/exec.ts (runToEnd, loadExeca): it holds the trust gate.",
+          })),
+        },
+      ],
+    },
+  },
   { files: ["**/*.mjs"], ...tseslint.configs.disableTypeChecked },
 );

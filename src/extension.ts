@@ -10,6 +10,7 @@ import { ProbeSet } from "./commands/probeSet";
 import { registerPreflightCommand } from "./commands/preflight";
 import { registerRunCommands } from "./commands/runs";
 import { MemlensHostImpl } from "./hostImpl";
+import { setProcessGate } from "./runner/exec";
 import { LanguageFeatures } from "./languageFeatures";
 import { MemoryStatusBar } from "./views/statusBar";
 import { RunsTreeProvider } from "./views/runsTree";
@@ -54,8 +55,15 @@ export async function activate(extension: vscode.ExtensionContext): Promise<void
   }
 }
 
+/** Said when the trust gate stops a process that no command-level check stopped first. */
+export const UNTRUSTED_PROCESS_MESSAGE =
+  "MemLens starts no program in an untrusted workspace: the Python path, command, host, ssh arguments and wrapper come from this workspace's settings. Trust the workspace to run.";
+
 async function activateIn(ctx: MemlensContext): Promise<void> {
   const extension = ctx.extension;
+  // Installed before anything else can start a process (the checklist reads budgets at activation).
+  setProcessGate(() => (vscode.workspace.isTrusted ? undefined : UNTRUSTED_PROCESS_MESSAGE));
+  ctx.push({ dispose: () => setProcessGate(undefined) });
   const output = ctx.push(vscode.window.createOutputChannel("MemLens"));
   const host = ctx.push(
     new MemlensHostImpl(extension, output, extension.asAbsolutePath("dist/memlens_probe.pyz")),

@@ -14,6 +14,8 @@ export interface ResolveOptions {
   place?: ExecutionPlace;
   python: string;
   env?: NodeJS.ProcessEnv;
+  /** Why no process may run (an untrusted workspace): a host path is then not read, and why says so. */
+  processesRefused?: string;
 }
 
 function isDir(p: string): boolean {
@@ -61,6 +63,9 @@ export async function resolveModelBudget(
     if (isDir(local)) return { budget: await loadModelBudget(new LocalByteSource(), local) };
   }
   if (remote && (trimmed.startsWith("/") || trimmed.startsWith("~"))) {
+    // Reading on the host runs ssh (and the wrapper) with the workspace's arguments.
+    if (options.processesRefused !== undefined)
+      return { why: `${trimmed} is on the host and was not read: ${options.processesRefused}` };
     return { budget: await loadModelBudget(new RemoteByteSource(options.place!, options.python), trimmed) };
   }
   const cached = huggingFaceSnapshot(trimmed, options.env);

@@ -82,13 +82,19 @@ class ChecklistController implements vscode.Disposable {
   async modelBudget(): Promise<ModelBudget | undefined> {
     const s = settings();
     const description = this.host.runDescription();
-    const key = JSON.stringify([s.model, description.host, description.wrapper, description.python]);
+    const trusted = vscode.workspace.isTrusted;
+    const key = JSON.stringify([s.model, description.host, description.wrapper, description.python, trusted]);
     if (this.model?.key !== key) {
       try {
         const found = await resolveModelBudget(s.model, {
           workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
           place: placeOf(description),
           python: description.python,
+          // This runs at activation, before the user asked for anything: in Restricted Mode the
+          // host, sshArgs and wrapper of a workspace must not reach ssh.
+          processesRefused: trusted
+            ? undefined
+            : "the workspace is not trusted, and reading over ssh starts a program. Trust the workspace to read it.",
         });
         this.model = { key, ...found };
       } catch (error) {
@@ -329,6 +335,8 @@ export function registerChecklist(host: MemlensHost, options: ChecklistOptions =
       },
     ),
     host.runs.onDidChange(refresh),
+    // A host checkpoint left unread in Restricted Mode is read once the user trusts the workspace.
+    vscode.workspace.onDidGrantWorkspaceTrust(refresh),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("memlens")) refresh();
     }),

@@ -60,6 +60,11 @@ class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
   constructor(private readonly adapterPath: string) {}
 
   createDebugAdapterDescriptor(): vscode.DebugAdapterDescriptor {
+    // The adapter starts the target from the launch configuration, outside the extension host's
+    // trust gate: a session that reaches here without resolveDebugConfiguration's check stops too.
+    if (!vscode.workspace.isTrusted) {
+      throw new Error("MemLens starts no program in an untrusted workspace. Trust the workspace to debug.");
+    }
     // The extension host's own runtime; ELECTRON_RUN_AS_NODE makes desktop VS Code's binary a plain node.
     return new vscode.DebugAdapterExecutable(process.execPath, [this.adapterPath], {
       env: { ELECTRON_RUN_AS_NODE: "1" },

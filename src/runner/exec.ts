@@ -7,8 +7,32 @@ export type Execa = typeof ExecaFunction;
 
 let execaLoaded: Promise<Execa> | undefined;
 
-/** execa is ESM only; the extension is CommonJS, so it is loaded on first use (esbuild bundles it). */
-export function loadExeca(): Promise<Execa> {
+/** Why no process may start now (an untrusted workspace), or undefined when they may. */
+export type ProcessGate = () => string | undefined;
+
+let gate: ProcessGate | undefined;
+
+/**
+ * Installs the one check every child process of this module passes. The extension host sets it
+ * to workspace trust, so that a code path that forgot its own check (or one added later) still
+ * starts nothing in Restricted Mode; the CLI and the debug adapter set none.
+ */
+export function setProcessGate(check: ProcessGate | undefined): void {
+  gate = check;
+}
+
+/** A process was not started because the gate refused it; the message says why and what to do. */
+export class ProcessRefusedError extends Error {
+  override name = "ProcessRefusedError";
+}
+
+/**
+ * execa, once the gate allows a process. execa is ESM only and the extension CommonJS, so it is
+ * loaded on first use (esbuild bundles it). Every process start goes through here.
+ */
+export async function loadExeca(): Promise<Execa> {
+  const refused = gate?.();
+  if (refused !== undefined) throw new ProcessRefusedError(refused);
   execaLoaded ??= import("execa").then((module) => module.execa);
   return execaLoaded;
 }
