@@ -58,13 +58,49 @@ function matchesPrefix(hostPath: string, prefix: string): string | undefined {
 }
 
 /**
+ * A host path with "." and ".." resolved the way the host's kernel does (hosts are POSIX; "\\" is
+ * a separator here as in hostParts): "/srv/vllm/../../root/x.py" is "/root/x.py". A path with
+ * neither comes back unchanged; a relative one that climbs above its start gives undefined.
+ */
+export function normalizeHostPath(hostPath: string): string | undefined {
+  const raw = hostPath.split(/[\\/]+/);
+  if (!raw.some((part) => part === "." || part === "..")) return hostPath;
+  const absolute = /^[\\/]/.test(hostPath);
+  const parts: string[] = [];
+  for (const part of raw) {
+    if (part === "" || part === ".") continue;
+    if (part !== "..") parts.push(part);
+    else if (parts.length > 0) parts.pop();
+    else if (!absolute) return undefined;
+  }
+  return `${absolute ? "/" : ""}${parts.join("/")}`;
+}
+
+/**
  * The local file for a host path: (1) by module name under a source root, (2) by the longest
  * configured prefix, (3) by the longest tail of the path that is a package (has __init__.py) under a
- * source root, else (4) the path unchanged.
+ * source root, else (4) the path unchanged (normalised). Undefined, refused, for a path that ".."
+ * takes out of the mapping it is written under, or out of its start: an event must not make the
+ * editor open a local file outside the trees the user mapped (~/.ssh by way of /srv/vllm/../..).
  */
-export function mapHostPath(hostPath: string, context: PathMapContext, moduleName?: string): string {
+export function mapHostPath(
+  hostPath: string,
+  context: PathMapContext,
+  moduleName?: string,
+): string | undefined {
   const join = context.join ?? ((...parts: string[]) => path.join(...parts));
-  const moduleParts = moduleRelativeParts(hostPath, moduleName);
+  const normal = normalizeHostPath(hostPath);
+  if (normal === undefined) return undefined;
+  const remotes = context.pathMappings.map((mapping) => normalizeHostPath(mapping.remote) ?? mapping.remote);
+  if (normal !== hostPath) {
+    for (const remote of remotes) {
+      if (matchesPrefix(hostPath, remote) !== undefined && matchesPrefix(normal, remote) === undefined) {
+        return undefined;
+      }
+    }
+  }
+
+  const moduleParts = moduleRelativeParts(normal, moduleName);
   if (moduleParts) {
     for (const root of context.sourceRoots) {
       const candidate = join(root, ...moduleParts);
@@ -73,15 +109,16 @@ export function mapHostPath(hostPath: string, context: PathMapContext, moduleNam
   }
 
   let best: { rest: string; local: string; length: number } | undefined;
-  for (const mapping of context.pathMappings) {
-    const rest = matchesPrefix(hostPath, mapping.remote);
-    if (rest !== undefined && (!best || mapping.remote.length > best.length)) {
-      best = { rest, local: mapping.local, length: mapping.remote.length };
+  context.pathMappings.forEach((mapping, index) => {
+    const remote = remotes[index]!;
+    const rest = matchesPrefix(normal, remote);
+    if (rest !== undefined && (!best || remote.length > best.length)) {
+      best = { rest, local: mapping.local, length: remote.length };
     }
-  }
+  });
   if (best) return best.rest === "" ? best.local : join(best.local, ...hostParts(best.rest));
 
-  const parts = hostParts(hostPath);
+  const parts = hostParts(normal);
   for (let start = 0; start <= parts.length - 2; start++) {
     const tail = parts.slice(start);
     for (const root of context.sourceRoots) {
@@ -90,7 +127,7 @@ export function mapHostPath(hostPath: string, context: PathMapContext, moduleNam
       if (context.fileExists(candidate)) return candidate;
     }
   }
-  return hostPath;
+  return normal;
 }
 
 /**
@@ -131,14 +168,14 @@ export function planForHost(plan: Plan, pathMappings: readonly PathMapping[]): P
   };
 }
 
-export type HostPathMapper = (hostPath: string, moduleName?: string) => string;
+/** The local path of a host path; undefined where mapHostPath refuses it. */
+export type HostPathMapper = (hostPath: string, moduleName?: string) => string | undefined;
 
 /** A memoizing mapper: a file mapped once by module name maps the same way in later events. */
 export function createHostPathMapper(context: PathMapContext): HostPathMapper {
-  const known = new Map<string, string>();
+  const known = new Map<string, string | undefined>();
   return (hostPath, moduleName) => {
-    const cached = known.get(hostPath);
-    if (cached !== undefined) return cached;
+    if (known.has(hostPath)) return known.get(hostPath);
     const mapped = mapHostPath(hostPath, context, moduleName);
     // Without a module name a miss may still be found later by one; remember only sure answers.
     if (mapped !== hostPath || moduleName !== undefined) known.set(hostPath, mapped);
@@ -146,18 +183,23 @@ export function createHostPathMapper(context: PathMapContext): HostPathMapper {
   };
 }
 
-/** An event with its file paths mapped; the host's path stays in `host_file` where it changed. */
+/**
+ * An event with its file paths mapped; the host's path stays in `host_file` where it changed, and
+ * a refused path leaves the event without `file` (nothing local to open). Never throws: the events
+ * come from the host, and one that is odd must not stop the ones after it.
+ */
 export function mapEventPaths(event: ProbeEvent, mapper: HostPathMapper): ProbeEvent {
   switch (event.type) {
     case "target_resolved":
     case "enter":
     case "exit": {
-      if (!event.file) return event;
+      if (typeof event.file !== "string" || event.file === "") return event;
       const file = mapper(event.file, event.type === "target_resolved" ? event.module : undefined);
-      return file === event.file ? event : Object.assign({}, event, { file, host_file: event.file });
+      return withFile(event, file);
     }
     case "paused":
     case "oom": {
+      if (!Array.isArray(event.stack)) return event;
       const stack = event.stack.map((frame) => mapFrame(frame, mapper));
       return stack.every((frame, index) => frame === event.stack[index]) ? event : { ...event, stack };
     }
@@ -166,8 +208,18 @@ export function mapEventPaths(event: ProbeEvent, mapper: HostPathMapper): ProbeE
   }
 }
 
+/** The object with `file` set to the mapped path (or removed where refused), `host_file` keeping the host's. */
+function withFile<T extends { file?: string }>(item: T, file: string | undefined): T {
+  if (file === item.file) return item;
+  const copy: T & { host_file?: string } = Object.assign({}, item, { host_file: item.file });
+  if (file === undefined) delete copy.file;
+  else copy.file = file;
+  return copy;
+}
+
 function mapFrame(frame: StackFrame, mapper: HostPathMapper): StackFrame {
-  if (!frame.file) return frame;
-  const file = mapper(frame.file);
-  return file === frame.file ? frame : Object.assign({}, frame, { file, host_file: frame.file });
+  if (typeof frame !== "object" || frame === null || typeof frame.file !== "string" || frame.file === "") {
+    return frame;
+  }
+  return withFile(frame, mapper(frame.file));
 }

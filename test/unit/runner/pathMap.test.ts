@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { test } from "node:test";
-import type { EnterEvent, PausedEvent, TargetResolvedEvent } from "../../../src/protocol/events";
+import type { EnterEvent, PausedEvent, ProbeEvent, TargetResolvedEvent } from "../../../src/protocol/events";
 import {
   createHostPathMapper,
   hostPathOf,
@@ -204,4 +204,72 @@ void test("planForHost rewrites line targets covered by a mapping and leaves the
   });
   assert.equal(planForHost(plan, []), plan, "no mappings: the plan as it is");
   assert.equal(plan.targets[1]?.line, "/home/me/proj/train.py:17", "the caller's plan is not changed");
+});
+
+void test("'..' cannot take a host path out of its mapping: such a path is refused, not opened", () => {
+  const mapped = context({ pathMappings: [{ remote: "/srv/vllm", local: "/home/me/vllm" }] });
+  assert.equal(mapHostPath("/srv/vllm/../../../root/.ssh/id_ed25519.py", mapped), undefined);
+  assert.equal(mapHostPath("/srv/vllm/..", mapped), undefined);
+  assert.equal(mapHostPath("/srv/vllm\\..\\..\\etc\\passwd.py", mapped), undefined, "'\\' separates too");
+  assert.equal(mapHostPath("../../etc/passwd.py", context()), undefined, "a relative path that climbs out");
+  // Inside the mapping after normalisation is fine, and lands inside the local folder.
+  assert.equal(mapHostPath("/srv/vllm/a/./b/../c.py", mapped), "/home/me/vllm/a/c.py");
+  assert.equal(mapHostPath("/x/../srv/vllm/c.py", mapped), "/home/me/vllm/c.py");
+  // Nor by the package tail or the site-packages layout under a source root.
+  assert.equal(
+    mapHostPath("/data/vllm/../../../../home/me/.ssh/id_rsa.py", context()),
+    "/home/me/.ssh/id_rsa.py",
+    "normalised first: the tail is no longer under vllm, so the path is only the host's own",
+  );
+  const escapes = (file: string) => !file.startsWith("/home/me/vllm/") && !file.startsWith("/home/me/other/");
+  const seen: string[] = [];
+  const spying = context({ fileExists: (file) => (seen.push(file), LOCAL_FILES.has(file)) });
+  mapHostPath("/opt/site-packages/vllm/../../../../../etc/shadow.py", spying);
+  mapHostPath("/opt/x/vllm/model_executor/../../../../../../etc/shadow.py", spying);
+  assert.deepEqual(seen.filter(escapes), [], "no file outside the source roots is even looked at");
+});
+
+void test("a refused path leaves the event without a file to open; the host's path is kept", () => {
+  const mapper = createHostPathMapper(
+    context({ pathMappings: [{ remote: "/srv/vllm", local: "/home/me/vllm" }] }),
+  );
+  const enter: EnterEvent = {
+    v: 1,
+    ts: 1,
+    pid: 7,
+    rank: null,
+    device: null,
+    type: "enter",
+    target: "t1",
+    scope_id: "7:1",
+    parent: null,
+    call: 1,
+    depth: 0,
+    before: {},
+    file: "/srv/vllm/../../../root/.ssh/id_ed25519.py",
+    line: 3,
+  };
+  const mapped = mapEventPaths(enter, mapper) as EnterEvent & { host_file?: string };
+  assert.equal(mapped.file, undefined);
+  assert.equal("file" in mapped, false);
+  assert.equal(mapped.host_file, enter.file);
+  const paused: PausedEvent = {
+    ...enter,
+    type: "paused",
+    at: "entry",
+    reason: "step",
+    stack: [{ target: "t1", scope_id: "7:1", call: 1, file: enter.file, line: 3 }],
+    readings: {},
+  };
+  assert.equal((mapEventPaths(paused, mapper) as PausedEvent).stack[0]?.file, undefined);
+});
+
+void test("malformed events never make mapping throw (an oom without stack, a frame that is not an object)", () => {
+  const mapper = createHostPathMapper(context());
+  const oom = { v: 1, ts: 1, pid: 7, rank: null, device: null, type: "oom", target: "t", scope_id: "7:1" };
+  assert.doesNotThrow(() => mapEventPaths(oom as unknown as ProbeEvent, mapper));
+  const odd = { ...oom, stack: [null, 3, { file: 5 }] };
+  assert.doesNotThrow(() => mapEventPaths(odd as unknown as ProbeEvent, mapper));
+  const enter = { ...oom, type: "enter", file: 12 };
+  assert.equal(mapEventPaths(enter as unknown as ProbeEvent, mapper), enter);
 });
