@@ -2,6 +2,7 @@
 // checklist answers and the measurement rows. Plain TypeScript, shared by the CLI and VS Code.
 import type { RunModel } from "../model/runModel";
 import { formatBytes, summaryLine } from "../model/format";
+import { escapeMarkdown, markdownCodeBlock } from "../model/markdown";
 import type { RunMeta } from "../runner/types";
 import type { ModelBudget } from "../budget/modelBudget";
 import { computeBudget, type BudgetComputation } from "../budget/view";
@@ -102,23 +103,23 @@ export function reportMarkdown(findings: RunFindings): string {
   ];
   lines.push("| what | value | source |", "|---|---|---|");
   for (const m of findings.measurements) {
-    lines.push(`| ${m.label.replace(/\|/g, "\\|")} | ${m.value} | ${m.source.replace(/\|/g, "\\|")} |`);
+    lines.push(`| ${escapeMarkdown(m.label)} | ${escapeMarkdown(m.value)} | ${escapeMarkdown(m.source)} |`);
   }
   lines.push("", "## Checklist", "");
   for (const r of findings.results) {
     const box = r.state === "answered" ? "[x]" : "[ ]";
     const state = r.state === "answered" ? "" : ` _(${r.state.replace("_", " ")})_`;
-    lines.push(`- ${box} ${r.item.seed} — ${r.item.gloss}${state}`, `  - ${r.answer}`);
+    lines.push(`- ${box} ${r.item.seed} — ${r.item.gloss}${state}`, `  - ${escapeMarkdown(r.answer)}`);
     for (const e of r.evidence) {
       const bits = [
         e.bytes !== undefined
           ? `${formatBytes(e.bytes, 2)} (${e.bytes.toLocaleString("en-US")} B)`
           : undefined,
-        e.target ? `target ${e.target}` : undefined,
+        e.target ? `target ${escapeMarkdown(e.target)}` : undefined,
         e.call !== undefined ? `${e.call} call${e.call === 1 ? "" : "s"}` : undefined,
         e.pid !== undefined ? `pid ${e.pid}` : undefined,
       ].filter(Boolean);
-      lines.push(`  - evidence: ${e.text}${bits.length ? ` — ${bits.join(", ")}` : ""}`);
+      lines.push(`  - evidence: ${escapeMarkdown(e.text)}${bits.length ? ` — ${bits.join(", ")}` : ""}`);
     }
     if (r.codeLink) lines.push(`  - code: ${r.codeLink.file}:${r.codeLink.line}`);
     for (const p of r.state === "answered" ? [] : r.nextProbes) {
@@ -126,7 +127,13 @@ export function reportMarkdown(findings: RunFindings): string {
       lines.push(`  - probe next: ${where} — ${p.what}`);
     }
   }
-  lines.push("", "## Budget arithmetic", "", "```text", ...findings.budget.view.arithmetic, "```", "");
+  lines.push(
+    "",
+    "## Budget arithmetic",
+    "",
+    ...markdownCodeBlock(findings.budget.view.arithmetic, "text"),
+    "",
+  );
   return lines.join("\n");
 }
 

@@ -2,6 +2,7 @@
 // functions over the run model, so each string can be tested without a server.
 import type { Hotspot, Phase } from "../catalog/types";
 import { formatBytes, formatDelta, formatDuration, sourceLabel, summaryLine } from "../model/format";
+import { escapeMarkdown, markdownCode } from "../model/markdown";
 import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
 import type { ReadingKey, Readings } from "../protocol/events";
 
@@ -134,12 +135,9 @@ function cell(call: CallRecord, key: ReadingKey): string {
   return text;
 }
 
+/** Markdown for a process: pid and rank come from events, so they are escaped like any text. */
 function processLabel(pid: number, rank: number | null): string {
-  return rank === null ? `${pid}` : `${pid} (rank ${rank})`;
-}
-
-function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_[\]<>|]/g, (c) => `\\${c}`);
+  return rank === null ? escapeMarkdown(pid) : `${escapeMarkdown(pid)} (rank ${escapeMarkdown(rank)})`;
 }
 
 export interface HoverContext {
@@ -152,7 +150,7 @@ export interface HoverContext {
 /** Markdown for a measured target: the summary, per-process totals, then every call's readings. */
 export function measuredHover(model: RunModel, summary: TargetSummary, ctx: HoverContext): string {
   const lines: string[] = [];
-  lines.push(`**MemLens** · ${escapeMarkdown(ctx.runLabel)} · \`${ctx.spec.replace(/`/g, "'")}\``);
+  lines.push(`**MemLens** · ${escapeMarkdown(ctx.runLabel)} · ${markdownCode(ctx.spec)}`);
   lines.push("");
   lines.push(escapeMarkdown(summaryLine(summary)));
   if (ctx.hotspot) {
@@ -183,7 +181,7 @@ export function measuredHover(model: RunModel, summary: TargetSummary, ctx: Hove
     const raised = call.raised ? ` · raised ${escapeMarkdown(call.raised)}` : "";
     const oom = call.oom ? " · **OOM**" : "";
     lines.push(
-      `| ${processLabel(call.pid, call.rank)} | ${call.call}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
+      `| ${processLabel(call.pid, call.rank)} | ${escapeMarkdown(call.call)}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
     );
   }
   if (calls.length > HOVER_MAX_CALLS) {

@@ -3,6 +3,7 @@
 import * as vscode from "vscode";
 import type { RunEntry, RunRegistry } from "../host";
 import { latestMemory } from "./memoryText";
+import { escapeMarkdown } from "../model/markdown";
 
 export class MemoryStatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -44,8 +45,4 @@ export class MemoryStatusBar implements vscode.Disposable {
 
 function isLive(entry: RunEntry): boolean {
   return entry.handle !== undefined && entry.meta.status === "running";
-}
-
-function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, "\\$&");
 }
