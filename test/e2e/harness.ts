@@ -210,6 +210,15 @@ export async function waitUntil<T>(
   }
 }
 
+/** What the e2e tests read of a run's meta.json. */
+export interface RunMetaFile {
+  id: string;
+  label: string;
+  status: string;
+  pid?: number;
+  error?: string;
+}
+
 export class Workbench {
   page!: Page;
   private browser?: Browser;
@@ -397,6 +406,79 @@ export class Workbench {
     await this.page.keyboard.press("F1");
     await input.waitFor();
     return input;
+  }
+
+  /**
+   * Picks `item` from the editor's context menu on the line that contains `lineText`, and waits
+   * until `tookEffect` says the command did what it does (a run folder appeared, say). A menu can
+   * close without running its item (it lost the focus, or the click came while it was opening);
+   * then the menu is opened again, until UI_TIMEOUT_MS is spent. `tookEffect` must only turn true
+   * through this pick, or a pick that never ran would pass.
+   */
+  async pickFromEditorContextMenu(
+    lineText: string,
+    item: string,
+    tookEffect: () => Promise<boolean>,
+  ): Promise<void> {
+    const deadline = Date.now() + UI_TIMEOUT_MS;
+    const menu = this.page.locator(".context-view .monaco-menu");
+    const entry = menu.locator(".action-item", { hasText: item }).first();
+    for (let attempt = 1; ; attempt++) {
+      await this.page.keyboard.press("Escape");
+      await menu.waitFor({ state: "hidden" });
+      await this.page
+        .locator(".editor-instance .view-line", { hasText: lineText })
+        .first()
+        .click({ button: "right" });
+      const ready = await waitUntil(
+        `"${item}" in the context menu, enabled`,
+        async () => (await entry.isVisible()) && !(await entry.getAttribute("class"))?.includes("disabled"),
+        10_000,
+      ).catch(() => false);
+      if (ready) {
+        // The menu ignores a click that comes right after it opened; a key on its focused item
+        // always reaches it. Hovering focuses the item; Enter runs the focused one.
+        await entry.hover();
+        const focused = await waitUntil(
+          `"${item}" focused`,
+          async () => (await entry.getAttribute("class"))?.includes("focused") ?? false,
+          5_000,
+        ).catch(() => false);
+        if (focused) {
+          await this.page.keyboard.press("Enter");
+          const ran = await waitUntil(`"${item}" to take effect`, tookEffect, 15_000).catch(() => false);
+          if (ran) return;
+        }
+      }
+      log(`context menu pick "${item}", attempt ${attempt}: no effect, opening the menu again`);
+      if (Date.now() > deadline)
+        throw new Error(`"${item}" from the context menu on "${lineText}" never took effect`);
+    }
+  }
+
+  /** meta.json of every run in the workspace's runs folder, oldest first. */
+  async runMetas(runsDir = ".memlens/runs"): Promise<RunMetaFile[]> {
+    const dir = this.workspacePath(runsDir);
+    if (!existsSync(dir)) return [];
+    const metas: RunMetaFile[] = [];
+    for (const id of readdirSync(dir).sort()) {
+      // A run folder exists a moment before its meta.json is written (atomically, by rename).
+      const text = await readFile(path.join(dir, id, "meta.json"), "utf8").catch(() => undefined);
+      if (text !== undefined) metas.push(JSON.parse(text) as RunMetaFile);
+    }
+    return metas;
+  }
+
+  /**
+   * Waits until no run of the workspace is still going. A lens shows a function's delta when the
+   * function returns, while the target may still run; MemLens starts one run at a time (it asks
+   * "still running?"), so the next run of a test waits for this.
+   */
+  async waitForRunsToEnd(runsDir = ".memlens/runs"): Promise<RunMetaFile[]> {
+    return waitUntil("every run to end", async () => {
+      const metas = await this.runMetas(runsDir);
+      return metas.every((meta) => meta.status !== "running") ? metas : false;
+    });
   }
 
   /** A code lens whose text matches; waits until it is shown and returns its text. */

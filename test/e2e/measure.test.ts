@@ -85,7 +85,8 @@ e2e("Measure here on a function runs the probe and shows the function's delta", 
     Math.abs(retained - REPACKED_MIB) <= RSS_TOLERANCE_MIB,
     `expected about +${REPACKED_MIB} MiB retained, the lens says "${measuredLensText}"`,
   );
-  assert.equal((await newestRunMeta()).status, "finished");
+  // The lens shows when the function returns; the run ends a little later.
+  assert.equal((await wb.waitForRunsToEnd()).at(-1)?.status, "finished");
   // The status bar keeps the run's last reading, with its source.
   await wb.page
     .locator(".statusbar-item", { hasText: /host RSS \d/ })
@@ -107,6 +108,8 @@ e2e("Measure this line runs the probe on that line and shows the line's delta", 
   // Both probes rode along: the function's lens shows its delta from this second run too.
   measuredLensText = await wb.waitForLensAbove(PREPARE_DEF, DELTA);
   assert.ok(Math.abs(mibOf(measuredLensText) - REPACKED_MIB) <= RSS_TOLERANCE_MIB, measuredLensText);
+  // The next test reloads the window, which must not cut this run short.
+  assert.equal((await wb.waitForRunsToEnd()).at(-1)?.status, "finished");
   await wb.screenshot("measure-line-delta");
 });
 
