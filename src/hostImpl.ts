@@ -243,6 +243,9 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
     if (report.malformed > 0) {
       this.output.appendLine(`[runs] ${dir}: ${report.malformed} malformed line(s) in events.jsonl skipped`);
     }
+    if (report.duplicates > 0) {
+      this.output.appendLine(`[runs] ${dir}: ${report.duplicates} repeated line(s) in events.jsonl skipped`);
+    }
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -346,5 +349,6 @@ function describeEnd(meta: RunMeta): string {
   if (meta.exitCode !== undefined && meta.exitCode !== null) parts.push(`exit code ${meta.exitCode}`);
   if (meta.signal) parts.push(`signal ${meta.signal}`);
   if (meta.error) parts.push(meta.error);
+  if (meta.recordError) parts.push(`the run's record is incomplete: ${meta.recordError}`);
   return parts.join(", ");
 }

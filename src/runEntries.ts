@@ -1,13 +1,13 @@
 // The entries of the run registry, without `vscode`: stored runs are listed from their meta.json
 // alone, and their events.jsonl (hundreds of MB for a vLLM load) is parsed only when a view needs
 // it; a run started in this window has its model from the start.
-import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import * as path from "node:path";
 import type { LoadedRunEntry, RunEntry } from "./host";
 import { RunModel } from "./model/runModel";
-import { EventStreamReader, type ProtocolVersionError } from "./protocol/reader";
-import { EVENTS_FILE, listRuns, type LoadOptions } from "./runner/store";
+import { readErrorText } from "./fileRead";
+import type { ProtocolVersionError } from "./protocol/reader";
+import { EVENTS_FILE, listRuns, readEventsFile, type LoadOptions } from "./runner/store";
 import type { RunHandle, RunMeta } from "./runner/types";
 
 /** What reading a run's events found besides the events. */
@@ -15,6 +15,8 @@ export interface EventsReport {
   file: string;
   /** Lines that were not events (skipped). */
   malformed: number;
+  /** Lines that repeated an earlier line (skipped). */
+  duplicates: number;
   /** An unknown protocol version: the events before it are kept, nothing after it is read. */
   versionError?: ProtocolVersionError;
 }
@@ -25,22 +27,25 @@ export interface EventsReport {
  */
 export async function readEventsModel(file: string): Promise<{ model: RunModel; report: EventsReport }> {
   const model = new RunModel();
-  const reader = new EventStreamReader((event) => model.add(event));
   try {
-    for await (const chunk of createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })) {
-      reader.push(chunk as string);
-      if (reader.versionError) break;
-    }
+    const read = await readEventsFile(file, (event) => model.add(event));
+    return {
+      model,
+      report: {
+        file,
+        malformed: read.malformedCount,
+        duplicates: read.duplicates,
+        versionError: read.versionError,
+      },
+    };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT") {
-      throw new Error(
-        `Cannot read ${file} (${error instanceof Error ? error.message : String(error)}). Check that the file is readable, or delete the run.`,
-      );
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      return { model, report: { file, malformed: 0, duplicates: 0 } };
     }
+    throw new Error(
+      `Cannot read ${file}: it ${readErrorText(error)} Check that the file is readable, or delete the run.`,
+    );
   }
-  reader.finish();
-  return { model, report: { file, malformed: reader.malformed.length, versionError: reader.versionError } };
 }
 
 /** A run of the runs folder: meta now, events on first loadModel(). */

@@ -1,11 +1,23 @@
 // The run store: one folder per run under a runs folder, holding meta.json, plan.json and
 // events.jsonl (plus stderr.log and any payload files). Folder names are run ids, which sort by time.
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import { z } from "zod/v4";
+import { openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../fileRead";
 import type { Plan } from "../protocol/events";
-import { parseEventsText, type MalformedLine, type ProtocolVersionError } from "../protocol/reader";
+import { EventStreamReader, type MalformedLine, type ReadReport } from "../protocol/reader";
 import type { ProbeEvent } from "../protocol/events";
 import type { RunMeta } from "./types";
 
@@ -27,17 +39,35 @@ export function isRunId(name: string): boolean {
   return RUN_ID.test(name);
 }
 
-/** Writes a file whole or not at all (temporary name, fsync, rename), so readers never see half. */
+/**
+ * Writes a file whole or not at all (temporary name, fsync, rename), so readers never see half.
+ * When that fails (a full disk) the temporary file is removed and the old file is left as it was.
+ */
 export function writeFileAtomicSync(file: string, text: string): void {
   const temporary = `${file}.tmp-${process.pid}-${randomBytes(3).toString("hex")}`;
   const fd = openSync(temporary, "w");
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      const bytes = Buffer.from(text, "utf8");
+      // writeSync may write less than asked (a disk filling up) without an error.
+      for (let done = 0; done < bytes.length; ) {
+        const written = writeSync(fd, bytes, done);
+        if (written <= 0) throw new Error(`${temporary}: the file system took no more bytes`);
+        done += written;
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, file);
+  } catch (error) {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // Gone already, or the folder itself is gone.
+    }
+    throw error;
   }
-  renameSync(temporary, file);
 }
 
 export function writeMetaSync(runDir: string, meta: RunMeta): void {
@@ -53,8 +83,12 @@ export interface RunSummary {
 export interface StoredRun extends RunSummary {
   plan: Plan | undefined;
   events: ProbeEvent[];
+  /** The first malformed lines, for messages; malformedCount counts them all. */
   malformed: MalformedLine[];
-  versionError?: ProtocolVersionError;
+  malformedCount: number;
+  /** Lines skipped as repeats of an earlier line (see EventStreamReader). */
+  duplicates: number;
+  versionError?: ReadReport["versionError"];
 }
 
 export interface LoadOptions {
@@ -80,23 +114,93 @@ function defaultPidAlive(pid: number): boolean {
   }
 }
 
+/** meta.json is written by MemLens, but small and whole: more than this is not one. */
+const MAX_META_BYTES = 4 * 1024 * 1024;
+/** plan.json: a plan of thousands of targets stays far below this. */
+const MAX_PLAN_BYTES = 64 * 1024 * 1024;
+
+const optionalString = z.string().optional().catch(undefined);
+const optionalNumber = z.number().optional().catch(undefined);
+const nullableNumber = z.number().nullable().optional().catch(undefined);
+/**
+ * A run record as read back: a field of the wrong type (a hand-edited or damaged file) is dropped
+ * or given its default, so one bad field does not take the run, or the list of runs, with it.
+ */
+const metaSchema = z.looseObject({
+  id: optionalString,
+  label: optionalString,
+  started: z.string().catch(""),
+  finished: optionalString,
+  host: z.string().nullable().catch(null),
+  command: z.array(z.string()).catch([]),
+  status: z.enum(["running", "finished", "failed", "stopped", "interrupted"]).catch("failed"),
+  exitCode: nullableNumber,
+  signal: z.string().nullable().optional().catch(undefined),
+  targets: z
+    .array(
+      z.looseObject({
+        id: z.string(),
+        spec: z.string(),
+        hotspot: z.string().optional(),
+        file: z.string().optional(),
+        line: z.number().optional(),
+      }),
+    )
+    .optional()
+    .catch(undefined),
+  error: optionalString,
+  wrapper: z.array(z.string()).optional().catch(undefined),
+  pid: optionalNumber,
+  emulation: z
+    .object({ gpuGiB: z.number(), deviceBytes: z.number(), gpuMemoryUtilization: z.number().optional() })
+    .optional()
+    .catch(undefined),
+  hostRunDir: optionalString,
+  stderrTail: z.array(z.string()).optional().catch(undefined),
+  malformedLines: optionalNumber,
+  duplicateLines: optionalNumber,
+  unwrittenEvents: optionalNumber,
+  recordError: optionalString,
+});
+
+/** A run record from meta.json's text, or why it is not one (never quoting the text). */
+export function parseRunMeta(text: string, id: string): { meta: RunMeta } | { reason: string } {
+  const parsed = parseJson(text);
+  if (!parsed.ok) return { reason: parsed.reason };
+  if (typeof parsed.value !== "object" || parsed.value === null || Array.isArray(parsed.value)) {
+    return { reason: "not a JSON object" };
+  }
+  const checked = metaSchema.safeParse(parsed.value);
+  if (!checked.success) return { reason: "not a run record" };
+  const meta = checked.data;
+  return { meta: { ...meta, id: meta.id ?? id, label: meta.label ?? meta.id ?? id } as RunMeta };
+}
+
+/** meta.json's run record, or a failed one that says what is wrong with the file. */
+async function readMetaFile(dir: string, id: string): Promise<RunMeta> {
+  const file = path.join(dir, META_FILE);
+  let problem: string;
+  try {
+    const read = parseRunMeta(await readSmallTextFile(file, MAX_META_BYTES), id);
+    if ("meta" in read) return read.meta;
+    problem = `is ${read.reason}`;
+  } catch (error) {
+    problem = readErrorText(error).replace(/\.$/, "");
+  }
+  return {
+    id,
+    label: id,
+    started: "",
+    host: null,
+    command: [],
+    status: "failed",
+    error: `${file} ${problem}; the run's events, if any, are still shown.`,
+  };
+}
+
 /** Reads meta.json; a run whose process is gone while its meta says "running" becomes "interrupted". */
 async function readMeta(dir: string, id: string, options: LoadOptions): Promise<RunMeta> {
-  const file = path.join(dir, META_FILE);
-  let meta: RunMeta;
-  try {
-    meta = JSON.parse(await fs.readFile(file, "utf8")) as RunMeta;
-  } catch (error) {
-    return {
-      id,
-      label: id,
-      started: "",
-      host: null,
-      command: [],
-      status: "failed",
-      error: `${file} is missing or not valid JSON (${(error as Error).message}); the run's events, if any, are still shown.`,
-    };
-  }
+  let meta = await readMetaFile(dir, id);
   if (meta.status === "running" && !(options.isLive?.(id) ?? false)) {
     const alive = options.pidAlive ?? defaultPidAlive;
     if (meta.pid === undefined || !alive(meta.pid)) {
@@ -135,31 +239,87 @@ export async function listRuns(runsDir: string, options: LoadOptions = {}): Prom
   );
 }
 
+/** Bytes read at a time from events.jsonl: a vLLM load writes hundreds of MB of it. */
+const EVENTS_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Reads an events file as a stream, chunk by chunk, handing each event to onEvent: the text is
+ * never held whole (a 564 MB file is more than V8's longest string). Rejects with the file
+ * system's error (ENOENT for a missing file) or a FileReadError for a file that is not a regular
+ * one; malformed and repeated lines are counted in the report, never thrown.
+ */
+export async function readEventsFile(
+  file: string,
+  onEvent: (event: ProbeEvent) => void,
+): Promise<ReadReport> {
+  const reader = new EventStreamReader(onEvent);
+  const handle = await openRegularFile(file);
+  try {
+    const decoder = new StringDecoder("utf8");
+    const buffer = Buffer.allocUnsafe(EVENTS_CHUNK_BYTES);
+    let offset = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+      if (bytesRead === 0) break;
+      offset += bytesRead;
+      reader.push(decoder.write(buffer.subarray(0, bytesRead)));
+      if (reader.versionError) break;
+    }
+    reader.push(decoder.end());
+  } finally {
+    await handle.close();
+  }
+  reader.finish();
+  return {
+    malformed: reader.malformed,
+    malformedCount: reader.malformedCount,
+    duplicates: reader.duplicates,
+    versionError: reader.versionError,
+  };
+}
+
+export interface LoadRunOptions extends LoadOptions {
+  /** Each event as it is read; when given, `events` of the result stays empty (a large run is not held twice). */
+  onEvent?: (event: ProbeEvent) => void;
+}
+
 /** One run with its plan and events (a torn last line from a crash counts as malformed, nothing more). */
-export async function loadRun(dir: string, options: LoadOptions = {}): Promise<StoredRun> {
+export async function loadRun(dir: string, options: LoadRunOptions = {}): Promise<StoredRun> {
   const id = path.basename(dir);
   const meta = await readMeta(dir, id, options);
   let plan: Plan | undefined;
   try {
-    plan = JSON.parse(await fs.readFile(path.join(dir, PLAN_FILE), "utf8")) as Plan;
+    const parsed = parseJson(await readSmallTextFile(path.join(dir, PLAN_FILE), MAX_PLAN_BYTES));
+    const value = parsed.ok ? (parsed.value as { targets?: unknown } | null) : null;
+    plan =
+      typeof value === "object" && value !== null && Array.isArray(value.targets)
+        ? (value as Plan)
+        : undefined;
   } catch {
     plan = undefined;
   }
-  let text = "";
+  const events: ProbeEvent[] = [];
+  let report: ReadReport = { malformed: [], malformedCount: 0, duplicates: 0 };
   try {
-    text = await fs.readFile(path.join(dir, EVENTS_FILE), "utf8");
+    report = await readEventsFile(
+      path.join(dir, EVENTS_FILE),
+      options.onEvent ?? ((event) => events.push(event)),
+    );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new Error(`${path.join(dir, EVENTS_FILE)} ${readErrorText(error)}`);
+    }
   }
-  const parsed = parseEventsText(text);
   return {
     id,
     dir,
     meta,
     plan,
-    events: parsed.events,
-    malformed: parsed.malformed,
-    versionError: parsed.versionError,
+    events,
+    malformed: report.malformed,
+    malformedCount: report.malformedCount,
+    duplicates: report.duplicates,
+    versionError: report.versionError,
   };
 }
 

@@ -63,6 +63,12 @@ export interface RunMeta {
   stderrTail?: string[];
   /** Lines of the event stream that were not events (see src/protocol/reader.ts). */
   malformedLines?: number;
+  /** Lines of the event stream skipped as repeats of an earlier line (see src/protocol/reader.ts). */
+  duplicateLines?: number;
+  /** Events that reached the views but could not be written to events.jsonl (a full disk). */
+  unwrittenEvents?: number;
+  /** Why the run's record (events.jsonl, stderr.log, meta.json) is incomplete, when it is. */
+  recordError?: string;
 }
 
 export interface RunRequest {

@@ -1,8 +1,8 @@
 // Reads a run's events.jsonl while the runner is still writing it: each read parses only the
 // bytes appended since the last one, so following a run from its folder (a debug session) costs
 // the new events, not the whole file again every time.
-import { open } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
+import { openRegularFile } from "../fileRead";
 import type { ProbeEvent } from "../protocol/events";
 import { EventStreamReader, type ProtocolVersionError } from "../protocol/reader";
 
@@ -25,7 +25,12 @@ export class EventsFileTail {
 
   /** Lines so far that were not events. */
   get malformed(): number {
-    return this.reader.malformed.length;
+    return this.reader.malformedCount;
+  }
+
+  /** Lines so far skipped as repeats of an earlier line. */
+  get duplicates(): number {
+    return this.reader.duplicates;
   }
 
   /** Set once a line of an unknown protocol version was read; nothing after it is read. */
@@ -35,7 +40,8 @@ export class EventsFileTail {
 
   /** The events of the lines written since the last read. Rejects with the file system's error. */
   async read(): Promise<ProbeEvent[]> {
-    const handle = await open(this.file, "r");
+    // A FIFO or device named events.jsonl would block the open (and then the reads) for ever.
+    const handle = await openRegularFile(this.file);
     try {
       const { size } = await handle.stat();
       if (size < this.offset) {

@@ -2,15 +2,16 @@
 // probe resolved them in (paths already mapped to local ones), else by the document's module
 // name and the target's qualname, so a run recorded elsewhere still decorates local sources.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { splitFunctionSpec, splitLineSpec, type HotspotCatalog } from "../catalog/catalog";
 import { normalizePath } from "../catalog/moduleName";
 import type { PythonDef } from "../catalog/pythonDefs";
 import { RunModel } from "../model/runModel";
-import type { Plan, ProbeEvent } from "../protocol/events";
+import type { ProbeEvent } from "../protocol/events";
 import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
+import { META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
 import type { PathMapping } from "../runner/types";
+import { parseJson, readSmallTextFile } from "../fileRead";
 import type { DocumentAnalysis } from "./documentAnalysis";
 import { EventsFileShrankError, EventsFileTail } from "./eventsTail";
 import type { RunPayload, RunTargetInfo } from "./protocol";
@@ -29,26 +30,38 @@ export interface Placement {
   def?: PythonDef;
 }
 
-function targetsFromPlan(plan: Plan): RunTargetInfo[] {
-  return plan.targets.map((t) =>
-    "function" in t
-      ? { id: t.id, spec: t.function, kind: "function" }
-      : { id: t.id, spec: t.line, kind: "line" },
-  );
+/** The targets of a plan read from a folder; entries that are not targets (a damaged file) are left out. */
+function targetsFromPlan(plan: unknown): RunTargetInfo[] | undefined {
+  const targets = (plan as { targets?: unknown } | null)?.targets;
+  if (!Array.isArray(targets)) return undefined;
+  const out: RunTargetInfo[] = [];
+  for (const t of targets as Record<string, unknown>[]) {
+    if (typeof t !== "object" || t === null || typeof t.id !== "string") continue;
+    if (typeof t.function === "string") out.push({ id: t.id, spec: t.function, kind: "function" });
+    else if (typeof t.line === "string") out.push({ id: t.id, spec: t.line, kind: "line" });
+  }
+  return out;
 }
 
+/** meta.json and plan.json of a run folder are small; a FIFO or a huge file there is not one. */
+const MAX_RUN_JSON_BYTES = 64 * 1024 * 1024;
+
 async function readJson(file: string): Promise<unknown> {
-  return JSON.parse(await readFile(file, "utf8")) as unknown;
+  const parsed = parseJson(await readSmallTextFile(file, MAX_RUN_JSON_BYTES));
+  if (!parsed.ok) throw new Error(`${file} is ${parsed.reason}`);
+  return parsed.value;
 }
 
 /** The plan's targets of a run folder: from meta.json (the extension's), else plan.json. */
 export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | undefined> {
   try {
-    const meta = (await readJson(path.join(dir, "meta.json"))) as {
-      targets?: { id: string; spec: string; hotspot?: string }[];
-    };
-    if (meta.targets) {
-      return meta.targets.map((t) => ({
+    const read = parseRunMeta(
+      await readSmallTextFile(path.join(dir, META_FILE), MAX_RUN_JSON_BYTES),
+      path.basename(dir),
+    );
+    const targets = "meta" in read ? read.meta.targets : undefined;
+    if (targets) {
+      return targets.map((t) => ({
         id: t.id,
         spec: t.spec,
         kind: splitLineSpec(t.spec) ? "line" : "function",
@@ -60,7 +73,7 @@ export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | 
     // meta.json is the extension's; a folder without it still has plan.json or the events.
   }
   try {
-    return targetsFromPlan((await readJson(path.join(dir, "plan.json"))) as Plan);
+    return targetsFromPlan(await readJson(path.join(dir, PLAN_FILE)));
   } catch {
     return undefined;
   }

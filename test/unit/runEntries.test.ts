@@ -98,7 +98,7 @@ void test("loadModel reads the events once; callers at the same time share the r
   assert.equal(a.eventCount, fixtureEvents.length);
   assert.equal(a.calls.length, RunModel.fromEvents(fixtureEvents).calls.length);
   assert.deepEqual(reports, [
-    { file: path.join(dir, OLD, "events.jsonl"), malformed: 0, versionError: undefined },
+    { file: path.join(dir, OLD, "events.jsonl"), malformed: 0, duplicates: 0, versionError: undefined },
   ]);
   // Later calls get the parsed model; the file is not read again.
   appendFileSync(path.join(dir, OLD, "events.jsonl"), fixtureText);

@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+// The modules themselves (not namespace copies), so that a test can watch what the store calls.
+import fsSync from "node:fs";
+import fsPromises from "node:fs/promises";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { deleteRun, isRunId, listRuns, loadRun, newRunId, writeMetaSync } from "../../../src/runner/store";
 import type { RunMeta } from "../../../src/runner/types";
+import type { ProbeEvent } from "../../../src/protocol/events";
+import { readEventsModel } from "../../../src/runEntries";
+import { EventsFileTail } from "../../../src/server/eventsTail";
 import { tempDir } from "../../remote/helpers";
 
 const EVENT_START =
@@ -114,7 +120,7 @@ void test("a broken meta.json still lists, as failed, with a message naming the 
   writeFileSync(path.join(dir, "meta.json"), "{ not json");
   const [run] = await listRuns(runsDir);
   assert.equal(run?.meta.status, "failed");
-  assert.match(run?.meta.error ?? "", /meta\.json is missing or not valid JSON/);
+  assert.match(run?.meta.error ?? "", /meta\.json is not valid JSON \(at position 2\)/);
 });
 
 void test("deleteRun removes a finished run and refuses a live one or a non-run name", async () => {
@@ -133,3 +139,105 @@ void test("deleteRun removes a finished run and refuses a live one or a non-run 
     /There is no run 20250109-000000-000-dddddd in/,
   );
 });
+
+void test("meta.json that is null, an array or of the wrong shape still lists; a bad field is dropped, not thrown", async () => {
+  const runsDir = tempDir("store-meta-shapes");
+  const ids = ["20250101-000000-000-aaaaaa", "20250102-000000-000-bbbbbb", "20250103-000000-000-cccccc"];
+  for (const id of ids) makeRun(runsDir, id, {});
+  writeFileSync(path.join(runsDir, ids[0]!, "meta.json"), "null");
+  writeFileSync(path.join(runsDir, ids[1]!, "meta.json"), "[1]");
+  writeFileSync(
+    path.join(runsDir, ids[2]!, "meta.json"),
+    JSON.stringify({ label: 7, status: "done", command: "python3", targets: "t1", started: "2025-01-03" }),
+  );
+  const runs = await listRuns(runsDir);
+  const byId = new Map(runs.map((r) => [r.id, r.meta]));
+  assert.equal(byId.get(ids[0]!)?.status, "failed");
+  assert.match(byId.get(ids[0]!)?.error ?? "", /meta\.json is not a JSON object/);
+  assert.match(byId.get(ids[1]!)?.error ?? "", /meta\.json is not a JSON object/);
+  const odd = byId.get(ids[2]!);
+  assert.deepEqual(
+    [odd?.id, odd?.label, odd?.status, odd?.command, odd?.targets, odd?.started],
+    [ids[2], ids[2], "failed", [], undefined, "2025-01-03"],
+  );
+  assert.equal((await loadRun(path.join(runsDir, ids[0]!))).events.length, 2, "its events are still read");
+});
+
+void test("an error about meta.json never quotes the file (it may be a link to a secret)", async () => {
+  const runsDir = tempDir("store-meta-secret");
+  const dir = makeRun(runsDir, "20250101-000000-000-aaaaaa", {});
+  const secret = path.join(runsDir, "id_ed25519");
+  writeFileSync(secret, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n");
+  rmSync(path.join(dir, "meta.json"));
+  symlinkSync(secret, path.join(dir, "meta.json"));
+  const [run] = await listRuns(runsDir);
+  assert.equal(run?.meta.status, "failed");
+  assert.doesNotMatch(run?.meta.error ?? "", /BEGIN|OPENSSH|b3Bl/);
+  assert.match(run?.meta.error ?? "", /meta\.json is not valid JSON/);
+});
+
+void test("loadRun streams events.jsonl: no readFile of it, lines across chunks, a BOM and repeats handled", async () => {
+  const runsDir = tempDir("store-stream");
+  // Lines of 300 kB: several per 1 MiB chunk, most of them cut by a chunk boundary.
+  const big = (i: number) =>
+    JSON.stringify({
+      v: 1,
+      type: "log",
+      ts: 10 + i,
+      pid: 11,
+      stream: "stdout",
+      line: `${i}:${"z".repeat(300_000)}`,
+    });
+  const lines = [EVENT_START, ...Array.from({ length: 20 }, (_, i) => big(i)), EVENT_LOG, EVENT_LOG];
+  const dir = makeRun(runsDir, "20250101-000000-000-aaaaaa", {}, `\ufeff${lines.join("\n")}\n`);
+  const readFile = fsPromises.readFile;
+  const readFileSync = fsSync.readFileSync;
+  const refuse = (file: unknown) => {
+    if (String(file).endsWith("events.jsonl")) throw new Error(`events.jsonl read whole: ${String(file)}`);
+  };
+  fsPromises.readFile = ((file: Parameters<typeof readFile>[0], ...rest: unknown[]) => {
+    refuse(file);
+    return (readFile as (...args: unknown[]) => unknown)(file, ...rest);
+  }) as typeof readFile;
+  fsSync.readFileSync = ((file: Parameters<typeof readFileSync>[0], ...rest: unknown[]) => {
+    refuse(file);
+    return (readFileSync as (...args: unknown[]) => unknown)(file, ...rest);
+  }) as typeof readFileSync;
+  try {
+    const run = await loadRun(dir);
+    assert.equal(run.events.length, 22, "start, 20 long lines, one of the two identical logs");
+    assert.equal(run.events[0]?.type, "start");
+    assert.equal(run.malformedCount, 0);
+    assert.equal(run.duplicates, 1);
+    const streamed: ProbeEvent[] = [];
+    const again = await loadRun(dir, { onEvent: (e) => streamed.push(e) });
+    assert.equal(again.events.length, 0, "with onEvent nothing is collected");
+    assert.equal(streamed.length, 22);
+    const { model } = await readEventsModel(path.join(dir, "events.jsonl"));
+    assert.equal(model.eventCount, 22);
+  } finally {
+    fsPromises.readFile = readFile;
+    fsSync.readFileSync = readFileSync;
+  }
+});
+
+void test(
+  "a FIFO or a directory in a run folder is refused at once, never waited on",
+  { skip: process.platform === "win32" },
+  async () => {
+    const runsDir = tempDir("store-fifo");
+    const dir = makeRun(runsDir, "20250101-000000-000-aaaaaa", {});
+    for (const name of ["meta.json", "events.jsonl", "plan.json"]) {
+      rmSync(path.join(dir, name));
+      execFileSync("mkfifo", [path.join(dir, name)]);
+    }
+    const [listed] = await listRuns(runsDir);
+    assert.match(listed?.meta.error ?? "", /meta\.json is a named pipe \(FIFO\), not a regular file/);
+    await assert.rejects(loadRun(dir), /events\.jsonl is a named pipe \(FIFO\), not a regular file/);
+    await assert.rejects(readEventsModel(path.join(dir, "events.jsonl")), /named pipe/);
+    await assert.rejects(new EventsFileTail(path.join(dir, "events.jsonl")).read(), /named pipe/);
+    rmSync(path.join(dir, "events.jsonl"));
+    mkdirSync(path.join(dir, "events.jsonl"));
+    await assert.rejects(loadRun(dir), /events\.jsonl is a directory, not a regular file/);
+  },
+);
