@@ -1,13 +1,14 @@
 // Starts a run: the probe launcher around the target command, here, over ssh or inside a wrapper.
 // Events come from the launcher's stdout; for runs elsewhere they are mirrored into the local run
 // folder as they arrive (that copy is the record), for local runs the launcher writes it itself.
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { finished } from "node:stream/promises";
 import type { ControlMessage, Plan, ProbeEvent, EndEvent } from "../protocol/events";
 import { EventStreamReader } from "../protocol/reader";
 import { loadExeca, type CommandLine } from "./exec";
 import { RunnerError, sshFailure } from "./errors";
+import { LineFile } from "./lineFile";
 import { createHostPathMapper, mapEventPaths, planForHost, type HostPathMapper } from "./pathMap";
 import { commandAt, describePlace, isDirect, placeOf, PlaceConfigError, type ExecutionPlace } from "./place";
 import { preflightPlace } from "./preflight";
@@ -106,22 +107,6 @@ class Listeners<T> {
   }
 }
 
-/** Appends lines to a file with a synchronous write per batch, so a crash of this process loses nothing written before it. */
-class LineFile {
-  private fd: number | undefined;
-  constructor(readonly file: string) {
-    this.fd = openSync(file, "a");
-  }
-  append(text: string): void {
-    if (this.fd === undefined || text === "") return;
-    writeSync(this.fd, text);
-  }
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
-
 export async function startRun(request: RunRequest, options: StartRunOptions): Promise<RunHandle> {
   const { description } = request;
   const session = options.session ?? defaultSession;
@@ -196,7 +181,8 @@ export async function startRun(request: RunRequest, options: StartRunOptions): P
     meta.finished = new Date().toISOString();
     meta.error = error instanceof Error ? error.message : String(error);
     if (error instanceof RunnerError && error.stderrTail.length) meta.stderrTail = error.stderrTail;
-    writeMetaSync(dir, meta);
+    // The run's own error says more than a failure to record it.
+    tryWriteMeta(dir, meta);
     throw error;
   };
 
@@ -246,7 +232,7 @@ export async function startRun(request: RunRequest, options: StartRunOptions): P
       command: target.command,
     });
     meta.hostRunDir = remote.hostRunDir;
-    writeMetaSync(dir, meta);
+    tryWriteMeta(dir, meta);
     const command = commandAt(place, remote.argv);
     const mapper = createHostPathMapper({
       sourceRoots: options.sourceRoots ?? [],
@@ -258,6 +244,20 @@ export async function startRun(request: RunRequest, options: StartRunOptions): P
     return followRun(spawned, { id, dir, meta, place, mirror: true, mapper, options });
   } catch (error) {
     return fail(error);
+  }
+}
+
+/** Writes meta.json; false (the reason in recordError) where the disk refused it. */
+function tryWriteMeta(dir: string, meta: RunMeta): boolean {
+  try {
+    writeMetaSync(dir, meta);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = `meta.json could not be written (${code ?? (error instanceof Error ? error.message : String(error))})`;
+    if (!meta.recordError?.includes(why))
+      meta.recordError = meta.recordError ? `${meta.recordError}; ${why}` : why;
+    return false;
   }
 }
 
@@ -380,22 +380,41 @@ function followRun(spawned: Spawned, context: FollowContext): RunHandle {
   let endEvent: EndEvent | undefined;
   let stopRequested = false;
   let received: ProbeEvent[] = [];
+  /** Events handed on so far, and the stream positions (1-based) of the first and last not written. */
+  let delivered = 0;
+  const unwritten: { first?: number; last?: number } = {};
 
   meta.pid = subprocess.pid;
-  writeMetaSync(dir, meta);
+  tryWriteMeta(dir, meta);
 
   const reader = new EventStreamReader((raw) => {
-    const event = context.mapper ? mapEventPaths(raw, context.mapper) : raw;
+    let event = raw;
+    if (context.mapper) {
+      try {
+        event = mapEventPaths(raw, context.mapper);
+      } catch {
+        // An event whose paths cannot be mapped is still an event: the rest of the run depends on
+        // its enter/exit/end reaching the record.
+      }
+    }
     if (event.type === "end") endEvent = event;
     if (event.type === "log" && event.stream === "stderr") pushTail(targetStderr, event.line);
     received.push(event);
   });
-  // On disk first, then to the views: whatever anyone saw survives a crash of this process.
+  // On disk first, then to the views: whatever anyone saw survives a crash of this process. A batch
+  // the disk refused still goes to the views; eventsFile counts it for the run's record.
   const deliver = () => {
     if (received.length === 0) return;
     const events = received;
     received = [];
-    eventsFile?.append(events.map((event) => `${JSON.stringify(event)}\n`).join(""));
+    if (eventsFile) {
+      const written = eventsFile.appendLines(events.map((event) => JSON.stringify(event)));
+      if (written < events.length) {
+        unwritten.first ??= delivered + written + 1;
+        unwritten.last = delivered + events.length;
+      }
+    }
+    delivered += events.length;
     for (const event of events) eventListeners.emit(event);
   };
 
@@ -442,7 +461,23 @@ function followRun(spawned: Spawned, context: FollowContext): RunHandle {
     meta.exitCode = exitCode;
     meta.signal = signal;
     meta.finished = new Date().toISOString();
-    if (reader.malformed.length) meta.malformedLines = reader.malformed.length;
+    if (reader.malformedCount) meta.malformedLines = reader.malformedCount;
+    if (reader.duplicates) meta.duplicateLines = reader.duplicates;
+    const recordErrors: string[] = meta.recordError ? [meta.recordError] : [];
+    if (eventsFile?.error !== undefined) {
+      if (eventsFile.lost > 0) meta.unwrittenEvents = eventsFile.lost;
+      const which =
+        unwritten.first === undefined
+          ? ""
+          : ` (between event ${unwritten.first} and event ${unwritten.last} of ${delivered})`;
+      recordErrors.push(
+        eventsFile.lost > 0
+          ? `${eventsFile.error}: ${eventsFile.lost} event(s)${which} reached the views but are not in ${EVENTS_FILE}`
+          : eventsFile.error,
+      );
+    }
+    if (stderrFile.error !== undefined) recordErrors.push(stderrFile.error);
+    if (recordErrors.length) meta.recordError = recordErrors.join("; ");
     const stderrTail = [...targetStderr, ...ownStderr].slice(-STDERR_TAIL_LINES);
     const error = failureMessage({ place, endEvent, result, stopRequested, reader, targetStderr, ownStderr });
     if (reader.versionError) {
@@ -456,7 +491,9 @@ function followRun(spawned: Spawned, context: FollowContext): RunHandle {
       meta.error = error;
       meta.stderrTail = stderrTail;
     }
-    writeMetaSync(dir, meta);
+    // On a full disk the views still get the final state; meta.json on disk keeps "running", which
+    // the next load reads as "interrupted" once this process is gone.
+    tryWriteMeta(dir, meta);
     return { meta: { ...meta }, stderrTail };
   })();
 

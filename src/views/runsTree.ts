@@ -109,6 +109,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     tooltip.appendText(`host: ${entry.meta.host ?? "this machine"}\n`);
     if (entry.meta.command.length > 0) tooltip.appendText(`command: ${entry.meta.command.join(" ")}\n`);
     if (entry.meta.error) tooltip.appendText(`error: ${entry.meta.error}\n`);
+    if (entry.meta.recordError) tooltip.appendText(`record incomplete: ${entry.meta.recordError}\n`);
     tooltip.appendText(`folder: ${entry.dir}`);
     item.tooltip = tooltip;
     item.command = { command: "memlens.openRun", title: "Open Run", arguments: [id] };
