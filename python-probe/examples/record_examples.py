@@ -4,6 +4,7 @@ tests/test_examples.py and read by the TypeScript side's tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -71,6 +72,15 @@ def continue_on_pause(event: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def main() -> None:
+    only = set(sys.argv[1:])  # example names to re-record (default: all)
+    if only:
+        global record
+        everything = record
+
+        def record(name: str, *args: Any, **kwargs: Any) -> None:  # type: ignore[no-redef]
+            if name in only:
+                everything(name, *args, **kwargs)
+
     record(
         "basic",
         {
@@ -125,6 +135,22 @@ def main() -> None:
         [sys.executable, "-c", "import memwork; memwork.outer(1 << 20)"],
         respond=continue_on_pause,
     )
+    record(
+        "channel-closed",
+        {"version": 1, "targets": [{"id": "transient", "function": "memwork:transient"}]},
+        [
+            sys.executable,
+            "-c",
+            "import os, memwork; memwork.transient(1 << 20); os.closerange(3, 4096); memwork.transient(1 << 20)",
+        ],
+    )
+    if importlib.util.find_spec("torch") is not None:
+        # Re-recorded only by a Python that has torch: run this script with it.
+        record(
+            "compiled",
+            {"version": 1, "targets": [{"id": "probed", "function": "compiled:probed"}]},
+            [sys.executable, "run_compiled.py", "eager"],
+        )
     record(
         "vllm-facts",
         {"version": 1, "targets": []},

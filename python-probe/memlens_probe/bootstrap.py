@@ -15,6 +15,7 @@ import sys
 from typing import Any, Optional
 
 from .channel import Channel
+from . import hooks
 from .hooks import FunctionHooks, ImportWatcher, install_line_probes
 from .plan import PlanError, load_plan
 from .runtime import Runtime
@@ -41,10 +42,11 @@ class Probe:
         self.plan = load_plan(plan_path)
         self.is_forkserver = "multiprocessing.forkserver" in _argv_text()
         self.runtime = Runtime(self.plan, self._send)
-        self.channel = Channel(socket_path, self.runtime.on_control, self._on_disconnect)
+        self.channel = Channel(socket_path, self.runtime.on_control, self._on_disconnect, self._on_channel_lost)
         self.runtime.hello(detect_origin())
         self.watcher = ImportWatcher()
         self.watcher.install()
+        self.watcher.watch("torch", hooks.on_torch_imported)
         self.functions = FunctionHooks(self.runtime, self.watcher)
         for target in self.plan.function_targets:
             self.functions.add(target)
@@ -57,12 +59,21 @@ class Probe:
             self.runtime.internal_error("line probes", exc)
             for target in self.plan.line_targets:
                 self.runtime.report_not_found(target, f"line probes unavailable in this process: {exc}", at_once=True)
+        self.runtime.periodic.append(lambda: hooks.report_traced(self.runtime))
         self.runtime.start_sampler()
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def _send(self, event: Any) -> bool:
         return self.channel.send(event)
+
+    def _on_channel_lost(self, fd: int, why: str, reconnected: bool) -> None:
+        if reconnected:
+            self.runtime.note(
+                "channel_lost",
+                f"the target closed the probe's channel to the launcher (fd {fd}: {why}), e.g. with "
+                "os.closerange; the probe reconnected and sent the event again, so nothing is missing",
+            )
 
     def _on_disconnect(self) -> None:
         # The launcher is gone (or ending the run): never hold a pause, and never outlive it

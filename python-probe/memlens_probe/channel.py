@@ -2,58 +2,142 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import socket
+import sys
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .protocol import Event, encode_line
 
 ControlHandler = Callable[[Dict[str, Any]], None]
+LostHandler = Callable[[int, str, bool], None]
+
+# A target that keeps closing every descriptor (os.closerange in a loop) is not chased forever.
+MAX_RECONNECTS = 16
+
+
+def _identity(fd: int) -> Tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
 
 
 class Channel:
     """Events go up as JSON lines, each sent whole before the call returns (so a process that
-    dies keeps everything it sent); control messages come down and go to ``on_control``."""
+    dies keeps everything it sent); control messages come down and go to ``on_control``.
+
+    The descriptor is the target's to close (``os.closerange(3, ...)``), and once closed its number
+    may be given to one of the target's own files or sockets. So every send first checks that the
+    number is still our socket; when it is not, the probe never writes to it or closes it, says so
+    on stderr, reconnects, sends the event again and reports the loss through ``on_lost``.
+    """
 
     def __init__(
         self,
         path: str,
         on_control: ControlHandler,
         on_disconnect: Callable[[], None],
+        on_lost: Optional[LostHandler] = None,
     ) -> None:
         self._path = path
         self._on_control = on_control
         self._on_disconnect = on_disconnect
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
+        self._identity: Optional[Tuple[int, int]] = None
         self.connected = False
+        self.reconnects = 0
         self._connect()
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self._path)
+        try:
+            sock.connect(self._path)
+            identity = _identity(sock.fileno())
+        except OSError:
+            sock.close()
+            raise
         self._sock = sock
+        self._identity = identity
         self.connected = True
-        reader = threading.Thread(target=self._read_loop, args=(sock,), name="memlens-control", daemon=True)
+        reader = threading.Thread(target=self._read_loop, args=(sock, identity), name="memlens-control", daemon=True)
         reader.start()
+
+    def _still_ours(self, sock: socket.socket, identity: Optional[Tuple[int, int]]) -> bool:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        try:
+            return _identity(fd) == identity
+        except OSError:
+            return False
 
     def send(self, event: Event) -> bool:
         data = encode_line(event)
+        lost: Optional[Tuple[int, str, bool]] = None
         with self._lock:
             sock = self._sock
             if sock is None or not self.connected:
                 return False
             try:
+                if not self._still_ours(sock, self._identity):
+                    raise OSError(errno.EBADF, "the descriptor was closed by the target")
                 sock.sendall(data)
                 return True
-            except OSError:
-                self.connected = False
-                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EBADF, errno.ENOTSOCK):
+                    self.connected = False  # the launcher is gone (EPIPE): the reader ends the process
+                    return False
+                lost = self._recover(sock, exc)
+                sent = False
+                if lost[2]:
+                    try:
+                        assert self._sock is not None
+                        self._sock.sendall(data)
+                        sent = True
+                    except OSError:
+                        self.connected = False
+        if self._on_lost is not None:
+            try:
+                self._on_lost(*lost)
+            except Exception:
+                pass
+        return sent
 
-    def _read_loop(self, sock: socket.socket) -> None:
+    def _recover(self, old: socket.socket, exc: OSError) -> Tuple[int, str, bool]:
+        """(descriptor number, why, reconnected); called with the lock held."""
+        fd = old.fileno()
+        try:
+            old.detach()  # the number may be the target's now: never close it
+        except OSError:
+            pass
+        self._sock = None
+        self.connected = False
+        why = exc.strerror or str(exc)
+        self.reconnects += 1
+        if self.reconnects > MAX_RECONNECTS:
+            _say(f"the target closed the probe's channel (fd {fd}: {why}) again; no more events from this process")
+            return fd, why, False
+        try:
+            self._connect()
+        except OSError as error:
+            _say(
+                f"the target closed the probe's channel to the launcher (fd {fd}: {why}) and reconnecting failed "
+                f"({error}); no more events from this process"
+            )
+            return fd, why, False
+        _say(f"the target closed the probe's channel to the launcher (fd {fd}: {why}); reconnected")
+        return fd, why, True
+
+    def _read_loop(self, sock: socket.socket, identity: Optional[Tuple[int, int]]) -> None:
         buffer = b""
         while True:
+            # A number the target took over is never read from (its data is not ours).
+            if not self._still_ours(sock, identity):
+                return
             try:
                 chunk = sock.recv(65536)
             except OSError:
@@ -86,7 +170,19 @@ class Channel:
         self.connected = False
         if old is not None:
             try:
-                old.close()  # our copy of the descriptor only; the parent's connection stays up
+                if self._still_ours(old, self._identity):
+                    old.close()  # our copy of the descriptor only; the parent's connection stays up
+                else:
+                    old.detach()
             except OSError:
                 pass
+        self.reconnects = 0
         self._connect()
+
+
+def _say(message: str) -> None:
+    try:
+        sys.stderr.write(f"memlens: pid {os.getpid()}: {message}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass

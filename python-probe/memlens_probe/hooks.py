@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .plan import FunctionTarget, LineTarget
 
+_get_ident = threading.get_ident
+
 ModuleCallback = Callable[[types.ModuleType], None]
 
 
@@ -65,7 +67,7 @@ class ImportWatcher:
     def watch(self, name: str, callback: ModuleCallback) -> None:
         module = sys.modules.get(name)
         if module is not None and not _is_initialising(module):
-            callback(module)
+            _call_quietly(callback, module)
             return
         with self._lock:
             self._callbacks.setdefault(name, []).append(callback)
@@ -94,7 +96,18 @@ class ImportWatcher:
         with self._lock:
             callbacks = self._callbacks.pop(name, [])
         for callback in callbacks:
-            callback(module)
+            _call_quietly(callback, module)
+
+
+def _call_quietly(callback: ModuleCallback, module: types.ModuleType) -> None:
+    # Callbacks run inside the target's import statement: an exception would be the target's.
+    try:
+        callback(module)
+    except Exception as exc:
+        try:
+            sys.stderr.write(f"memlens: probe callback for {module.__name__} failed: {type(exc).__name__}: {exc}\n")
+        except Exception:
+            pass
 
 
 def _is_initialising(module: types.ModuleType) -> bool:
@@ -154,6 +167,48 @@ def check_line_target(target: LineTarget) -> Optional[str]:
     return None
 
 
+# ----- torch.compile -----------------------------------------------------------------------
+#
+# Every wrapper reads ``_is_compiling`` at each call. Once torch is imported it is
+# torch.compiler.is_compiling, which Dynamo folds to True while it traces: the wrapper is then
+# traced straight through to the function, with nothing of the probe in the graph (Dynamo cannot
+# trace the probe's clocks and I/O, and fullgraph=True would fail on them). The probe never
+# imports torch itself.
+
+
+def _not_compiling() -> bool:
+    return False
+
+
+_is_compiling: Callable[[], bool] = _not_compiling
+
+# Ids of hooks whose wrapper Dynamo traced into a compiled caller, reported as notes later (at
+# the next probe point, sample or exit): nothing that talks to the launcher may run in there.
+traced_hooks: Dict[int, bool] = {}
+
+
+def _traced_by_dynamo(hook_id: int) -> None:
+    traced_hooks[hook_id] = True
+
+
+# What torch.compiler.assume_constant_result sets (set here: that decorator would import
+# torch._dynamo into the target): Dynamo runs the function once, at trace time, instead of
+# tracing it, and puts nothing of it in the graph. Were the mark ever ignored, the body is a dict
+# store, which Dynamo traces as a side effect without a graph break.
+_traced_by_dynamo._dynamo_marked_constant = True  # type: ignore[attr-defined]
+
+
+def on_torch_imported(torch: Any) -> None:
+    global _is_compiling
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:
+        check = getattr(getattr(torch, "_utils", None), "is_compiling", None)
+    # Dynamo folds the function itself: if a target named it, take the original, not our wrapper.
+    check = getattr(check, "__memlens_original__", check)
+    if callable(check):
+        _is_compiling = check
+
+
 # ----- function probes ----------------------------------------------------------------------
 
 
@@ -161,38 +216,135 @@ class NotProbeable(Exception):
     pass
 
 
-def make_wrapper(
-    fn: Callable[..., Any], enter: Callable[[], Any], leave: Callable[[Any, Optional[BaseException]], None]
-) -> Callable[..., Any]:
-    """A wrapper that opens a scope around each call of ``fn`` (awaited, for coroutine functions)."""
+_hooks_by_id: Dict[int, "Hook"] = {}
+
+
+def report_traced(runtime: Any) -> None:
+    """Notes for the targets of hooks that Dynamo traced since the last call."""
+    for hook_id in list(traced_hooks):
+        traced_hooks.pop(hook_id, None)
+        hook = _hooks_by_id.get(hook_id)
+        if hook is not None:
+            runtime.note_compiled(hook.targets)
+
+
+class Hook:
+    """One patched function and the targets that name it: however many targets (or aliases) name
+    it, it is wrapped once, and each call opens one scope per target, outermost first."""
+
+    __slots__ = ("fn", "targets", "target_ids", "file", "line", "end_line", "runtime", "wrapper")
+
+    def __init__(self, fn: Any, runtime: Any) -> None:
+        self.fn = fn
+        self.targets: List[FunctionTarget] = []
+        self.target_ids: Set[str] = set()
+        self.file, self.line, self.end_line = _location(fn)
+        self.runtime = runtime
+        self.wrapper: Any = None
+        _hooks_by_id[id(self)] = self
+
+    def add(self, target: FunctionTarget) -> None:
+        if target.id not in self.target_ids:
+            self.target_ids.add(target.id)
+            self.targets.append(target)
+
+    def enter(self) -> List[Any]:
+        runtime = self.runtime
+        if traced_hooks:
+            report_traced(runtime)
+        return [runtime.enter(target, self.file, self.line) for target in self.targets]
+
+    def leave(self, scopes: List[Any], exc: Optional[BaseException]) -> None:
+        runtime = self.runtime
+        for scope in reversed(scopes):
+            runtime.exit(scope, exc)
+
+
+def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
+    """A wrapper that opens the hook's scopes around each call of ``fn`` (awaited, for coroutine
+    functions), and is transparent to torch.compile.
+
+    Whatever happens in the probe, the call and its outcome are the target's: when the probe has
+    no room to run (a RecursionError as deep as the target's own recursion), the scopes are handed
+    to ``unrecorded`` (a list append needs no Python frame) and closed at the next probe point.
+    """
     import inspect
+
+    enter = hook.enter
+    leave = hook.leave
+    hook_id = id(hook)
+    unrecorded = hook.runtime.unrecorded
 
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope = enter()
+            if _is_compiling():
+                _traced_by_dynamo(hook_id)
+                return await fn(*args, **kwargs)
+            try:
+                scopes = enter()
+            except Exception:
+                scopes = []
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                leave(scope, exc)
+                try:
+                    leave(scopes, exc)
+                except Exception:
+                    unrecorded.append((_get_ident(), scopes, exc))
                 raise
-            leave(scope, None)
+            try:
+                leave(scopes, None)
+            except Exception:
+                unrecorded.append((_get_ident(), scopes, None))
             return result
 
-        return async_wrapper
+        return _keep_attributes(async_wrapper, fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        scope = enter()
+        if _is_compiling():
+            _traced_by_dynamo(hook_id)
+            return fn(*args, **kwargs)
+        try:
+            scopes = enter()
+        except Exception:
+            scopes = []
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            leave(scope, exc)
+            try:
+                leave(scopes, exc)
+            except Exception:
+                unrecorded.append((_get_ident(), scopes, exc))
             raise
-        leave(scope, None)
+        try:
+            leave(scopes, None)
+        except Exception:
+            unrecorded.append((_get_ident(), scopes, None))
         return result
 
+    return _keep_attributes(wrapper, fn)
+
+
+def _keep_attributes(wrapper: Any, fn: Any) -> Any:
+    """functools.wraps copies a function's ``__dict__``; a callable object (``functools.lru_cache``'s
+    wrapper, a partial) keeps its API in its type, so its public attributes are copied too
+    (``cache_info``, ``cache_clear``, ...)."""
+    if isinstance(fn, types.FunctionType):
+        return wrapper
+    try:
+        names = dir(fn)
+    except Exception:
+        return wrapper
+    for name in names:
+        if name.startswith("__") or hasattr(wrapper, name):
+            continue
+        try:
+            setattr(wrapper, name, getattr(fn, name))
+        except Exception:
+            pass
     return wrapper
 
 
@@ -215,6 +367,8 @@ class FunctionHooks:
     def __init__(self, runtime: Any, watcher: ImportWatcher) -> None:
         self._runtime = runtime
         self._watcher = watcher
+        # id(function) -> its hook: a function reached under another name is not wrapped again.
+        self._hooks: Dict[int, Hook] = {}
 
     def add(self, target: FunctionTarget) -> None:
         self._watcher.watch(target.module, lambda module, t=target: self._resolve(t, module))
@@ -222,19 +376,31 @@ class FunctionHooks:
     def _resolve(self, target: FunctionTarget, module: types.ModuleType) -> None:
         # Runs inside the target's own import: nothing may escape from here into it.
         try:
-            try:
-                fields = self._patch(target, module)
-            except NotProbeable as exc:
-                self._runtime.report_not_found(target, str(exc), at_once=True)
-                return
-            except Exception as exc:
-                self._runtime.report_not_found(
-                    target, f"{target.spec} could not be patched: {type(exc).__name__}: {exc}", at_once=True
-                )
-                return
-            self._runtime.report_resolved(target, **fields)
+            with self._runtime.quiet():
+                try:
+                    fields = self._patch(target, module)
+                except NotProbeable as exc:
+                    self._runtime.report_not_found(target, str(exc), at_once=True)
+                    return
+                except Exception as exc:
+                    self._runtime.report_not_found(
+                        target, f"{target.spec} could not be patched: {type(exc).__name__}: {exc}", at_once=True
+                    )
+                    return
+                self._runtime.report_resolved(target, **fields)
         except Exception as exc:
             self._runtime.internal_error(f"resolving {target.spec}", exc)
+
+    @staticmethod
+    def _fields(target: FunctionTarget, hook: Hook, aliases: List[str]) -> Dict[str, Any]:
+        return {
+            "module": target.module,
+            "qualname": target.qualname,
+            "file": hook.file,
+            "line": hook.line,
+            "end_line": hook.end_line,
+            "aliases": aliases,
+        }
 
     def _patch(self, target: FunctionTarget, module: types.ModuleType) -> Dict[str, Any]:
         parts = target.qualname.split(".")
@@ -257,18 +423,6 @@ class FunctionHooks:
         else:
             raise NotProbeable(f"module {target.module} has no attribute {target.qualname}")
 
-        if getattr(raw, "__memlens_target__", None) == target.id:
-            fn = raw.__memlens_original__
-            file, line, end_line = _location(fn)
-            return {
-                "module": target.module,
-                "qualname": target.qualname,
-                "file": file,
-                "line": line,
-                "end_line": end_line,
-                "aliases": [],
-            }
-
         rewrap: Callable[[Any], Any]
         if isinstance(raw, staticmethod):
             fn, rewrap = raw.__func__, staticmethod
@@ -283,36 +437,34 @@ class FunctionHooks:
         else:
             raise NotProbeable(f"{target.spec} is a {type(raw).__name__}, not a function")
 
-        file, line, end_line = _location(fn)
-        runtime = self._runtime
-        wrapper = make_wrapper(
-            fn,
-            lambda: runtime.enter(target, file, line),
-            runtime.exit,
-        )
-        wrapper.__memlens_target__ = target.id  # type: ignore[attr-defined]
-        wrapper.__memlens_original__ = fn  # type: ignore[attr-defined]
-        try:
-            setattr(owner, name, rewrap(wrapper))
-        except (AttributeError, TypeError) as exc:
-            raise NotProbeable(f"{target.spec} cannot be replaced: {exc}") from None
+        existing = getattr(fn, "__memlens_hook__", None) if isinstance(fn, types.FunctionType) else None
+        if isinstance(existing, Hook) and existing.wrapper is fn:
+            # Already our wrapper (another target named the same function): one more scope per call.
+            existing.add(target)
+            if defining_differs(owner, name, raw):
+                _set(owner, name, raw, target)
+            return self._fields(target, existing, [])
 
-        aliases = self._patch_aliases(fn, wrapper, module) if not isinstance(owner, type) else []
-        return {
-            "module": target.module,
-            "qualname": target.qualname,
-            "file": file,
-            "line": line,
-            "end_line": end_line,
-            "aliases": aliases,
-        }
+        hook = self._hooks.get(id(fn))
+        if hook is None or hook.fn is not fn:
+            hook = Hook(fn, self._runtime)
+            wrapper = make_wrapper(fn, hook)
+            wrapper.__memlens_hook__ = hook  # type: ignore[attr-defined]
+            wrapper.__memlens_original__ = fn  # type: ignore[attr-defined]
+            hook.wrapper = wrapper
+            self._hooks[id(fn)] = hook
+        hook.add(target)
+        _set(owner, name, rewrap(hook.wrapper), target)
+        aliases = self._patch_aliases(fn, hook.wrapper, module) if not isinstance(owner, type) else []
+        return self._fields(target, hook, aliases)
 
     @staticmethod
     def _patch_aliases(fn: Any, wrapper: Any, home: types.ModuleType) -> List[str]:
         """Rebind ``from x import f`` copies of the same function object in other modules."""
         aliases: List[str] = []
         for module_name, module in list(sys.modules.items()):
-            if module is home or module is None:
+            # The probe's own references (its clocks) stay unprobed: probing them would recurse.
+            if module is home or module is None or module_name.split(".", 1)[0] == __package__:
                 continue
             namespace = getattr(module, "__dict__", None)
             if not isinstance(namespace, dict):
@@ -328,6 +480,18 @@ class FunctionHooks:
                 except Exception:
                     pass
         return sorted(aliases)
+
+
+def defining_differs(owner: Any, name: str, raw: Any) -> bool:
+    """True when ``raw`` came from a base class: the named class needs its own binding."""
+    return isinstance(owner, type) and owner.__dict__.get(name) is not raw
+
+
+def _set(owner: Any, name: str, value: Any, target: FunctionTarget) -> None:
+    try:
+        setattr(owner, name, value)
+    except (AttributeError, TypeError) as exc:
+        raise NotProbeable(f"{target.spec} cannot be replaced: {exc}") from None
 
 
 # ----- line probes --------------------------------------------------------------------------
@@ -350,12 +514,26 @@ class _LineTargets:
             self._real[filename] = real
         return real
 
-    def targets_in(self, code: types.CodeType) -> Dict[int, LineTarget]:
+    def targets_in(self, code: types.CodeType) -> Dict[int, List[LineTarget]]:
+        """Line -> the targets on it (several targets may name one line: each gets its scope)."""
         real = self.file_of(code.co_filename)
         if real is None:
             return {}
         lines = code_lines(code)
-        return {t.line: t for t in self.by_file[real] if t.line in lines}
+        found: Dict[int, List[LineTarget]] = {}
+        for target in self.by_file[real]:
+            if target.line in lines:
+                found.setdefault(target.line, []).append(target)
+        return found
+
+
+def _open_line_scopes(runtime: Any, targets: List[LineTarget], file: Optional[str], line: int) -> List[Any]:
+    return [scope for scope in (runtime.enter(t, file, line) for t in targets) if scope is not None]
+
+
+def _close_line_scopes(runtime: Any, scopes: Optional[List[Any]], exc: Optional[BaseException]) -> None:
+    for scope in reversed(scopes or ()):
+        runtime.exit(scope, exc)
 
 
 def _module_for_file(real_path: str) -> Optional[str]:
@@ -376,8 +554,8 @@ class MonitoringLines:
     def __init__(self, runtime: Any, targets: Iterable[LineTarget]) -> None:
         self._runtime = runtime
         self._targets = _LineTargets(targets)
-        self._code_targets: Dict[types.CodeType, Dict[int, LineTarget]] = {}
-        self._open: Dict[int, Any] = {}
+        self._code_targets: Dict[types.CodeType, Dict[int, List[LineTarget]]] = {}
+        self._open: Dict[int, List[Any]] = {}
         monitoring = sys.monitoring  # type: ignore[attr-defined]
         self._m = monitoring
         self._tool = self._free_tool_id()
@@ -405,35 +583,30 @@ class MonitoringLines:
             events = self._m.events
             self._m.set_local_events(self._tool, code, events.LINE | events.PY_RETURN | events.PY_YIELD)
             real = self._targets.file_of(code.co_filename)
-            for target in found.values():
-                self._runtime.report_resolved(
-                    target, module=_module_for_file(real) if real else None, file=real, line=target.line
-                )
+            for targets in found.values():
+                for target in targets:
+                    self._runtime.report_resolved(
+                        target, module=_module_for_file(real) if real else None, file=real, line=target.line
+                    )
         return self._m.DISABLE
 
     def _on_line(self, code: types.CodeType, line: int) -> Any:
         frame_key = id(sys._getframe(1))
-        scope = self._open.pop(frame_key, None)
-        if scope is not None:
-            self._runtime.exit(scope, None)
-        target = self._code_targets.get(code, {}).get(line)
-        if target is not None:
-            opened = self._runtime.enter(target, self._targets.file_of(code.co_filename), line)
-            if opened is not None:
+        _close_line_scopes(self._runtime, self._open.pop(frame_key, None), None)
+        targets = self._code_targets.get(code, {}).get(line)
+        if targets:
+            opened = _open_line_scopes(self._runtime, targets, self._targets.file_of(code.co_filename), line)
+            if opened:
                 self._open[frame_key] = opened
         return None
 
     def _on_return(self, code: types.CodeType, _offset: int, _value: Any) -> Any:
-        scope = self._open.pop(id(sys._getframe(1)), None)
-        if scope is not None:
-            self._runtime.exit(scope, None)
+        _close_line_scopes(self._runtime, self._open.pop(id(sys._getframe(1)), None), None)
         return None
 
     def _on_unwind(self, code: types.CodeType, _offset: int, exc: BaseException) -> Any:
         if code in self._code_targets:
-            scope = self._open.pop(id(sys._getframe(1)), None)
-            if scope is not None:
-                self._runtime.exit(scope, exc)
+            _close_line_scopes(self._runtime, self._open.pop(id(sys._getframe(1)), None), exc)
         return None
 
 
@@ -443,8 +616,8 @@ class TraceLines:
     def __init__(self, runtime: Any, targets: Iterable[LineTarget]) -> None:
         self._runtime = runtime
         self._targets = _LineTargets(targets)
-        self._code_targets: Dict[types.CodeType, Optional[Dict[int, LineTarget]]] = {}
-        self._open: Dict[int, Any] = {}
+        self._code_targets: Dict[types.CodeType, Optional[Dict[int, List[LineTarget]]]] = {}
+        self._open: Dict[int, List[Any]] = {}
         self._pending_exc: Dict[int, BaseException] = {}
         if sys.gettrace() is not None:
             raise RuntimeError(f"line probes need sys.settrace, which {sys.gettrace()!r} already uses")
@@ -459,10 +632,11 @@ class TraceLines:
             self._code_targets[code] = found
             if found:
                 real = self._targets.file_of(code.co_filename)
-                for target in found.values():
-                    self._runtime.report_resolved(
-                        target, module=_module_for_file(real) if real else None, file=real, line=target.line
-                    )
+                for targets in found.values():
+                    for target in targets:
+                        self._runtime.report_resolved(
+                            target, module=_module_for_file(real) if real else None, file=real, line=target.line
+                        )
         if not found:
             return None
         return self._local
@@ -471,23 +645,20 @@ class TraceLines:
         key = id(frame)
         if event == "line":
             self._pending_exc.pop(key, None)
-            scope = self._open.pop(key, None)
-            if scope is not None:
-                self._runtime.exit(scope, None)
+            _close_line_scopes(self._runtime, self._open.pop(key, None), None)
             found = self._code_targets.get(frame.f_code)
-            target = found.get(frame.f_lineno) if found else None
-            if target is not None:
-                opened = self._runtime.enter(target, self._targets.file_of(frame.f_code.co_filename), frame.f_lineno)
-                if opened is not None:
+            targets = found.get(frame.f_lineno) if found else None
+            if targets:
+                file = self._targets.file_of(frame.f_code.co_filename)
+                opened = _open_line_scopes(self._runtime, targets, file, frame.f_lineno)
+                if opened:
                     self._open[key] = opened
         elif event == "exception":
             self._pending_exc[key] = arg[1]
         elif event == "return":
             exc = self._pending_exc.pop(key, None) if arg is None else None
             self._pending_exc.pop(key, None)
-            scope = self._open.pop(key, None)
-            if scope is not None:
-                self._runtime.exit(scope, exc)
+            _close_line_scopes(self._runtime, self._open.pop(key, None), exc)
         return self._local
 
 

@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # After the target's main process exits, leftovers get this long to finish before being stopped.
 LINGER_S = 1.0
+# How long a process whose channel closed without a bye may take to be gone before that is reported.
+CLOSED_CHANNEL_GRACE_S = 1.0
 MAX_LINE_BYTES = 1 << 20
 CONTROL_TYPES = ("stop", "continue", "pause", "set_pause")
 _FAST_PREFIX = b'{"v":1,"type":"'
@@ -157,13 +160,46 @@ class _LineSink:
         return None
 
 
+PF_EXITING = 0x4
+
+
+def _still_running(pid: int) -> bool:
+    """Alive and not on its way out: a process tearing down (a GPU context can take seconds to
+    release) closes its descriptors before it becomes a zombie, and that is no early close."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    fields = data[data.rfind(b")") + 2 :].split()
+    if len(fields) < 7 or fields[0] in (b"Z", b"X"):
+        return False
+    try:
+        return not int(fields[6]) & PF_EXITING
+    except ValueError:
+        return False
+
+
 class _Client:
-    __slots__ = ("sock", "buffer", "pid")
+    __slots__ = ("sock", "buffer", "pid", "said_bye")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
-        self.pid: Optional[int] = None
+        self.pid: Optional[int] = _peer_pid(sock)
+        self.said_bye = False
+
+
+def _peer_pid(sock: socket.socket) -> Optional[int]:
+    """The connecting process (known before its hello, and on a reconnection, which sends none)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    except (OSError, struct.error):
+        return None
+    return pid if pid > 0 else None
 
 
 class _Pipe:
@@ -210,6 +246,8 @@ class Launcher:
         self._killed_at: Optional[float] = None
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._plan_path = ""
+        # pid -> when its channel closed without a bye while the process still ran
+        self._closed_early: Dict[int, float] = {}
 
     # ----- output -----------------------------------------------------------------------------
 
@@ -429,6 +467,7 @@ class Launcher:
             os.close(self._wake_w)
 
     def _finish(self, start_monotonic: float, exit_code: Optional[int], signal_name: Optional[str]) -> None:
+        self._check_closed_channels(None)
         counts = dict(self._counts)
         counts["end"] = counts.get("end", 0) + 1
         counts["events"] = self._total + 1
@@ -533,6 +572,8 @@ class Launcher:
                     if return_code is not None:
                         exited_at = now
                 self._reap_orphans(child.pid)
+                if self._closed_early:
+                    self._check_closed_channels(now)
                 if return_code is not None and exited_at is not None:
                     if not pipes and not self._clients:
                         break
@@ -711,6 +752,26 @@ class Launcher:
         selector.unregister(client.sock)
         self._clients.pop(client.sock.fileno(), None)
         client.sock.close()
+        if client.pid is not None and not client.said_bye:
+            # A process that ends closes its channel too; one still running a moment later closed it
+            # itself (os.closerange) or became another program (exec).
+            self._closed_early[client.pid] = time.monotonic()
+
+    def _check_closed_channels(self, now: Optional[float]) -> None:
+        """Say which processes closed their channel while they went on running (``now`` None: all)."""
+        for pid, closed_at in list(self._closed_early.items()):
+            if now is not None and now - closed_at < CLOSED_CHANNEL_GRACE_S:
+                continue
+            del self._closed_early[pid]
+            if any(client.pid == pid for client in self._clients.values()) or not _still_running(pid):
+                continue
+            message = (
+                f"process {pid} closed its channel to the launcher before its end and went on running (it closed "
+                "the probe's file descriptor, e.g. with os.closerange, or replaced itself with exec); what it does "
+                "from then on is not recorded"
+            )
+            self._say(message)
+            self._error(message, "channel")
 
     def _client_line(self, client: _Client, line: bytes) -> bytes:
         """The line to relay (with its newline), after counting it; b"" if it is not relayed."""
@@ -734,6 +795,8 @@ class Launcher:
             if event_type == "hello" and isinstance(event.get("pid"), int):
                 client.pid = event["pid"]
                 self._hello_pids.add(event["pid"])
+        if event_type == "bye":
+            client.said_bye = True
         self._counts[event_type] = self._counts.get(event_type, 0) + 1
         self._total += 1
         return line + b"\n"

@@ -137,6 +137,9 @@ class PeakTracker:
 
     def close_scope(self, record: ScopePeak) -> None:
         with self._lock:
+            if self._open and self._open[-1] is record:
+                self._open.pop()  # scopes close innermost first: no scan of a deep stack
+                return
             try:
                 self._open.remove(record)
             except ValueError:

@@ -26,11 +26,16 @@ EVENT_TYPES = (
     "fact",
     "oom",
     "error",
+    "note",
     "bye",
     "end",
 )
 
 Event = Dict[str, Any]
+
+# Taken at import, before any target is hooked: a target may name time:time_ns or os:getpid.
+_time_ns = time.time_ns
+_getpid = os.getpid
 
 
 def make_event(
@@ -44,8 +49,8 @@ def make_event(
     event: Event = {
         "v": PROTOCOL_VERSION,
         "type": event_type,
-        "ts": time.time_ns(),
-        "pid": os.getpid() if pid is None else pid,
+        "ts": _time_ns(),
+        "pid": _getpid() if pid is None else pid,
         "rank": rank,
         "device": device,
     }

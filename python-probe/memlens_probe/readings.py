@@ -23,24 +23,33 @@ class _StatusFile:
     def __init__(self) -> None:
         self._pid = -1
         self._fd = -1
+        self._identity = (0, 0)
 
     def read(self) -> bytes:
         pid = os.getpid() if self._fd < 0 else self._pid
         if self._fd < 0 or self._pid != pid:
             self._open()
         try:
-            return os.pread(self._fd, 8192, 0)
+            data = os.pread(self._fd, 8192, 0)
+            if data.startswith(b"Name:"):
+                return data
         except OSError:
-            self._open()
-            return os.pread(self._fd, 8192, 0)
+            pass
+        # The target closed our descriptor (os.closerange), and the number may be its own file now.
+        self._open()
+        return os.pread(self._fd, 8192, 0)
 
     def _open(self) -> None:
         if self._fd >= 0:
             try:
-                os.close(self._fd)
+                info = os.fstat(self._fd)
+                if (info.st_dev, info.st_ino) == self._identity:
+                    os.close(self._fd)  # still ours: anything else under that number is the target's
             except OSError:
                 pass
         self._fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        info = os.fstat(self._fd)
+        self._identity = (info.st_dev, info.st_ino)
         self._pid = os.getpid()
 
     def after_fork(self) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import __version__
 from .control import PauseControl
@@ -18,6 +19,18 @@ from .readings import DeviceSources, Readings, Stats, read_host, reopen_after_fo
 
 _UNSET: Any = object()
 MAX_MESSAGE_CHARS = 8000
+
+# The probe's own references, taken before any target is hooked: a target may name these very
+# functions (time:perf_counter_ns), and the probe must not measure itself through them.
+_perf_counter_ns = time.perf_counter_ns
+_current_thread = threading.current_thread
+_get_ident = threading.get_ident
+
+# Each probed call adds a wrapper frame. From this many open scopes in a thread on, the recursion
+# limit is raised by one frame per open scope (plus the probe's own frames), so that the target
+# recurses as deep as it would unprobed.
+RECURSION_HEADROOM_FROM = 32
+PROBE_FRAMES = 40
 
 
 def process_name() -> Optional[str]:
@@ -84,7 +97,7 @@ class Scope:
         self.file = file
         self.line = line
         self.pid = pid
-        self.start_ns = time.perf_counter_ns()
+        self.start_ns = _perf_counter_ns()
         self.record = record
         self.sampled = False
         self.rss_peak = before.get("host_rss", 0)
@@ -123,6 +136,14 @@ class Runtime:
         self.not_found_reasons: Dict[str, str] = {}
         self._capped: Set[int] = set()
         self._oom_reported: List[int] = []
+        self._noted_compiled: Set[str] = set()
+        # (thread id, scopes, exception) of calls whose scopes the probe had no room to close
+        # (filled by the function wrappers; closed at the next probe point of that thread).
+        self.unrecorded: List[Tuple[int, List[Any], Optional[BaseException]]] = []
+        self._recursion_base = 0
+        self._recursion_set: Optional[int] = None
+        # Run after each sample and at exit: reports that could not be sent where they arose.
+        self.periodic: List[Callable[[], None]] = []
         # NVML's per-process query costs tens of µs in the driver, more than all other readings of a
         # probe point together; by default it is read by the sampler only (PROTOCOL.md).
         self.process_used_at_probes = os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
@@ -151,9 +172,46 @@ class Runtime:
     def emit(self, event_type: str, device: Any = _UNSET, **fields: Any) -> None:
         if not self.active:
             return
-        if device is _UNSET:
-            device = self.current_device()
-        self._send(make_event(event_type, pid=self.pid, rank=current_rank(), device=device, **fields))
+        with self.quiet():
+            if device is _UNSET:
+                device = self.current_device()
+            self._send(make_event(event_type, pid=self.pid, rank=current_rank(), device=device, **fields))
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The probe's own work: probed functions it calls (json, socket, time) open no scopes."""
+        local = self._local
+        was_busy = getattr(local, "busy", False)
+        local.busy = True
+        try:
+            yield
+        finally:
+            local.busy = was_busy
+
+    def note(self, kind: str, message: str, device: Any = None, **fields: Any) -> None:
+        """Something a reader of the run should know about how it was measured (not an error)."""
+        try:
+            self.emit("note", device=device, kind=kind, message=message, **fields)
+        except Exception:
+            pass
+
+    def note_compiled(self, targets: List[Any]) -> None:
+        """Dynamo is compiling a caller of these targets (called at trace time, once per compile):
+        their calls there run inside compiled code, where no Python runs per call."""
+        for target in targets:
+            with self._lock:
+                if target.id in self._noted_compiled:
+                    continue
+                self._noted_compiled.add(target.id)
+            self.note(
+                "compiled",
+                f"{target.spec} is traced by torch.compile into a compiled caller: its calls there (and in "
+                "CUDA graph replays of it) open no scopes of their own and are measured at the compiled "
+                "caller. Probe the caller, or turn compilation off (vLLM: enforce_eager=True), to measure "
+                "this function by itself.",
+                device=self.last_device,
+                target=target.id,
+            )
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         try:
@@ -178,6 +236,10 @@ class Runtime:
 
     def bye(self) -> None:
         self.stop_sampler()
+        if self.unrecorded:
+            with self.quiet():
+                self._close_unrecorded()
+        self._run_periodic()
         self.report_unresolved()
         self.emit("bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes)
 
@@ -303,8 +365,11 @@ class Runtime:
         if self.view is not None:
             self.view.tracker.close_scope(record)
         with self._lock:
-            if record in self._pending_records:
-                self._pending_records.remove(record)
+            pending = self._pending_records
+            if pending and pending[-1] is record:
+                pending.pop()  # scopes close innermost first: no scan of a deep stack
+            elif record in pending:
+                pending.remove(record)
 
     # ----- scopes -----------------------------------------------------------------------------
 
@@ -322,9 +387,15 @@ class Runtime:
         if not self.active or getattr(local, "busy", False):
             return None
         local.busy = True
-        started = time.perf_counter_ns()
+        started = _perf_counter_ns()
+        scope: Optional[Scope] = None
+        announced = False
         try:
+            if self.unrecorded:
+                self._close_unrecorded()
             stack = self._stack()
+            if len(stack) >= RECURSION_HEADROOM_FROM:
+                self._recursion_headroom(len(stack))
             readings, device, stats = self._boundary()
             record = self._open_record(device, stats)
             pid = self.pid
@@ -339,7 +410,7 @@ class Runtime:
                 parent,
                 call,
                 len(stack),
-                threading.current_thread().name,
+                _current_thread().name,
                 readings,
                 file,
                 line,
@@ -363,18 +434,24 @@ class Runtime:
                 line=line,
                 **self._process_name_field(),
             )
+            announced = True
             reason = self.control.should_pause(target.id, scope_id, "entry")
             if reason is not None:
                 self._pause(scope, "entry", reason, readings, self._peak(scope, readings, device), device)
-            scope.start_ns = time.perf_counter_ns()
+            scope.start_ns = _perf_counter_ns()
             self.scopes += 1
             return scope
         except Exception as exc:
+            if scope is not None and not announced:
+                # Never announced, so never to be closed: later scopes must not name it as parent.
+                self._forget(scope)
+                scope = None
             self.internal_error("scope entry", exc)
-            return None
+            return scope
         finally:
+            # Last, and with the probe's own clock: a probed clock must find the probe still busy.
+            self.probe_ns += _perf_counter_ns() - started
             local.busy = False
-            self.probe_ns += time.perf_counter_ns() - started
 
     def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
         peak: Dict[str, int] = {}
@@ -395,22 +472,27 @@ class Runtime:
         if getattr(local, "busy", False):
             return
         local.busy = True
-        started = time.perf_counter_ns()
+        started = _perf_counter_ns()
         try:
-            duration = started - scope.start_ns
+            if self.unrecorded:
+                self._close_unrecorded()
+            self._exit_scope(scope, exc, started)
+        finally:
+            self.probe_ns += _perf_counter_ns() - started
+            local.busy = False
+
+    def _exit_scope(self, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
+        try:
+            duration = now_ns - scope.start_ns
             readings, device, _stats = self._boundary()
             peak = self._peak(scope, readings, device)
-            if scope.record is not None:
-                self._close_record(scope.record)
-            stack = self._stack()
-            frames = [s.frame() for s in stack]
-            if stack and stack[-1] is scope:
-                stack.pop()
-            elif scope in stack:
-                stack.remove(scope)
-            with self._lock:
-                self._open.pop(scope.scope_id, None)
-            if exc is not None and is_cuda_oom(exc) and self._first_report(exc):
+            oom = exc is not None and is_cuda_oom(exc) and self._first_report(exc)
+            reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
+            # The stack as it was, only for an oom or a pause: built for every exit, it would cost as
+            # much as the stack is deep.
+            frames = [s.frame() for s in self._stack()] if oom or reason is not None else []
+            self._forget(scope)
+            if oom:
                 self.emit(
                     "oom",
                     device=device,
@@ -420,7 +502,6 @@ class Runtime:
                     readings=readings,
                     message=str(exc)[:MAX_MESSAGE_CHARS],
                 )
-            reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
             if reason is not None:
                 self._pause(scope, "exit", reason, readings, peak, device, frames)
             self.emit(
@@ -441,10 +522,64 @@ class Runtime:
                 raised=type(exc).__name__ if exc is not None else None,
             )
         except Exception as error:
+            self._forget(scope)
             self.internal_error("scope exit", error)
-        finally:
-            local.busy = False
-            self.probe_ns += time.perf_counter_ns() - started
+
+    def _forget(self, scope: Scope) -> None:
+        """The scope is closed: off its thread's stack, out of the open set, its peak record ended."""
+        stack = self._stack()
+        if stack and stack[-1] is scope:
+            stack.pop()
+        elif scope in stack:
+            stack.remove(scope)
+        with self._lock:
+            self._open.pop(scope.scope_id, None)
+        if scope.record is not None:
+            record, scope.record = scope.record, None
+            self._close_record(record)
+        if self._recursion_set is not None and len(self._open) < RECURSION_HEADROOM_FROM:
+            self._recursion_headroom(0)
+
+    def _close_unrecorded(self) -> None:
+        """Close the scopes of calls that ended while the probe had no room to run (this thread's)."""
+        me = _get_ident()
+        with self._lock:
+            mine = [entry for entry in self.unrecorded if entry[0] == me]
+            if not mine:
+                return
+            self.unrecorded[:] = [entry for entry in self.unrecorded if entry[0] != me]
+        for _thread, scopes, exc in mine:
+            for scope in reversed(scopes):
+                if scope is not None and scope.pid == self.pid:
+                    self._exit_scope(scope, exc, _perf_counter_ns())
+
+    def _run_periodic(self) -> None:
+        for task in list(self.periodic):
+            try:
+                with self.quiet():
+                    task()
+            except Exception as exc:
+                self.internal_error("periodic report", exc)
+
+    def _recursion_headroom(self, open_scopes: int) -> None:
+        """Keep the recursion limit at what the target set plus the frames the probe adds."""
+        current = sys.getrecursionlimit()
+        if current != self._recursion_set:
+            self._recursion_base = current  # the target's own limit (it may have changed it since)
+            self._recursion_set = None
+        if open_scopes >= RECURSION_HEADROOM_FROM:
+            wanted = self._recursion_base + open_scopes + PROBE_FRAMES
+            if wanted <= current:
+                return
+        elif self._recursion_set is None:
+            return
+        else:
+            wanted = self._recursion_base  # back to the target's own limit
+        try:
+            sys.setrecursionlimit(wanted)
+        except (RecursionError, ValueError):
+            return  # still too deep to lower it: tried again at the next scope that closes
+        self._recursion_set = None if wanted == self._recursion_base else wanted
 
     def _first_report(self, exc: BaseException) -> bool:
         try:
@@ -575,6 +710,7 @@ class Runtime:
                             if rss > scope.rss_peak:
                                 scope.rss_peak = rss
                 self.emit("sample", device=self.last_device, readings=readings)
+                self._run_periodic()
             except Exception as exc:
                 self.internal_error("sampler", exc)
                 return
@@ -591,6 +727,7 @@ class Runtime:
         self._calls = {}
         self._counter = itertools.count(1)
         self._pending_records = []
+        self.unrecorded[:] = []  # the wrappers hold this very list
         self.resolved = set(self.resolved)
         self.not_found_sent = set()
         self.control = PauseControl(self.control._targets)

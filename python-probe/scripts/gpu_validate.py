@@ -596,6 +596,33 @@ def validate_sampler(runs: Runs, checks: Checks) -> None:
     )
 
 
+def validate_compile(runs: Runs, checks: Checks) -> None:
+    """A probed function inside torch.compile'd code (as vLLM compiles its forward): compiles with
+    fullgraph=True, mode="reduce-overhead" and across a graph break, with results identical to
+    the unprobed run; its calls there are reported as measured at the compiled caller."""
+    checks.scenario = "torch_compile"
+    targets = [{"id": "compiled_probed", "function": "gpu_workloads:compiled_probed"}]
+    probed = runs.run("compile_probed", "compile", [], targets)
+    plain = runs.run("compile_plain", "compile", [], None)
+    for result in (probed, plain):
+        checks.check(
+            f"{result['name']}: exit code", 0, result["rc"], note=result["stderr"][-300:] if result["rc"] else ""
+        )
+    got = (probed.get("truth") or {}).get("results") or {}
+    expected = (plain.get("truth") or {}).get("results") or {}
+    for name in ("fullgraph", "reduce_overhead", "graph_break", "eager"):
+        compiled_ok = isinstance(expected.get(name), list)
+        checks.check(
+            f"{name}: runs unprobed", True, compiled_ok, note="" if compiled_ok else str(expected.get(name))[:300]
+        )
+        checks.check(f"{name}: probed results identical to unprobed", expected.get(name), got.get(name))
+    events = probed.get("events", [])
+    notes = [e for e in events if e["type"] == "note" and e.get("target") == "compiled_probed"]
+    checks.check("one 'compiled' note for the target", ["compiled"], [e["kind"] for e in notes])
+    checks.check("eager call measured (one scope)", 1, len(exits(probed, "compiled_probed")))
+    checks.check("no probe errors", [], [e["message"] for e in events if e["type"] == "error"])
+
+
 def summary_text(checks: Checks, results: Dict[str, Any], device: str, elapsed: float) -> str:
     lines = [
         f"MemLens probe GPU validation on {device}",
@@ -666,6 +693,7 @@ def main() -> int:
         ("own_peaks", lambda: validate_own_peaks(runs, checks)),
         ("emulate", lambda: validate_emulate(runs, checks)),
         ("sampler", lambda: validate_sampler(runs, checks)),
+        ("torch_compile", lambda: validate_compile(runs, checks)),
     ]
     for name, run in scenarios:
         if args.only and name not in args.only:

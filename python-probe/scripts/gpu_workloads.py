@@ -464,6 +464,47 @@ def run_sampler(truth: Dict[str, Any]) -> None:
     KEPT.append(held)
 
 
+# ----- torch.compile ---------------------------------------------------------------------------
+
+
+def compiled_probed(x: torch.Tensor) -> torch.Tensor:
+    return F.silu(x @ x.T) * 0.5 + x
+
+
+def compiled_caller(x: torch.Tensor) -> torch.Tensor:
+    return (compiled_probed(compiled_probed(x)) * 1e-3).softmax(dim=-1)
+
+
+def compiled_graph_break(x: torch.Tensor) -> torch.Tensor:
+    y = compiled_probed(x)
+    torch._dynamo.graph_break()
+    return compiled_probed(y) - y
+
+
+def run_compile(truth: Dict[str, Any]) -> None:
+    """compiled_probed inside torch.compile: fullgraph, reduce-overhead (CUDA graphs) and a graph
+    break; each compiled caller runs several times (CUDA graph warm-up, capture and replays)."""
+    torch.cuda.set_device(0)
+    generator = torch.Generator(device="cuda").manual_seed(1234)
+    x = torch.randn(64, 64, device="cuda", generator=generator)
+    variants = {
+        "fullgraph": (compiled_caller, {"fullgraph": True}),
+        "reduce_overhead": (compiled_caller, {"fullgraph": True, "mode": "reduce-overhead"}),
+        "graph_break": (compiled_graph_break, {}),
+    }
+    results: Dict[str, Any] = {}
+    for name, (fn, options) in variants.items():
+        compiled = torch.compile(fn, **options)
+        try:
+            outputs = [compiled(x + i).clone() for i in range(4)]
+            torch.cuda.synchronize()
+            results[name] = [out.double().cpu().flatten().tolist() for out in outputs]
+        except Exception as exc:
+            results[name] = f"{type(exc).__name__}: {str(exc)[:600]}"
+    results["eager"] = compiled_probed(x).double().cpu().flatten().tolist()
+    truth["results"] = results
+
+
 SCENARIOS = {
     "marlin": lambda truth, args: run_marlin(truth, int(args[0]), args[1]),
     "nested": lambda truth, args: run_nested(truth),
@@ -474,6 +515,7 @@ SCENARIOS = {
     "own_peaks": lambda truth, args: run_own_peaks(truth),
     "emulate": lambda truth, args: run_emulate(truth),
     "sampler": lambda truth, args: run_sampler(truth),
+    "compile": lambda truth, args: run_compile(truth),
 }
 
 

@@ -148,6 +148,11 @@ def check_event(event: Any) -> None:
         _require(event, "message", _str, "a string")
     elif kind == "error":
         _require(event, "message", _str, "a string")
+    elif kind == "note":
+        _require(event, "kind", _str, "a string")
+        _require(event, "message", _str, "a string")
+        if "target" in event and not _str(event["target"]):
+            _fail(event, "target should be a target id")
     elif kind == "bye":
         pass
     elif kind == "end":

@@ -49,6 +49,13 @@ def test_examples_cover_the_protocol():
     assert load("killed.jsonl")[-1]["signal"] == "SIGKILL"
     assert {"paused", "resumed"} <= types_in(load("pause.jsonl"))
     assert len([e for e in load("vllm-facts.jsonl") if e["type"] == "fact"]) >= 15
+    notes = {
+        (e["kind"], e.get("target"))
+        for name in ("channel-closed.jsonl", "compiled.jsonl")
+        for e in load(name)
+        if e["type"] == "note"
+    }
+    assert notes == {("channel_lost", None), ("compiled", "probed")}
     gpu = load("gpu-nested.jsonl")
     assert any(
         "allocated" in e.get("before", {}) and "peak" in e and "allocated" in e["peak"]

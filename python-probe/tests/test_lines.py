@@ -73,3 +73,22 @@ def test_line_target_in_a_file_never_run(tmp_path):
     result = run_probe(plan_of({"id": "l", "line": line_spec("alloc")}), [sys.executable, "-c", "pass"], tmp_path)
     found = result.one("target_not_found", target="l")
     assert found["reason"] == f"{LINES} was never executed"
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_two_line_targets_on_one_line_both_measure_it(tmp_path, python):
+    # A debugger breakpoint and a "measure here" on the same line are two targets.
+    plan = plan_of(
+        {"id": "first", "line": line_spec("loop")},
+        {"id": "second", "line": line_spec("loop")},
+        {"id": "call", "line": line_spec("call")},
+    )
+    result = run_probe(plan, [python, "-c", "import lines; lines.main()"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not result.of("target_not_found"), result.of("target_not_found")
+    assert {e["target"] for e in result.of("target_resolved")} == {"first", "second", "call"}
+    first, second = result.of("exit", target="first"), result.of("exit", target="second")
+    assert len(first) == len(second) > 1
+    # One scope each per execution, the second nested in the first.
+    for outer, inner in zip(first, second):
+        assert inner["parent"] == outer["scope_id"] and inner["depth"] == outer["depth"] + 1

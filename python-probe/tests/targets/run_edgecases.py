@@ -1,0 +1,5 @@
+import sys
+
+import edgecases
+
+edgecases.main(sys.argv[1])
