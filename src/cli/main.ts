@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { RunModel } from "../model/runModel";
 import { loadRun, EVENTS_FILE } from "../runner/store";
+import { FileReadError } from "../fileRead";
 import type { RunMeta } from "../runner/types";
 import { CheckpointError, LocalByteSource } from "../budget/safetensors";
 import { ConfigError } from "../budget/kvcache";
@@ -77,12 +78,17 @@ async function readRun(dir: string): Promise<{ run: RunModel; meta?: RunMeta; wa
       `${dir} has no ${EVENTS_FILE}: not a MemLens run folder (look under .memlens/runs/).`,
     );
   }
-  const stored = await loadRun(path.resolve(dir));
+  // Events go straight into the model: a vLLM load's events.jsonl is hundreds of MB.
+  const run = new RunModel();
+  const stored = await loadRun(path.resolve(dir), { onEvent: (event) => run.add(event) });
   if (stored.versionError)
     throw new UsageError(`${path.join(dir, EVENTS_FILE)}: ${stored.versionError.message}`);
   const warnings = stored.malformed.map((m) => `${EVENTS_FILE} line ${m.lineNumber}: ${m.reason} (skipped)`);
+  const unlisted = stored.malformedCount - stored.malformed.length;
+  if (unlisted > 0) warnings.push(`${EVENTS_FILE}: ${unlisted} more malformed line(s) (skipped)`);
+  if (stored.duplicates > 0) warnings.push(`${EVENTS_FILE}: ${stored.duplicates} repeated line(s) read once`);
   const meta = existsSync(path.join(dir, "meta.json")) ? stored.meta : undefined;
-  return { run: RunModel.fromEvents(stored.events), meta, warnings };
+  return { run, meta, warnings };
 }
 
 /** Source lines of probed files that exist here (line probes are matched by their text). */
@@ -248,6 +254,7 @@ export async function main(
     if (
       e instanceof CheckpointError ||
       e instanceof ConfigError ||
+      e instanceof FileReadError ||
       e instanceof LogFormatError ||
       e instanceof RangeError
     ) {

@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { z } from "zod/v4";
-import { openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../fileRead";
+import { FileReadError, openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../fileRead";
 import type { Plan } from "../protocol/events";
 import { EventStreamReader, type MalformedLine, type ReadReport } from "../protocol/reader";
 import type { ProbeEvent } from "../protocol/events";
@@ -306,9 +306,8 @@ export async function loadRun(dir: string, options: LoadRunOptions = {}): Promis
       options.onEvent ?? ((event) => events.push(event)),
     );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new Error(`${path.join(dir, EVENTS_FILE)} ${readErrorText(error)}`);
-    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT") throw new FileReadError(path.join(dir, EVENTS_FILE), readErrorText(error), code);
   }
   return {
     id,

@@ -18,9 +18,11 @@ export class EventsFileTail {
   private partial = "";
   private readonly reader: EventStreamReader;
   private batch: ProbeEvent[] = [];
+  /** Where events go during a read given a callback (else they are collected in batch). */
+  private sink: ((event: ProbeEvent) => void) | undefined;
 
   constructor(readonly file: string) {
-    this.reader = new EventStreamReader((event) => this.batch.push(event));
+    this.reader = new EventStreamReader((event) => (this.sink ? this.sink(event) : this.batch.push(event)));
   }
 
   /** Lines so far that were not events. */
@@ -38,8 +40,24 @@ export class EventsFileTail {
     return this.reader.versionError;
   }
 
-  /** The events of the lines written since the last read. Rejects with the file system's error. */
-  async read(): Promise<ProbeEvent[]> {
+  /**
+   * The events of the lines written since the last read; with onEvent each goes there as it is
+   * read instead (the first read of a long run is millions of events: not held in a list too).
+   * Rejects with the file system's error.
+   */
+  async read(onEvent?: (event: ProbeEvent) => void): Promise<ProbeEvent[]> {
+    this.sink = onEvent;
+    try {
+      await this.readAppended();
+    } finally {
+      this.sink = undefined;
+    }
+    const events = this.batch;
+    this.batch = [];
+    return events;
+  }
+
+  private async readAppended(): Promise<void> {
     // A FIFO or device named events.jsonl would block the open (and then the reads) for ever.
     const handle = await openRegularFile(this.file);
     try {
@@ -66,9 +84,6 @@ export class EventsFileTail {
       this.reader.push(`${this.partial}\n`);
       this.partial = "";
     }
-    const events = this.batch;
-    this.batch = [];
-    return events;
   }
 
   private pushText(text: string): void {

@@ -79,11 +79,14 @@ export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | 
   }
 }
 
-/** Events of a run folder's events.jsonl appended since the last call (all of them the first time). */
-async function readAppended(tail: EventsFileTail, dir: string): Promise<ProbeEvent[]> {
-  let events: ProbeEvent[];
+/** Events of a run folder's events.jsonl appended since the last call (all of them the first time), each to onEvent. */
+async function readAppended(
+  tail: EventsFileTail,
+  dir: string,
+  onEvent: (event: ProbeEvent) => void,
+): Promise<void> {
   try {
-    events = await tail.read();
+    await tail.read(onEvent);
   } catch (error) {
     if (error instanceof EventsFileShrankError) throw error;
     throw new RunLoadError(
@@ -91,7 +94,6 @@ async function readAppended(tail: EventsFileTail, dir: string): Promise<ProbeEve
     );
   }
   if (tail.versionError) throw new RunLoadError(tail.versionError.message);
-  return events;
 }
 
 /** What identifies a run shown from its folder: the same key again means "read what was appended". */
@@ -138,7 +140,6 @@ export class RunState {
     }
     const dir = payload.source.dir;
     const reader = new EventsFileTail(path.join(dir, "events.jsonl"));
-    const events = await readAppended(reader, dir);
     const state = new RunState(
       payload.id,
       payload.label ?? payload.id,
@@ -147,8 +148,9 @@ export class RunState {
       payload.pathMappings ?? [],
       sourceRoots,
     );
+    // Into the model as they are read: a vLLM load's file is hundreds of MB.
+    await readAppended(reader, dir, (event) => state.addOne(event));
     state.tail = { dir, reader };
-    state.add(events);
     return { state, malformed: reader.malformed };
   }
 
@@ -163,7 +165,8 @@ export class RunState {
    */
   async readMore(payload: RunPayload): Promise<void> {
     if (!this.tail) throw new Error(`run ${this.id} was not read from a folder`);
-    const events = await readAppended(this.tail.reader, this.tail.dir);
+    const events: ProbeEvent[] = [];
+    await readAppended(this.tail.reader, this.tail.dir, (event) => events.push(event));
     const targets = payload.targets ?? (await readFolderTargets(this.tail.dir));
     if (targets) this.setTargets(targets);
     if (payload.label !== undefined) this.label = payload.label;
@@ -175,7 +178,11 @@ export class RunState {
   }
 
   add(events: readonly ProbeEvent[]): void {
-    for (const e of events) this.model.add(mapEventPaths(e, this.mapper));
+    for (const e of events) this.addOne(e);
+  }
+
+  addOne(event: ProbeEvent): void {
+    this.model.add(mapEventPaths(event, this.mapper));
   }
 
   /** Every target of the run: the plan's, plus any that only appear in events. */
