@@ -52,6 +52,7 @@ const nullishNum = num.nullish().transform((value) => value ?? undefined);
 const readings = z.looseObject({
   allocated: num.optional(),
   reserved: num.optional(),
+  requested: num.optional(),
   device_used: num.optional(),
   device_total: num.optional(),
   non_torch: num.optional(),
@@ -59,7 +60,12 @@ const readings = z.looseObject({
   host_rss: num.optional(),
   host_hwm: num.optional(),
 });
-const peak = z.looseObject({ allocated: num.optional(), reserved: num.optional(), host_rss: num.optional() });
+const peak = z.looseObject({
+  allocated: num.optional(),
+  reserved: num.optional(),
+  requested: num.optional(),
+  host_rss: num.optional(),
+});
 const frame = z.looseObject({ target: str, scope_id: str, call: num, file: nullishStr, line: nullishNum });
 
 const common = {
