@@ -172,10 +172,16 @@ class Runtime:
     def emit(self, event_type: str, device: Any = _UNSET, **fields: Any) -> None:
         if not self.active:
             return
-        with self.quiet():
+        # quiet(), inlined: this runs twice per probed call.
+        local = self._local
+        was_busy = getattr(local, "busy", False)
+        local.busy = True
+        try:
             if device is _UNSET:
                 device = self.current_device()
             self._send(make_event(event_type, pid=self.pid, rank=current_rank(), device=device, **fields))
+        finally:
+            local.busy = was_busy
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
