@@ -137,6 +137,7 @@ class Runtime:
         self._capped: Set[int] = set()
         self._oom_reported: List[int] = []
         self._noted_compiled: Set[str] = set()
+        self._noted_capture = False
         # (thread id, scopes, exception) of calls whose scopes the probe had no room to close
         # (filled by the function wrappers; closed at the next probe point of that thread).
         self.unrecorded: List[Tuple[int, List[Any], Optional[BaseException]]] = []
@@ -337,6 +338,26 @@ class Runtime:
             f"(set_per_process_memory_fraction({fraction:.6f}) of {total} bytes)",
         )
 
+    def _capturing(self, torch: Any) -> bool:
+        """A CUDA graph is being captured on this thread's stream. The device is then left alone
+        (a query such as cudaMemGetInfo may invalidate the target's capture), and the graph's
+        replays run no Python: the process is told so once."""
+        check = getattr(torch.cuda, "is_current_stream_capturing", None)
+        try:
+            capturing = bool(check()) if check is not None else False
+        except Exception:
+            return False
+        if capturing and not self._noted_capture:
+            self._noted_capture = True
+            self.note(
+                "cuda_graph_capture",
+                "probed code ran while a CUDA graph was being captured: those scopes have host readings only "
+                "(the device is not queried during a capture), and replays of the graph run no Python, so "
+                "they open no scopes",
+                device=self.last_device,
+            )
+        return capturing
+
     def _boundary(self) -> Tuple[Readings, Optional[int], Optional[Stats]]:
         readings = read_host()
         torch = torch_if_cuda_initialised()
@@ -345,6 +366,8 @@ class Runtime:
         device = self.current_device()
         if device is None:
             return readings, None, None
+        if self._capturing(torch):
+            return readings, device, None
         view = self._ensure_view(torch)
         if view is not None:
             stats = view.tracker.boundary(device)

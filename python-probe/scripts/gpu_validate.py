@@ -602,7 +602,8 @@ def validate_compile(runs: Runs, checks: Checks) -> None:
     the unprobed run; its calls there are reported as measured at the compiled caller."""
     checks.scenario = "torch_compile"
     targets = [{"id": "compiled_probed", "function": "gpu_workloads:compiled_probed"}]
-    probed = runs.run("compile_probed", "compile", [], targets)
+    # The sampler runs too: it must not disturb a CUDA graph capture in another thread either.
+    probed = runs.run("compile_probed", "compile", [], targets, plan_extra={"sample_interval_ms": 10})
     plain = runs.run("compile_plain", "compile", [], None)
     for result in (probed, plain):
         checks.check(
@@ -610,7 +611,7 @@ def validate_compile(runs: Runs, checks: Checks) -> None:
         )
     got = (probed.get("truth") or {}).get("results") or {}
     expected = (plain.get("truth") or {}).get("results") or {}
-    for name in ("fullgraph", "reduce_overhead", "graph_break", "eager"):
+    for name in ("fullgraph", "reduce_overhead", "graph_break", "eager", "cuda_graph"):
         compiled_ok = isinstance(expected.get(name), list)
         checks.check(
             f"{name}: runs unprobed", True, compiled_ok, note="" if compiled_ok else str(expected.get(name))[:300]
@@ -618,8 +619,17 @@ def validate_compile(runs: Runs, checks: Checks) -> None:
         checks.check(f"{name}: probed results identical to unprobed", expected.get(name), got.get(name))
     events = probed.get("events", [])
     notes = [e for e in events if e["type"] == "note" and e.get("target") == "compiled_probed"]
-    checks.check("one 'compiled' note for the target", ["compiled"], [e["kind"] for e in notes])
-    checks.check("eager call measured (one scope)", 1, len(exits(probed, "compiled_probed")))
+    checks.check(
+        "one 'compiled' note for the target", ["compiled"], [e["kind"] for e in notes if e["kind"] == "compiled"]
+    )
+    checks.check(
+        "one 'cuda_graph_capture' note",
+        1,
+        len([e for e in events if e["type"] == "note" and e["kind"] == "cuda_graph_capture"]),
+    )
+    # One eager call, then the hand-captured graph: 3 warm-up calls of the caller (2 scopes each)
+    # and the capture (2 scopes); its replays run no Python.
+    checks.check("eager calls measured, replays not", 1 + 2 * 3 + 2, len(exits(probed, "compiled_probed")))
     checks.check("no probe errors", [], [e["message"] for e in events if e["type"] == "error"])
 
 
