@@ -73,9 +73,11 @@ export function summarizeTensors(tensors: readonly (TensorLike | TensorEntry)[])
     mxfp4: { blocksBytes: 0, scalesBytes: 0, values: 0 },
     unquantizedBytes: 0,
   };
+  // A Map, then an object: a dtype is a name from a file, and "__proto__" must be a key like any other.
+  const byDtype = new Map<string, number>();
   for (const t of tensors) {
     summary.totalBytes += t.bytes;
-    summary.byDtype[t.dtype] = (summary.byDtype[t.dtype] ?? 0) + t.bytes;
+    byDtype.set(t.dtype, (byDtype.get(t.dtype) ?? 0) + t.bytes);
     summary.byGroup[moduleGroup(t.name)] += t.bytes;
     summary.parameters += parameterCount(t);
     if (isMxfp4Blocks(t)) {
@@ -86,5 +88,6 @@ export function summarizeTensors(tensors: readonly (TensorLike | TensorEntry)[])
     }
     if (t.dtype === "BF16" || t.dtype === "F16" || t.dtype === "F32") summary.unquantizedBytes += t.bytes;
   }
+  summary.byDtype = Object.fromEntries(byDtype);
   return summary;
 }

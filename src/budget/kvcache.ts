@@ -21,25 +21,27 @@ export interface KvModel {
   formula: string;
 }
 
-const KV_DTYPE_BYTES: Readonly<Record<string, number>> = {
-  bfloat16: 2,
-  float16: 2,
-  half: 2,
-  float32: 4,
-  float: 4,
-  fp8: 1,
-  fp8_e4m3: 1,
-  fp8_e5m2: 1,
-  float8_e4m3fn: 1,
-};
+// A Map: the dtype comes from config.json or a setting, and "__proto__" or "constructor" must not
+// find an object's inherited members.
+const KV_DTYPE_BYTES: ReadonlyMap<string, number> = new Map([
+  ["bfloat16", 2],
+  ["float16", 2],
+  ["half", 2],
+  ["float32", 4],
+  ["float", 4],
+  ["fp8", 1],
+  ["fp8_e4m3", 1],
+  ["fp8_e5m2", 1],
+  ["float8_e4m3fn", 1],
+]);
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
 function positiveInt(config: Record<string, unknown>, key: string): number | undefined {
-  const v = config[key];
-  return typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined;
+  const v = Object.hasOwn(config, key) ? config[key] : undefined;
+  return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
 
 /**
@@ -76,16 +78,27 @@ export function kvModelFromConfig(config: Record<string, unknown>, kvCacheDtype 
             : "bfloat16"
         ).replace(/^torch\./, "")
       : kvCacheDtype;
-  const dtypeBytes = KV_DTYPE_BYTES[dtype];
+  const dtypeBytes = KV_DTYPE_BYTES.get(dtype);
   if (dtypeBytes === undefined) {
     throw new ConfigError(
-      `KV cache dtype "${dtype}" is not one MemLens knows (${Object.keys(KV_DTYPE_BYTES).join(", ")}).`,
+      `KV cache dtype ${JSON.stringify(dtype.slice(0, 60))} is not one MemLens knows (${[...KV_DTYPE_BYTES.keys()].join(", ")}).`,
     );
   }
   const window = positiveInt(text, "sliding_window");
   let slidingLayers = 0;
-  if (Array.isArray(text.layer_types)) {
-    slidingLayers = text.layer_types.filter((t) => t === "sliding_attention").length;
+  if (text.layer_types !== undefined && text.layer_types !== null) {
+    // One entry per layer (transformers checks the same); more sliding layers than layers would
+    // make the full-attention count negative, and with it every token figure.
+    const types = text.layer_types;
+    if (!Array.isArray(types) || !types.every((t) => typeof t === "string")) {
+      throw new ConfigError("config.json's layer_types is not a list of layer type names.");
+    }
+    if (types.length !== layers) {
+      throw new ConfigError(
+        `config.json's layer_types has ${types.length} entries but num_hidden_layers is ${layers}: one entry per layer is expected.`,
+      );
+    }
+    slidingLayers = types.filter((t) => t === "sliding_attention").length;
   } else if (window !== undefined && text.use_sliding_window !== false) {
     slidingLayers = layers;
   }

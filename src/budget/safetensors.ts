@@ -1,7 +1,8 @@
 // Reads safetensors headers (never tensor data) from local files or through an injected byte
 // source (ssh to the GPU host), and checks them so a broken checkpoint gives a clear error.
-import { open, readdir, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import * as path from "node:path";
+import { FileReadError, openRegularFile, parseJson } from "../fileRead";
 
 /** Where checkpoint bytes come from: the local disk, or the remote host through the runner. */
 export interface ByteSource {
@@ -17,12 +18,22 @@ export interface ByteSource {
 export class LocalByteSource implements ByteSource {
   readonly where = "local";
 
+  /** Only regular files have a size worth reading: a FIFO would block the read, a directory fail it. */
   async size(filePath: string): Promise<number> {
-    return (await stat(filePath)).size;
+    const stats = await stat(filePath);
+    if (!stats.isFile()) {
+      throw new FileReadError(
+        filePath,
+        stats.isDirectory()
+          ? "is a directory, not a file"
+          : "is not a regular file (a pipe, socket or device)",
+      );
+    }
+    return stats.size;
   }
 
   async read(filePath: string, offset: number, length: number): Promise<Uint8Array> {
-    const handle = await open(filePath, "r");
+    const handle = await openRegularFile(filePath);
     try {
       const buffer = new Uint8Array(length);
       let done = 0;
@@ -57,7 +68,7 @@ export class CheckpointError extends Error {
   }
 }
 
-/** Bits per element of each safetensors dtype (F4/F6 are sub-byte). */
+/** Bits per element of each safetensors dtype (F4/F6 are sub-byte). Look up with dtypeBits. */
 export const DTYPE_BITS: Readonly<Record<string, number>> = {
   BOOL: 8,
   U8: 8,
@@ -81,8 +92,23 @@ export const DTYPE_BITS: Readonly<Record<string, number>> = {
   F64: 64,
 };
 
+/**
+ * Bits per element of a dtype named in a file; undefined for one safetensors does not define.
+ * Own properties only: "__proto__" or "constructor" from a header must not find Object's.
+ */
+export function dtypeBits(dtype: string): number | undefined {
+  return Object.hasOwn(DTYPE_BITS, dtype) ? DTYPE_BITS[dtype] : undefined;
+}
+
 /** safetensors refuses headers over 100 MB; anything bigger means the file is not one. */
 const MAX_HEADER_BYTES = 100_000_000;
+/** A model's config.json is a few kB; this much is not one (and is never read whole). */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/** A name read from a file, for a message: quoted, control characters escaped, and short. */
+function quoted(name: string): string {
+  return JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
+}
 
 export interface TensorEntry {
   name: string;
@@ -108,19 +134,40 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 export function tensorBytes(dtype: string, shape: readonly number[]): number {
-  const bits = DTYPE_BITS[dtype];
-  if (bits === undefined) throw new Error(`unknown dtype ${dtype}`);
+  const bits = dtypeBits(dtype);
+  if (bits === undefined) throw new Error(`unknown dtype ${quoted(dtype)}`);
   return Math.ceil((elementCount(shape) * bits) / 8);
+}
+
+/** A read through the source, with a failure (EISDIR, ENOENT, a lost connection) as a CheckpointError. */
+async function readBytes(
+  source: ByteSource,
+  file: string,
+  offset: number,
+  length: number,
+  what: string,
+): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await source.read(file, offset, length);
+  } catch (err) {
+    throw new CheckpointError(file, `could not be read (${errorText(err)}).`);
+  }
+  if (bytes.length < length) throw new CheckpointError(file, `could not read its ${what}.`);
+  return bytes;
+}
+
+async function sizeOf(source: ByteSource, file: string, advice?: string): Promise<number> {
+  try {
+    return await source.size(file);
+  } catch (err) {
+    throw new CheckpointError(file, `cannot be read (${errorText(err)}).`, advice);
+  }
 }
 
 /** Reads and validates one file's header: 8-byte little-endian length, then that much JSON. */
 export async function readSafetensorsHeader(source: ByteSource, file: string): Promise<SafetensorsHeader> {
-  let fileSize: number;
-  try {
-    fileSize = await source.size(file);
-  } catch (err) {
-    throw new CheckpointError(file, `cannot be read (${errorText(err)}).`);
-  }
+  const fileSize = await sizeOf(source, file);
   if (fileSize < 8) {
     throw new CheckpointError(
       file,
@@ -128,13 +175,13 @@ export async function readSafetensorsHeader(source: ByteSource, file: string): P
       "The file is truncated: download it again.",
     );
   }
-  const lengthBytes = await source.read(file, 0, 8);
-  if (lengthBytes.length < 8) throw new CheckpointError(file, "could not read its first 8 bytes.");
+  const lengthBytes = await readBytes(source, file, 0, 8, "first 8 bytes");
   const headerLength64 = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
   if (headerLength64 > BigInt(MAX_HEADER_BYTES)) {
+    // The number is not given: it is the file's first 8 bytes, and the file may be any file.
     throw new CheckpointError(
       file,
-      `is not a safetensors file: its first 8 bytes give a header length of ${headerLength64} bytes (safetensors allows at most ${MAX_HEADER_BYTES}).`,
+      `is not a safetensors file: its first 8 bytes are not a header length safetensors allows (at most ${MAX_HEADER_BYTES}).`,
     );
   }
   const headerLength = Number(headerLength64);
@@ -147,29 +194,29 @@ export async function readSafetensorsHeader(source: ByteSource, file: string): P
       "Download it again.",
     );
   }
-  const headerBytes = await source.read(file, 8, headerLength);
-  if (headerBytes.length < headerLength)
-    throw new CheckpointError(file, `could not read its ${headerLength}-byte header.`);
-  let parsed: unknown;
+  const headerBytes = await readBytes(source, file, 8, headerLength, `${headerLength}-byte header`);
+  let text: string;
   try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
-  } catch (err) {
-    throw new CheckpointError(file, `has a malformed header: not valid JSON (${errorText(err)}).`);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+  } catch {
+    throw new CheckpointError(file, "has a malformed header: not valid UTF-8.");
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+  const parsed = parseJson(text);
+  if (!parsed.ok) throw new CheckpointError(file, `has a malformed header: ${parsed.reason}.`);
+  if (typeof parsed.value !== "object" || parsed.value === null || Array.isArray(parsed.value)) {
     throw new CheckpointError(file, "has a malformed header: the JSON is not an object of tensors.");
   }
   const dataBytes = fileSize - 8 - headerLength;
   const tensors: TensorEntry[] = [];
+  const spans: { name: string; begin: number; end: number }[] = [];
   let metadata: Record<string, string> = {};
-  let dataEnd = 0;
-  for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(parsed.value as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof raw === "object" && raw !== null) metadata = raw as Record<string, string>;
       continue;
     }
     const entry = validateEntry(file, name, raw, dataBytes);
-    dataEnd = Math.max(dataEnd, entry.end);
+    if (entry.end > entry.begin) spans.push({ name, begin: entry.begin, end: entry.end });
     tensors.push({
       name,
       dtype: entry.dtype,
@@ -178,6 +225,18 @@ export async function readSafetensorsHeader(source: ByteSource, file: string): P
       elements: elementCount(entry.shape),
       file,
     });
+  }
+  // Two tensors on the same bytes would be counted twice (and loading would alias them).
+  spans.sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < spans.length; i++) {
+    const [before, after] = [spans[i - 1]!, spans[i]!];
+    if (after.begin < before.end) {
+      throw new CheckpointError(
+        file,
+        `has a malformed header: tensors ${quoted(before.name)} (bytes ${before.begin}–${before.end}) and ${quoted(after.name)} (bytes ${after.begin}–${after.end}) overlap in the data.`,
+        "The file is corrupt: download it again.",
+      );
+    }
   }
   return { file, fileSize, headerLength, metadata, tensors };
 }
@@ -189,12 +248,12 @@ function validateEntry(
   dataBytes: number,
 ): { dtype: string; shape: number[]; begin: number; end: number } {
   const bad = (problem: string): CheckpointError =>
-    new CheckpointError(file, `has a malformed header: tensor "${name}" ${problem}.`);
+    new CheckpointError(file, `has a malformed header: tensor ${quoted(name)} ${problem}.`);
   if (typeof raw !== "object" || raw === null) throw bad("is not an object");
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== "string") throw bad("has no dtype");
-  if (DTYPE_BITS[dtype] === undefined) {
-    throw bad(`has unknown dtype "${dtype}" (known: ${Object.keys(DTYPE_BITS).join(", ")})`);
+  if (dtypeBits(dtype) === undefined) {
+    throw bad(`has unknown dtype ${quoted(dtype)} (known: ${Object.keys(DTYPE_BITS).join(", ")})`);
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
     throw bad("has a shape that is not a list of non-negative integers");
@@ -215,7 +274,7 @@ function validateEntry(
   if (end > dataBytes) {
     throw new CheckpointError(
       file,
-      `is truncated: tensor "${name}" ends at byte ${end} of the data, but the file holds only ${dataBytes} data bytes after its header.`,
+      `is truncated: tensor ${quoted(name)} ends at byte ${end} of the data, but the file holds only ${dataBytes} data bytes after its header.`,
       "Download it again.",
     );
   }
@@ -285,6 +344,8 @@ export async function readCheckpoint(source: ByteSource, dir: string): Promise<C
     totalBytes: 0,
     warnings,
   };
+  const seen = new Map<string, string>();
+  const repeated: string[] = [];
   for (const shard of shardNames) {
     const header = await readSafetensorsHeader(source, source.join(dir, shard));
     inventory.files.push({
@@ -294,9 +355,20 @@ export async function readCheckpoint(source: ByteSource, dir: string): Promise<C
       tensors: header.tensors.length,
     });
     for (const t of header.tensors) {
+      // A tensor in two shards is loaded once (the index names one of them): counted once.
+      if (seen.has(t.name)) {
+        repeated.push(t.name);
+        continue;
+      }
+      seen.set(t.name, shard);
       inventory.tensors.push(t);
       inventory.totalBytes += t.bytes;
     }
+  }
+  if (repeated.length > 0) {
+    warnings.push(
+      `${repeated.length} tensor(s) appear in more than one shard (e.g. ${quoted(repeated[0]!)}); each is counted once.`,
+    );
   }
   if (weightMap && index) {
     const byName = new Map(inventory.tensors.map((t) => [t.name, t]));
@@ -305,12 +377,12 @@ export async function readCheckpoint(source: ByteSource, dir: string): Promise<C
       if (!found) {
         throw new CheckpointError(
           source.join(dir, shard),
-          `does not hold tensor "${name}", which ${INDEX_NAME} places there.`,
+          `does not hold tensor ${quoted(name)}, which ${INDEX_NAME} places there.`,
           "The shard and the index come from different downloads: fetch them again.",
         );
       }
     }
-    const unlisted = inventory.tensors.filter((t) => weightMap[t.name] === undefined).length;
+    const unlisted = inventory.tensors.filter((t) => !Object.hasOwn(weightMap, t.name)).length;
     if (unlisted > 0)
       warnings.push(`${unlisted} tensors in the shards are not in ${INDEX_NAME}'s weight_map (counted).`);
     if (indexTotal !== undefined && indexTotal !== inventory.totalBytes) {
@@ -322,24 +394,42 @@ export async function readCheckpoint(source: ByteSource, dir: string): Promise<C
   return inventory;
 }
 
+/** A small JSON file of a model folder, whole: bounded, and never quoted in an error. */
+async function readJsonFile(
+  source: ByteSource,
+  file: string,
+  maxBytes: number,
+  advice?: string,
+): Promise<unknown> {
+  const size = await sizeOf(source, file, advice);
+  if (size > maxBytes) {
+    throw new CheckpointError(
+      file,
+      `is ${size} bytes: more than a file of its kind holds (at most ${maxBytes}).`,
+    );
+  }
+  if (size === 0) throw new CheckpointError(file, "is empty.", advice);
+  const bytes = await readBytes(source, file, 0, size, `${size} bytes`);
+  // TextDecoder drops a byte order mark.
+  const parsed = parseJson(new TextDecoder().decode(bytes));
+  if (!parsed.ok) throw new CheckpointError(file, `is ${parsed.reason}.`);
+  return parsed.value;
+}
+
 async function readIndex(
   source: ByteSource,
   index: string,
 ): Promise<{ weightMap: Record<string, string>; totalSize?: number }> {
-  const size = await source.size(index);
-  if (size > MAX_HEADER_BYTES)
-    throw new CheckpointError(index, `is ${size} bytes: too big for an index file.`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(await source.read(index, 0, size)));
-  } catch (err) {
-    throw new CheckpointError(index, `is not valid JSON (${errorText(err)}).`);
-  }
+  const parsed = await readJsonFile(source, index, MAX_HEADER_BYTES);
   const weightMap = (parsed as { weight_map?: unknown } | null)?.weight_map;
+  // Shard names are file names in the folder: nothing that leads out of it ("..", "a/b").
+  const fileName = (v: unknown) =>
+    typeof v === "string" && v !== "" && v !== "." && v !== ".." && !v.includes("/") && !v.includes("\\");
   if (
     typeof weightMap !== "object" ||
     weightMap === null ||
-    !Object.values(weightMap).every((v) => typeof v === "string" && !v.includes("/") && !v.includes("\\"))
+    Array.isArray(weightMap) ||
+    !Object.values(weightMap).every(fileName)
   ) {
     throw new CheckpointError(index, 'has no "weight_map" object of tensor name → shard file name.');
   }
@@ -350,25 +440,10 @@ async function readIndex(
   };
 }
 
-/** Reads and parses `config.json` of a model folder. */
+/** Reads and parses `config.json` of a model folder (a regular file of at most MAX_CONFIG_BYTES). */
 export async function readModelConfig(source: ByteSource, dir: string): Promise<Record<string, unknown>> {
   const file = source.join(dir, "config.json");
-  let size: number;
-  try {
-    size = await source.size(file);
-  } catch (err) {
-    throw new CheckpointError(
-      file,
-      `cannot be read (${errorText(err)}).`,
-      "A model folder needs its config.json.",
-    );
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(await source.read(file, 0, size)));
-  } catch (err) {
-    throw new CheckpointError(file, `is not valid JSON (${errorText(err)}).`);
-  }
+  const parsed = await readJsonFile(source, file, MAX_CONFIG_BYTES, "A model folder needs its config.json.");
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new CheckpointError(file, "is not a JSON object.");
   }
@@ -376,5 +451,6 @@ export async function readModelConfig(source: ByteSource, dir: string): Promise<
 }
 
 function errorText(err: unknown): string {
+  if (err instanceof FileReadError) return err.problem;
   return err instanceof Error ? err.message : String(err);
 }

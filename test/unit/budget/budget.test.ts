@@ -147,7 +147,11 @@ void test("malformed header: not JSON, bad dtype, bad offsets, absurd length", a
   const huge = Buffer.alloc(16);
   huge.writeBigUInt64LE(2n ** 40n);
   writeFileSync(file, huge);
-  await expectError(dir, /not a safetensors file: .* header length of 1099511627776/, "model.safetensors");
+  await expectError(
+    dir,
+    /not a safetensors file: its first 8 bytes are not a header length safetensors allows/,
+    "model.safetensors",
+  );
 
   writeFileSync(file, Buffer.from([1, 2, 3]));
   await expectError(dir, /is 3 bytes: too short/, "model.safetensors");
