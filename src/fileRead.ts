@@ -1,8 +1,11 @@
 // Reading files a workspace, a run folder or a model folder names: only regular files, small ones
 // whole and with a bound, and errors that name the file but never quote what is in it (the file
 // may be a link to a secret).
-import { constants } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+
+/** Python sources (the largest of vLLM are a few hundred kB): a file past this is not one to index. */
+export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 export class FileReadError extends Error {
   constructor(
@@ -75,6 +78,38 @@ export async function readSmallFile(file: string, maxBytes: number): Promise<Buf
     return Buffer.concat(chunks, done);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * readSmallTextFile for callers that cannot wait (line texts looked up while a view is built):
+ * the same checks, so a FIFO or /dev/zero behind a source path cannot hang or fill memory.
+ */
+export function readSmallTextFileSync(file: string, maxBytes: number): string {
+  const fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      throw new FileReadError(file, `is ${kindOf(stats)}, not a regular file.`, "ENOTREG");
+    }
+    if (stats.size > maxBytes) {
+      throw new FileReadError(
+        file,
+        `is ${stats.size} bytes; more than the ${maxBytes} bytes expected of it.`,
+        "EFBIG",
+      );
+    }
+    const buffer = Buffer.alloc(stats.size);
+    let done = 0;
+    while (done < buffer.length) {
+      const read = readSync(fd, buffer, done, buffer.length - done, done);
+      if (read === 0) break;
+      done += read;
+    }
+    const text = buffer.subarray(0, done).toString("utf8");
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { RunModel } from "../model/runModel";
 import { loadRun, EVENTS_FILE } from "../runner/store";
-import { FileReadError } from "../fileRead";
+import { FileReadError, MAX_SOURCE_BYTES, readSmallTextFileSync } from "../fileRead";
 import type { RunMeta } from "../runner/types";
 import { CheckpointError, LocalByteSource } from "../budget/safetensors";
 import { ConfigError } from "../budget/kvcache";
@@ -98,7 +98,8 @@ function localLineText(): (file: string, line: number) => string | undefined {
     let lines = cache.get(file);
     if (lines === undefined) {
       try {
-        lines = readFileSync(file, "utf8").split(/\r?\n/);
+        // The path comes from the run's events: only a regular file of source size is read.
+        lines = readSmallTextFileSync(file, MAX_SOURCE_BYTES).split(/\r?\n/);
       } catch {
         lines = null;
       }

@@ -1,6 +1,6 @@
 // Where a breakpoint in a Python file pauses: on a `def` line (or its decorators or signature),
 // the function's entry by module:qualname; on any other code line, that line (file:line).
-import { readFileSync } from "node:fs";
+import { MAX_SOURCE_BYTES, readErrorText, readSmallTextFileSync } from "../fileRead";
 import path from "node:path";
 import { resolveModuleNameOnDisk } from "../catalog/moduleName";
 import { indexPythonSource, type PythonDef, type PythonSourceIndex } from "../catalog/pythonDefs";
@@ -29,12 +29,9 @@ export function resolveBreakpointLocation(
 ): BreakpointLocation {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readSmallTextFileSync(file, MAX_SOURCE_BYTES);
   } catch (error) {
-    return {
-      kind: "error",
-      message: `Cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`,
-    };
+    return { kind: "error", message: `Cannot read ${file}: it ${readErrorText(error)}` };
   }
   const index = indexPythonSource(text);
   const line0 = line - 1;
