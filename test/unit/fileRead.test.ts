@@ -24,7 +24,7 @@ void test("a FIFO, a device or a directory is refused at once, async and sync", 
     await assert.rejects(readSmallTextFile(file, 1024), kind);
     assert.throws(() => readSmallTextFileSync(file, 1024), kind);
   }
-  const location = resolveBreakpointLocation(fifo, 1, {});
+  const location = resolveBreakpointLocation(fifo, 1, { sourceRoots: [], pathMappings: [] });
   assert.equal(location.kind, "error");
   assert.match(location.kind === "error" ? location.message : "", /pipe\.py: it is a named pipe/);
 });
