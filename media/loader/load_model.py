@@ -8,8 +8,8 @@ memlens.gpuMemoryUtilization; memlens.env overrides them):
     MEMLENS_MODEL                    model path or name (default openai/gpt-oss-20b)
     MEMLENS_GPU_MEMORY_UTILIZATION   U (default 0.98)
     MEMLENS_MAX_MODEL_LEN            default 32
-    MEMLENS_EMULATE_GPU_BYTES        emulate a card of this size: U is rescaled so that vLLM's budget
-                                     (total x U) is what it would be on that card
+    MEMLENS_EMULATE_GPU_BYTES        the card the probe emulates (it makes vLLM see that total, so
+                                     vLLM's budget is total x U as on that card); printed only
 
 Where vLLM cannot be imported it says so and runs a small bundled workload instead (torch on
 the GPU or CPU if torch is there, else plain Python buffers), so that a first run works on any
@@ -18,7 +18,6 @@ machine. Runs on Python 3.9+.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from typing import Any, List, Optional
@@ -51,87 +50,17 @@ def env_int(name: str, default: Optional[int]) -> Optional[int]:
         )
 
 
-class _MemoryV1(ctypes.Structure):
-    _fields_ = [
-        ("total", ctypes.c_ulonglong),
-        ("free", ctypes.c_ulonglong),
-        ("used", ctypes.c_ulonglong),
-    ]
-
-
-class _MemoryV2(ctypes.Structure):
-    _fields_ = [
-        ("version", ctypes.c_uint),
-        ("total", ctypes.c_ulonglong),
-        ("reserved", ctypes.c_ulonglong),
-        ("free", ctypes.c_ulonglong),
-        ("used", ctypes.c_ulonglong),
-    ]
-
-
-def _nvml_total_bytes() -> Optional[int]:
-    """The total that cudaMemGetInfo reports (what vLLM multiplies by gpu_memory_utilization): NVML's
-    total less the memory the driver reserves (v2 call); NVML's plain total on older drivers.
-    """
-    try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return None
-    if nvml.nvmlInit_v2() != 0:
-        return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
-    handle = ctypes.c_void_p()
-    if visible.isdigit():
-        found = nvml.nvmlDeviceGetHandleByIndex_v2(int(visible), ctypes.byref(handle))
-    else:
-        found = nvml.nvmlDeviceGetHandleByUUID(visible.encode(), ctypes.byref(handle))
-    if found != 0:
-        return None
-    memory_v2 = _MemoryV2()
-    memory_v2.version = ctypes.sizeof(_MemoryV2) | (2 << 24)
-    get_v2 = getattr(nvml, "nvmlDeviceGetMemoryInfo_v2", None)
-    if get_v2 is not None and get_v2(handle, ctypes.byref(memory_v2)) == 0:
-        return int(memory_v2.total - memory_v2.reserved)
-    memory = _MemoryV1()
-    if nvml.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(memory)) == 0:
-        return int(memory.total)
-    return None
-
-
-def device_total_bytes() -> Optional[int]:
-    """Total memory of the first visible GPU, from NVML so that no CUDA context is created here
-    (vLLM must be the first to initialise CUDA); torch as a fallback."""
-    total = _nvml_total_bytes()
-    if total is not None:
-        return total
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return int(torch.cuda.mem_get_info()[1])
-    except ImportError:
-        pass
-    return None
-
-
 def effective_utilization(utilization: float, emulate_bytes: Optional[int]) -> float:
-    if not emulate_bytes:
-        return utilization
-    total = device_total_bytes()
-    if total is None:
+    """gpu_memory_utilization as given: under emulation the probe makes vLLM's memory queries
+    answer as the smaller card would (total = that card's size), so vLLM's own budget and its
+    start-up check are the ones that card would get."""
+    if emulate_bytes:
         print(
-            "memlens loader: cannot read the GPU's total memory, so gpu_memory_utilization is not rescaled "
-            "for emulation",
+            f"memlens loader: emulating a {emulate_bytes / GiB:.2f} GiB card: vLLM sees that total, "
+            f"budget {utilization} x {emulate_bytes / GiB:.2f} GiB",
             flush=True,
         )
-        return utilization
-    scaled = min(1.0, utilization * emulate_bytes / total)
-    print(
-        f"memlens loader: emulating a {emulate_bytes / GiB:.2f} GiB card on a {total / GiB:.2f} GiB one: "
-        f"gpu_memory_utilization {utilization} -> {scaled:.4f} (budget {scaled * total / GiB:.2f} GiB)",
-        flush=True,
-    )
-    return scaled
+    return utilization
 
 
 def run_vllm(model: str, utilization: float, max_model_len: int) -> None:

@@ -10,12 +10,19 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
-from . import __version__
+from . import __version__, emulation
 from .control import PauseControl
 from .peaks import ScopePeak, TorchPeakView
 from .plan import Plan
 from .protocol import Event, current_rank, make_event
-from .readings import DeviceSources, Readings, Stats, read_host, reopen_after_fork, torch_if_cuda_initialised
+from .readings import (
+    DeviceSources,
+    Readings,
+    Stats,
+    read_host,
+    reopen_after_fork,
+    torch_if_cuda_initialised,
+)
 
 _UNSET: Any = object()
 MAX_MESSAGE_CHARS = 8000
@@ -35,7 +42,8 @@ PROBE_FRAMES = 40
 
 def process_name() -> Optional[str]:
     """multiprocessing's name for this process (vLLM names its engine process ``EngineCore_0``),
-    when it has one; known only once the child runs its target, hence sent on scope events."""
+    when it has one; known only once the child runs its target, hence sent on scope events.
+    """
     mp = sys.modules.get("multiprocessing")
     if mp is None:
         return None
@@ -48,7 +56,9 @@ def process_name() -> Optional[str]:
 
 def is_cuda_oom(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
-        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith("torch"):
+        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith(
+            "torch"
+        ):
             return True
     return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
 
@@ -103,7 +113,11 @@ class Scope:
         self.rss_peak = before.get("host_rss", 0)
 
     def frame(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"target": self.target.id, "scope_id": self.scope_id, "call": self.call}
+        out: Dict[str, Any] = {
+            "target": self.target.id,
+            "scope_id": self.scope_id,
+            "call": self.call,
+        }
         if self.file is not None:
             out["file"] = self.file
         if self.line is not None:
@@ -147,7 +161,9 @@ class Runtime:
         self.periodic: List[Callable[[], None]] = []
         # NVML's per-process query costs tens of µs in the driver, more than all other readings of a
         # probe point together; by default it is read by the sampler only (PROTOCOL.md).
-        self.process_used_at_probes = os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
+        self.process_used_at_probes = (
+            os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
+        )
         self.probe_ns = 0
         self.scopes = 0
         self._sampler: Optional[threading.Thread] = None
@@ -180,7 +196,15 @@ class Runtime:
         try:
             if device is _UNSET:
                 device = self.current_device()
-            self._send(make_event(event_type, pid=self.pid, rank=current_rank(), device=device, **fields))
+            self._send(
+                make_event(
+                    event_type,
+                    pid=self.pid,
+                    rank=current_rank(),
+                    device=device,
+                    **fields,
+                )
+            )
         finally:
             local.busy = was_busy
 
@@ -222,7 +246,12 @@ class Runtime:
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         try:
-            self.emit("error", device=self.last_device, message=f"{type(exc).__name__}: {exc}", where=where)
+            self.emit(
+                "error",
+                device=self.last_device,
+                message=f"{type(exc).__name__}: {exc}",
+                where=where,
+            )
         except Exception:
             pass
 
@@ -248,7 +277,9 @@ class Runtime:
                 self._close_unrecorded()
         self._run_periodic()
         self.report_unresolved()
-        self.emit("bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes)
+        self.emit(
+            "bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes
+        )
 
     # ----- targets ----------------------------------------------------------------------------
 
@@ -257,12 +288,22 @@ class Runtime:
             if target.id in self.resolved:
                 return
             self.resolved.add(target.id)
-        self.emit("target_resolved", target=target.id, kind=target.kind, spec=target.spec, **fields)
+        self.emit(
+            "target_resolved",
+            target=target.id,
+            kind=target.kind,
+            spec=target.spec,
+            **fields,
+        )
 
     def report_not_found(self, target: Any, reason: str, at_once: bool) -> None:
         with self._lock:
             self.not_found_reasons[target.id] = reason
-            if not at_once or target.id in self.not_found_sent or target.id in self.resolved:
+            if (
+                not at_once
+                or target.id in self.not_found_sent
+                or target.id in self.resolved
+            ):
                 return
             self.not_found_sent.add(target.id)
         self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
@@ -279,7 +320,9 @@ class Runtime:
                     reason = f"module {target.module} was never imported"
                 else:
                     reason = f"{target.file} was never executed"
-            self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
+            self.emit(
+                "target_not_found", target=target.id, spec=target.spec, reason=reason
+            )
 
     # ----- torch ------------------------------------------------------------------------------
 
@@ -289,7 +332,9 @@ class Runtime:
                 view = TorchPeakView(torch)
             except Exception as exc:
                 self._view_failed = True
-                self.internal_error("installing the peak view over torch's memory stats", exc)
+                self.internal_error(
+                    "installing the peak view over torch's memory stats", exc
+                )
                 return None
             with self._lock:
                 for record in self._pending_records:
@@ -325,17 +370,29 @@ class Runtime:
         if cap is None or device in self._capped:
             return
         self._capped.add(device)
-        total = int(torch.cuda.get_device_properties(device).total_memory)
-        fraction = min(1.0, cap / total)
+        free, total = (int(x) for x in torch.cuda.mem_get_info(device))
+        # On the small card the CUDA context and other non-torch memory come out of the same
+        # bytes, so torch may take only what they leave (non-torch growth later is not re-capped).
+        non_torch = max(0, total - free - int(torch.cuda.memory_reserved(device)))
+        fraction = min(1.0, max(0, cap - non_torch) / total)
         torch.cuda.set_per_process_memory_fraction(fraction, device)
+        replaced = emulation.install_memory_info_view(torch, cap)
         effective = int(fraction * total)
         self.emit(
             "fact",
             device=device,
             kind="emulated_device",
-            values={"bytes": cap, "cap_bytes": effective, "device_total_bytes": total, "fraction": fraction},
-            line=f"memlens: torch allocations on cuda:{device} capped at {effective} bytes "
-            f"(set_per_process_memory_fraction({fraction:.6f}) of {total} bytes)",
+            values={
+                "bytes": cap,
+                "cap_bytes": effective,
+                "device_total_bytes": total,
+                "non_torch_at_cap_bytes": non_torch,
+                "fraction": fraction,
+            },
+            line=f"memlens: emulating a {cap} byte card on cuda:{device}: torch allocations capped at "
+            f"{effective} bytes (set_per_process_memory_fraction({fraction:.6f}) of {total} bytes, "
+            f"less {non_torch} bytes non-torch); the target's {', '.join(replaced) or 'memory queries'} "
+            f"report total {cap} bytes",
         )
 
     def _capturing(self, torch: Any) -> bool:
@@ -379,7 +436,11 @@ class Runtime:
                     self._cap_device(torch, device)
                 except Exception as exc:
                     self.internal_error("emulate_device_bytes", exc)
-        readings.update(self.sources.cuda_readings(torch, device, stats, self.process_used_at_probes))
+        readings.update(
+            self.sources.cuda_readings(
+                torch, device, stats, self.process_used_at_probes
+            )
+        )
         return readings, device, stats
 
     def _open_record(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
@@ -411,7 +472,9 @@ class Runtime:
             local.stack_pid = self.pid
         return stack
 
-    def enter(self, target: Any, file: Optional[str], line: Optional[int]) -> Optional[Scope]:
+    def enter(
+        self, target: Any, file: Optional[str], line: Optional[int]
+    ) -> Optional[Scope]:
         local = self._local
         if not self.active or getattr(local, "busy", False):
             return None
@@ -466,7 +529,14 @@ class Runtime:
             announced = True
             reason = self.control.should_pause(target.id, scope_id, "entry")
             if reason is not None:
-                self._pause(scope, "entry", reason, readings, self._peak(scope, readings, device), device)
+                self._pause(
+                    scope,
+                    "entry",
+                    reason,
+                    readings,
+                    self._peak(scope, readings, device),
+                    device,
+                )
             scope.start_ns = _perf_counter_ns()
             self.scopes += 1
             return scope
@@ -482,7 +552,9 @@ class Runtime:
             self.probe_ns += _perf_counter_ns() - started
             local.busy = False
 
-    def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
+    def _peak(
+        self, scope: Scope, readings: Readings, device: Optional[int]
+    ) -> Dict[str, int]:
         peak: Dict[str, int] = {}
         record = scope.record
         if record is not None and record.device is not None and record.device == device:
@@ -490,8 +562,12 @@ class Runtime:
                 peak["allocated"] = max(record.allocated, readings["allocated"])
             if "reserved" in readings:
                 peak["reserved"] = max(record.reserved, readings["reserved"])
+            if "requested" in readings:
+                peak["requested"] = max(record.requested, readings["requested"])
         if scope.sampled and "host_rss" in readings:
-            peak["host_rss"] = max(scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0))
+            peak["host_rss"] = max(
+                scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0)
+            )
         return peak
 
     def exit(self, scope: Optional[Scope], exc: Optional[BaseException]) -> None:
@@ -510,7 +586,9 @@ class Runtime:
             self.probe_ns += _perf_counter_ns() - started
             local.busy = False
 
-    def _exit_scope(self, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
+    def _exit_scope(
+        self, scope: Scope, exc: Optional[BaseException], now_ns: int
+    ) -> None:
         try:
             duration = now_ns - scope.start_ns
             readings, device, _stats = self._boundary()
@@ -519,7 +597,9 @@ class Runtime:
             reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
             # The stack as it was, only for an oom or a pause: built for every exit, it would cost as
             # much as the stack is deep.
-            frames = [s.frame() for s in self._stack()] if oom or reason is not None else []
+            frames = (
+                [s.frame() for s in self._stack()] if oom or reason is not None else []
+            )
             self._forget(scope)
             if oom:
                 self.emit(
@@ -566,7 +646,10 @@ class Runtime:
         if scope.record is not None:
             record, scope.record = scope.record, None
             self._close_record(record)
-        if self._recursion_set is not None and len(self._open) < RECURSION_HEADROOM_FROM:
+        if (
+            self._recursion_set is not None
+            and len(self._open) < RECURSION_HEADROOM_FROM
+        ):
             self._recursion_headroom(0)
 
     def _close_unrecorded(self) -> None:
@@ -594,7 +677,9 @@ class Runtime:
         """Keep the recursion limit at what the target set plus the frames the probe adds."""
         current = sys.getrecursionlimit()
         if current != self._recursion_set:
-            self._recursion_base = current  # the target's own limit (it may have changed it since)
+            self._recursion_base = (
+                current  # the target's own limit (it may have changed it since)
+            )
             self._recursion_set = None
         if open_scopes >= RECURSION_HEADROOM_FROM:
             wanted = self._recursion_base + open_scopes + PROBE_FRAMES
@@ -635,7 +720,9 @@ class Runtime:
     ) -> None:
         if frames is None:
             frames = [s.frame() for s in self._stack()]
-        since_entry = {k: v - scope.before[k] for k, v in readings.items() if k in scope.before}
+        since_entry = {
+            k: v - scope.before[k] for k, v in readings.items() if k in scope.before
+        }
         released = self.control.prepare_wait(scope.scope_id, at)
         self.emit(
             "paused",
@@ -675,7 +762,10 @@ class Runtime:
             return
         self._sampler_stop = threading.Event()
         self._sampler = threading.Thread(
-            target=self._sample_loop, args=(interval / 1000.0,), name="memlens-sampler", daemon=True
+            target=self._sample_loop,
+            args=(interval / 1000.0,),
+            name="memlens-sampler",
+            daemon=True,
         )
         self._sampler.start()
 
@@ -684,7 +774,11 @@ class Runtime:
         # runs aborts the process (seen on an H200: exit 134), so the sampler ends first.
         sampler = self._sampler
         self._sampler_stop.set()
-        if sampler is not None and sampler is not threading.current_thread() and sampler.is_alive():
+        if (
+            sampler is not None
+            and sampler is not threading.current_thread()
+            and sampler.is_alive()
+        ):
             sampler.join(timeout=2.0)
         self._sampler = None
 
@@ -696,8 +790,14 @@ class Runtime:
             device = self._device_in_use(torch)
         if torch is not None and device is not None:
             try:
-                real_stats = self.view.real_stats if self.view is not None else torch._C._cuda_memoryStats
-                readings.update(self.sources.cuda_readings(torch, device, real_stats(device)))
+                real_stats = (
+                    self.view.real_stats
+                    if self.view is not None
+                    else torch._C._cuda_memoryStats
+                )
+                readings.update(
+                    self.sources.cuda_readings(torch, device, real_stats(device))
+                )
             except Exception:
                 pass
         return readings
@@ -717,7 +817,9 @@ class Runtime:
         return None
 
     def _sample_loop(self, period: float) -> None:
-        self._local.busy = True  # a probed function called from here must not open scopes
+        self._local.busy = (
+            True  # a probed function called from here must not open scopes
+        )
         pid = self.pid
         deadline = time.monotonic()
         stop = self._sampler_stop

@@ -27,14 +27,24 @@ class FakeCuda:
         return 0
 
     def mem_get_info(self, device: int):
-        used = self.allocator.current[device][("reserved_bytes", "all")] + 500 * (1 << 20)
+        used = self.allocator.current[device][("reserved_bytes", "all")] + 500 * (
+            1 << 20
+        )
         return 80 * GIB - used, 80 * GIB
 
+    def memory_reserved(self, device: int) -> int:
+        return self.allocator.current[device][("reserved_bytes", "all")]
+
     def cudart(self):
-        return types.SimpleNamespace(cudaMemGetInfo=self.mem_get_info)
+        # The C call, not the Python wrapper that emulation replaces.
+        return types.SimpleNamespace(
+            cudaMemGetInfo=lambda device: FakeCuda.mem_get_info(self, device)
+        )
 
     def get_device_properties(self, device: int):
-        return types.SimpleNamespace(uuid="00000000-0000-0000-0000-000000000000", total_memory=80 * GIB)
+        return types.SimpleNamespace(
+            uuid="00000000-0000-0000-0000-000000000000", total_memory=80 * GIB
+        )
 
     def set_per_process_memory_fraction(self, fraction: float, device: int) -> None:
         self.fractions[device] = fraction
@@ -59,7 +69,9 @@ def fake_torch(monkeypatch):
         __version__="0-test",
         cuda=cuda,
         _C=c_module,
-        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
+        accelerator=types.SimpleNamespace(
+            current_accelerator=lambda: types.SimpleNamespace(type="cuda")
+        ),
     )
     monkeypatch.setitem(__import__("sys").modules, "torch", torch)
     return torch, allocator
@@ -69,7 +81,10 @@ def make_runtime(**plan_extra):
     plan = parse_plan(
         {
             "version": 1,
-            "targets": [{"id": "outer", "function": "m:outer"}, {"id": "inner", "function": "m:inner"}],
+            "targets": [
+                {"id": "outer", "function": "m:outer"},
+                {"id": "inner", "function": "m:inner"},
+            ],
             **plan_extra,
         }
     )
@@ -92,17 +107,24 @@ def test_readings_and_peaks_through_the_view(fake_torch):
     runtime.exit(scope_inner, None)
     runtime.exit(scope_outer, None)
     exits = {e["target"]: e for e in events if e["type"] == "exit"}
-    assert exits["inner"]["before"]["allocated"] == 1000 and exits["inner"]["after"]["allocated"] == 1050
+    assert (
+        exits["inner"]["before"]["allocated"] == 1000
+        and exits["inner"]["after"]["allocated"] == 1050
+    )
     assert exits["inner"]["peak"]["allocated"] == 1050
-    assert exits["outer"]["peak"]["allocated"] == 1300  # survives the inner scope's resets
+    assert (
+        exits["outer"]["peak"]["allocated"] == 1300
+    )  # survives the inner scope's resets
     after = exits["outer"]["after"]
-    assert after["device_total"] == 80 * GIB and after["device_used"] - after["reserved"] == after[
-        "non_torch"
-    ] == 500 * (1 << 20)
+    assert after["device_total"] == 80 * GIB and after["device_used"] - after[
+        "reserved"
+    ] == after["non_torch"] == 500 * (1 << 20)
     assert all(e["device"] == 0 for e in events if e["type"] in ("enter", "exit"))
     # The target still reads the peak it would have read without the probe.
     assert torch._C._cuda_memoryStats(0)["allocated_bytes"]["all"]["peak"] == 1300
-    assert allocator.stats(0)["allocated_bytes"]["all"]["peak"] == 1050  # the real counter was reset
+    assert (
+        allocator.stats(0)["allocated_bytes"]["all"]["peak"] == 1050
+    )  # the real counter was reset
 
 
 def test_scope_opened_before_cuda_init(fake_torch):
@@ -114,7 +136,9 @@ def test_scope_opened_before_cuda_init(fake_torch):
     allocator.free(0, 1024)
     runtime.exit(scope, None)
     exit_event = next(e for e in events if e["type"] == "exit")
-    assert "allocated" not in exit_event["before"] and exit_event["before"].get("host_rss")
+    assert "allocated" not in exit_event["before"] and exit_event["before"].get(
+        "host_rss"
+    )
     assert exit_event["after"]["allocated"] == 3072
     assert exit_event["peak"]["allocated"] == 4096
 
@@ -126,6 +150,16 @@ def test_emulated_device_cap_applied_at_cuda_init(fake_torch):
     assert not torch.cuda.fractions  # waits for the target to initialise CUDA
     torch.cuda.initialised = True
     torch.cuda.queued()
-    assert torch.cuda.fractions == {0: 16 / 80}
+    # The 500 MiB the fake CUDA context holds comes out of the small card too.
+    context = 500 * (1 << 20)
+    assert torch.cuda.fractions == {0: (16 * GIB - context) / (80 * GIB)}
     fact = next(e for e in events if e["type"] == "fact")
-    assert fact["kind"] == "emulated_device" and fact["values"]["cap_bytes"] == 16 * GIB
+    assert (
+        fact["kind"] == "emulated_device"
+        and fact["values"]["cap_bytes"] == 16 * GIB - context
+    )
+    assert fact["values"]["non_torch_at_cap_bytes"] == context
+    # The target now sees the small card: total 16 GiB, free = 16 GiB less what is in use.
+    assert torch.cuda.mem_get_info(0) == (16 * GIB - context, 16 * GIB)
+    # The probe's own reading stays the real device's.
+    assert torch.cuda.cudart().cudaMemGetInfo(0)[1] == 80 * GIB
