@@ -20,6 +20,10 @@ ALLOCATED_PEAK: PeakPath = ("allocated_bytes", "all", "peak")
 RESERVED_PEAK: PeakPath = ("reserved_bytes", "all", "peak")
 ALLOCATED_CURRENT: PeakPath = ("allocated_bytes", "all", "current")
 RESERVED_CURRENT: PeakPath = ("reserved_bytes", "all", "current")
+# What tensors asked for, before the allocator rounds up to 512 B or hands out an unsplit block:
+# the unit torch's memory history records, so scopes can be checked against it to the byte.
+REQUESTED_PEAK: PeakPath = ("requested_bytes", "all", "peak")
+REQUESTED_CURRENT: PeakPath = ("requested_bytes", "all", "current")
 
 
 def peak_leaves(stats: Stats, prefix: PeakPath = ()) -> Iterator[Tuple[PeakPath, int]]:
@@ -43,12 +47,15 @@ def _get(stats: Stats, path: PeakPath) -> Optional[int]:
 class ScopePeak:
     """Running peak of one open scope; ``device`` is None until CUDA is first seen initialised."""
 
-    __slots__ = ("device", "allocated", "reserved")
+    __slots__ = ("device", "allocated", "reserved", "requested")
 
-    def __init__(self, device: Optional[int], allocated: int, reserved: int) -> None:
+    def __init__(
+        self, device: Optional[int], allocated: int, reserved: int, requested: int = 0
+    ) -> None:
         self.device = device
         self.allocated = allocated
         self.reserved = reserved
+        self.requested = requested
 
 
 class PeakTracker:
@@ -64,12 +71,15 @@ class PeakTracker:
         self._lock = threading.RLock()
         self._saved: Dict[int, Dict[PeakPath, int]] = {}
         self._open: List[ScopePeak] = []
-        self._layout: Optional[Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]] = None
+        self._layout: Optional[
+            Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]
+        ] = None
         self._layout_signature: Tuple[int, int] = (-1, -1)
 
     def _fold_into_scopes(self, device: int, stats: Stats) -> None:
         allocated = _get(stats, ALLOCATED_PEAK)
         reserved = _get(stats, RESERVED_PEAK)
+        requested = _get(stats, REQUESTED_PEAK)
         for record in self._open:
             if record.device is None:
                 # Opened before CUDA existed: every byte since initialisation is inside it.
@@ -80,11 +90,19 @@ class PeakTracker:
                 record.allocated = allocated
             if reserved is not None and reserved > record.reserved:
                 record.reserved = reserved
+            if requested is not None and requested > record.requested:
+                record.requested = requested
 
-    def _leaf_layout(self, stats: Stats) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
+    def _leaf_layout(
+        self, stats: Stats
+    ) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
         """Where the peaks are: (path, stat, pool) for the usual ``stat.pool.peak`` leaves, and any
-        other paths. Cached; rebuilt when the dict's shape changes (e.g. a new private pool)."""
-        signature = (len(stats), len(stats.get("reserved_bytes_by_private_pools") or ()))
+        other paths. Cached; rebuilt when the dict's shape changes (e.g. a new private pool).
+        """
+        signature = (
+            len(stats),
+            len(stats.get("reserved_bytes_by_private_pools") or ()),
+        )
         if self._layout is None or self._layout_signature != signature:
             triples: List[Tuple[PeakPath, Any, Any]] = []
             others: List[PeakPath] = []
@@ -130,7 +148,8 @@ class PeakTracker:
     def open_scope(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
         allocated = _get(stats, ALLOCATED_CURRENT) if stats is not None else None
         reserved = _get(stats, RESERVED_CURRENT) if stats is not None else None
-        record = ScopePeak(device, allocated or 0, reserved or 0)
+        requested = _get(stats, REQUESTED_CURRENT) if stats is not None else None
+        record = ScopePeak(device, allocated or 0, reserved or 0, requested or 0)
         with self._lock:
             self._open.append(record)
         return record
@@ -145,7 +164,9 @@ class PeakTracker:
             except ValueError:
                 pass
 
-    def target_reset(self, device: int, reset: Optional[Callable[[int], None]] = None) -> None:
+    def target_reset(
+        self, device: int, reset: Optional[Callable[[int], None]] = None
+    ) -> None:
         """The target reset its peaks: open scopes keep what they saw, the visible view starts over."""
         with self._lock:
             stats = self._read_stats(device)
@@ -210,7 +231,9 @@ class TorchPeakView:
         if real_accel_reset is not None and self._accelerator_is_cuda():
 
             def _accelerator_resetPeakStats(device: Any) -> None:
-                tracker.target_reset(normalise(device), lambda _d: real_accel_reset(device))
+                tracker.target_reset(
+                    normalise(device), lambda _d: real_accel_reset(device)
+                )
 
             self._replace("_accelerator_resetPeakStats", _accelerator_resetPeakStats)
 

@@ -7,6 +7,8 @@ export const PROTOCOL_VERSION = 1;
 export interface Readings {
   allocated?: number;
   reserved?: number;
+  /** requested_bytes: what tensors asked for; allocated - requested is the allocator's rounding slack. */
+  requested?: number;
   device_used?: number;
   device_total?: number;
   non_torch?: number;
@@ -29,6 +31,8 @@ export const READING_KEYS: readonly ReadingKey[] = [
 export interface Peak {
   allocated?: number;
   reserved?: number;
+  /** Peak of what tensors asked for (before rounding), the unit of torch's memory history. */
+  requested?: number;
   /** Sampled, so a lower bound. */
   host_rss?: number;
 }
@@ -58,6 +62,15 @@ export interface StartEvent extends Common {
   probe_version: string;
   python?: string;
   hostname?: string;
+  /** What the run ran on (package metadata and NVML, read by the launcher). */
+  environment?: RunEnvironment;
+}
+export interface RunEnvironment {
+  executable?: string;
+  packages?: Record<string, string>;
+  driver?: string;
+  cuda_driver?: string;
+  gpus?: { index: number; name: string; memory_total: number }[];
 }
 export interface HelloEvent extends Common {
   type: "hello";
