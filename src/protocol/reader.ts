@@ -99,6 +99,17 @@ const start = z.looseObject({
   probe_version: str,
   python: str.optional(),
   hostname: str.optional(),
+  // Descriptive only: a malformed environment is dropped, never the start event.
+  environment: z
+    .looseObject({
+      executable: str.optional(),
+      packages: z.record(z.string(), z.string()).optional(),
+      driver: str.optional(),
+      cuda_driver: str.optional(),
+      gpus: z.array(z.looseObject({ index: num, name: str, memory_total: num })).optional(),
+    })
+    .optional()
+    .catch(undefined),
 });
 const hello = z.looseObject({
   ...common,
