@@ -14,12 +14,14 @@ import { computeBudget } from "../budget/view";
 import { budgetMarkdown } from "../budget/markdown";
 import { computeFindings, findingsInput, reportJson, reportMarkdown } from "../export/findings";
 import { exportFindings, LogFormatError } from "../export/logExport";
+import { runMain } from "./run";
 
 const GIB = 1024 ** 3;
 
 const USAGE = `memlens — GPU memory of model loading, from MemLens runs and checkpoints
 
 Usage:
+  memlens run [options] -- COMMAND [ARG...]   (memlens run --help for its options)
   memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U]
   memlens budget MODEL [--target-gib 16] [--gpu-memory-utilization 0.9] [--run RUN_DIR] [--json]
   memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N]
@@ -109,6 +111,11 @@ function localLineText(): (file: string, line: number) => string | undefined {
   };
 }
 
+/** The probe zipapp built next to this bundle (dist/memlens_probe.pyz). */
+function bundledProbePath(): string {
+  return path.join(__dirname, "memlens_probe.pyz");
+}
+
 function today(): string {
   const d = new Date();
   const pad = (n: number): string => String(n).padStart(2, "0");
@@ -120,6 +127,8 @@ export async function main(
   out: (text: string) => void,
   err: (text: string) => void,
 ): Promise<number> {
+  // run takes the target's own command line after "--", so it parses its own options.
+  if (argv[0] === "run") return runMain(argv.slice(1), out, err, bundledProbePath());
   let parsed;
   try {
     parsed = parseArgs({
