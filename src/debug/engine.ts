@@ -117,6 +117,10 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   private functionBreakpoints: BreakpointEntry[] = [];
   private nextBreakpointId = 1;
   private lastPauseSet = "";
+  /** Per stop phase, the scope whose entry stopped there first: the phase then stops only at that
+   * scope's exit, and after it at nothing more of the phase. One gpt-oss-20b load has 1,600+
+   * calls of conversion hotspots; stopping at each would bury the phase under Continues. */
+  private readonly phaseScopes = new Map<PhaseId, { target: string; scopeId: string } | "done">();
   private readonly phaseTitles: Map<PhaseId, Phase>;
   private readonly resolveContext: ResolveContext;
 
@@ -245,6 +249,22 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     const notFound = info ? [...info.notFound.values()][0] : undefined;
     bp.verified = false;
     bp.message = notFound ? notFound.reason : "Pending: verified when the target reaches it.";
+  }
+
+  private narrowPhaseStops(e: PausedEvent): void {
+    const phase = this.targetsById.get(e.target)?.hotspot?.phase;
+    if (phase === undefined) return;
+    const open = this.phaseScopes.get(phase);
+    if (open === undefined && e.at === "entry")
+      this.phaseScopes.set(phase, { target: e.target, scopeId: e.scope_id });
+    else if (open !== "done" && (e.at === "exit" || open === undefined)) this.phaseScopes.set(phase, "done");
+    else return;
+    const now = this.phaseScopes.get(phase);
+    for (const target of this.targetsById.values()) {
+      if (target.hotspot?.phase !== phase || !target.phaseStop) continue;
+      target.phaseStop = now !== "done" && target.id === now?.target;
+    }
+    this.sendPauseSet();
   }
 
   private pauseTargets(): string[] {
@@ -400,9 +420,12 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       case "target_not_found":
         this.onTargetState(e);
         break;
-      case "paused":
-        this.emit("stopped", this.describeStop(e));
+      case "paused": {
+        const stop = this.describeStop(e);
+        if (stop.reason === "phase") this.narrowPhaseStops(e);
+        this.emit("stopped", stop);
         break;
+      }
       case "resumed":
         this.emit("continued", e.pid);
         break;
