@@ -5,6 +5,8 @@ export default tseslint.config(
   {
     ignores: [
       "dist/**",
+      ".devdist/**",
+      ".whl/**",
       "node_modules/**",
       "python-probe/**",
       "test-results/**",

@@ -84,7 +84,7 @@ fi
 if has lint; then
   check eslint npx eslint .
   check prettier npx prettier --check .
-  check black black --check --quiet python-probe
+  check black black --check --quiet python-probe scripts/vllm
 fi
 has unit && node_suite unit $(find test/unit -name '*.test.ts' | sort)
 has probe && pytest_suite probe python-probe/tests

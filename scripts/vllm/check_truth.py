@@ -1,0 +1,276 @@
+"""Checks a MemLens run of real vLLM against torch's own memory history of the same run.
+
+    python3 check_truth.py RUN_DIR TRUTH_DIR [--out result.json]
+
+RUN_DIR holds the run's events.jsonl; TRUTH_DIR the snapshot-<pid>.pickle files that the
+memlens_truth plugin wrote (recording from CUDA initialisation in each process). For every
+finished call of every probed function in those processes it compares, to the byte:
+  - `before.requested` with the history's running sum at the call's entry,
+  - `after.requested - before.requested` with the call's allocations less its frees,
+  - `peak.requested - before.requested` with the highest running sum inside the call.
+The history records requested sizes (before the allocator's 512 B rounding and unsplit blocks),
+so `requested` is the reading compared; `allocated` comes from the same stats read, and its
+slack over `requested` is reported per call. A history entry belongs to a call when its time
+lies in the call's window; the offset between the two clocks is fitted so that every allocation
+whose Python stack holds a probed function lies inside that call; 0 when 0 fits (reported
+with the interval that fits). Also checks vLLM's own log figures
+(fact events) against the probed scopes they describe. Exit status 0 only if nothing failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import glob
+import json
+import os
+import pickle
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+GIB = 1 << 30
+EDGE_NS = 2_000_000  # history times are µs from torch's approximate clock
+
+
+def load_events(run_dir: str) -> List[Dict[str, Any]]:
+    events = []
+    with open(os.path.join(run_dir, "events.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events
+
+
+def load_history(path: str) -> List[Dict[str, Any]]:
+    with open(path, "rb") as f:
+        snapshot = pickle.load(f)
+    traces = snapshot.get("device_traces", [])
+    entries: List[Dict[str, Any]] = []
+    for device_trace in traces:
+        entries.extend(device_trace)
+    entries.sort(key=lambda e: e.get("time_us", 0))
+    return entries
+
+
+def signed(entry: Dict[str, Any]) -> int:
+    action = entry.get("action")
+    if action == "alloc":
+        return int(entry["size"])
+    if action == "free_requested":
+        return -int(entry["size"])
+    return 0
+
+
+def in_stack(entry: Dict[str, Any], name: str, module_path: str) -> bool:
+    for frame in entry.get("frames", []) or []:
+        if frame.get("name") == name and frame.get("filename", "").endswith(
+            module_path
+        ):
+            return True
+    return False
+
+
+def _calls(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dict[str, Any]]:
+    """Finished calls with CUDA readings: spec, function name, module path, enter/exit events."""
+    enters = {e["scope_id"]: e for e in events if e["type"] == "enter"}
+    calls = []
+    for e in events:
+        if e["type"] != "exit" or "requested" not in e.get("before", {}):
+            continue
+        spec = specs.get(e["target"], "")
+        enter = enters.get(e["scope_id"])
+        if ":" not in spec or enter is None:
+            continue
+        module, qualname = spec.split(":", 1)
+        calls.append(
+            {
+                "spec": spec,
+                "name": qualname.split(".")[-1],
+                "module_path": module.replace(".", "/") + ".py",
+                "enter": enter,
+                "exit": e,
+            }
+        )
+    return calls
+
+
+def clock_offset(
+    calls: List[Dict[str, Any]],
+    moves: List[Tuple[int, int, Dict[str, Any]]],
+    times: List[int],
+) -> Tuple[int, int]:
+    """The history's clock minus the probe's: every allocation whose Python stack holds a probed
+    function must fall inside that call's window. Returns the interval of offsets that satisfies
+    all of them (ns)."""
+    low, high = -(10**12), 10**12
+    for call in calls:
+        start, end = call["enter"]["ts"], call["exit"]["ts"]
+        first = bisect.bisect_left(times, start - EDGE_NS)
+        last = bisect.bisect_right(times, end + EDGE_NS)
+        for i in range(first, last):
+            t, delta, entry = moves[i]
+            if delta > 0 and in_stack(entry, call["name"], call["module_path"]):
+                low = max(low, t - end)
+                high = min(high, t - start)
+    return low, high
+
+
+def check_process(
+    events: List[Dict[str, Any]], history: List[Dict[str, Any]], specs: Dict[str, str]
+) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    moves = [(e["time_us"] * 1000, signed(e), e) for e in history if signed(e) != 0]
+    times = [t for t, _d, _e in moves]
+    running = []
+    total = 0
+    for _t, delta, _e in moves:
+        total += delta
+        running.append(total)
+    calls = _calls(events, specs)
+    low, high = clock_offset(calls, moves, times)
+    # History times are whole µs: the window is widened by one µs on each side of the offset.
+    # Both clocks are wall time (torch converts its approximate clock): no offset unless the
+    # stacks prove one, then the smallest that fits them.
+    offset = min(max(0, low), high) if low <= high else 0
+    results = []
+    for call in calls:
+        enter, exit_ = call["enter"], call["exit"]
+        first = bisect.bisect_left(times, enter["ts"] + offset - 1000)
+        last = bisect.bisect_right(times, exit_["ts"] + offset + 1000)
+        before_truth = running[first - 1] if first > 0 else 0
+        acc, peak_rel = 0, 0
+        for i in range(first, last):
+            acc += moves[i][1]
+            peak_rel = max(peak_rel, acc)
+        before = enter["before"]["requested"]
+        probe_delta = exit_["after"]["requested"] - before
+        probe_peak = exit_.get("peak", {}).get("requested")
+        probe_peak_rel = probe_peak - before if probe_peak is not None else None
+        slack = (
+            exit_["after"].get("allocated", 0) - enter["before"].get("allocated", 0)
+        ) - probe_delta
+        ok_before = before_truth == before
+        ok_delta = acc == probe_delta
+        ok_peak = probe_peak_rel is None or peak_rel == probe_peak_rel
+        results.append(
+            {
+                "target": exit_["target"],
+                "spec": call["spec"],
+                "call": exit_.get("call"),
+                "probe": {
+                    "before": before,
+                    "delta": probe_delta,
+                    "peak_rel": probe_peak_rel,
+                    "allocated_minus_requested_delta": slack,
+                },
+                "truth": {
+                    "before": before_truth,
+                    "delta": acc,
+                    "peak_rel": peak_rel,
+                    "entries": last - first,
+                },
+                "ok": ok_delta and ok_peak and ok_before,
+                "ok_delta": ok_delta,
+                "ok_peak": ok_peak,
+                "ok_before": ok_before,
+            }
+        )
+    summary = {
+        "history_entries": len(history),
+        "requested_at_end": total,
+        "clock_offset_ns": offset,
+        "clock_offset_interval_ns": [low, high],
+    }
+    return results, summary
+
+
+def fact_checks(
+    events: List[Dict[str, Any]], specs: Dict[str, str]
+) -> List[Dict[str, Any]]:
+    """vLLM's own figures beside the probed scopes they describe. vLLM prints "13.8 GiB" (one
+    decimal) for the load and two decimals for the KV budget, so those are the tolerances.
+    """
+    out = []
+    exits = [
+        e for e in events if e["type"] == "exit" and "allocated" in e.get("before", {})
+    ]
+
+    def delta_of(suffix: str) -> Optional[int]:
+        for e in exits:
+            if specs.get(e["target"], "").endswith(suffix):
+                return e["after"]["allocated"] - e["before"]["allocated"]
+        return None
+
+    for fact in (e for e in events if e["type"] == "fact"):
+        values = fact.get("values", {})
+        kind = fact.get("kind")
+        if kind == "model_loading" and "bytes" in values:
+            measured = delta_of(":GPUModelRunner.load_model")
+            if measured is not None:
+                out.append(
+                    {
+                        "check": "vLLM 'Model loading took X GiB' = GPUModelRunner.load_model allocated delta (0.05 GiB: one decimal)",
+                        "vllm_bytes": values["bytes"],
+                        "measured_bytes": measured,
+                        "ok": abs(values["bytes"] - measured) <= 0.05 * GIB,
+                    }
+                )
+        if kind == "available_kv_cache" and "bytes" in values:
+            measured = delta_of(":GPUModelRunner.initialize_kv_cache_tensors")
+            if measured is not None:
+                # vLLM rounds the budget down to whole blocks per layer: allocated <= budget, close.
+                out.append(
+                    {
+                        "check": "vLLM 'Available KV cache memory' >= KV tensors allocated, within 0.01 GiB",
+                        "vllm_bytes": values["bytes"],
+                        "measured_bytes": measured,
+                        "ok": 0 <= values["bytes"] - measured <= 0.01 * GIB,
+                    }
+                )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("truth_dir")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    events = load_events(args.run_dir)
+    specs: Dict[str, str] = {}
+    for e in events:
+        if e["type"] == "start":
+            for t in e.get("plan", {}).get("targets", []):
+                specs[t["id"]] = t.get("function") or t.get("line") or ""
+    report: Dict[str, Any] = {"processes": {}, "facts": fact_checks(events, specs)}
+    failed = sum(1 for f in report["facts"] if not f["ok"])
+    checks = len(report["facts"])
+    for path in sorted(glob.glob(os.path.join(args.truth_dir, "snapshot-*.pickle"))):
+        pid = int(os.path.basename(path)[len("snapshot-") : -len(".pickle")])
+        mine = [e for e in events if e.get("pid") == pid]
+        results, summary = check_process(mine, load_history(path), specs)
+        report["processes"][str(pid)] = {"summary": summary, "calls": results}
+        checks += 3 * len(results)
+        failed += sum(
+            (not r["ok_delta"]) + (not r["ok_peak"]) + (not r["ok_before"])
+            for r in results
+        )
+        by_spec: Dict[str, List[int]] = {}
+        for r in results:
+            by_spec.setdefault(r["spec"], [0, 0])
+            by_spec[r["spec"]][0] += 1
+            by_spec[r["spec"]][1] += 0 if r["ok"] else 1
+        for spec, (n, bad) in sorted(by_spec.items()):
+            print(f"pid {pid} {spec}: {n} calls, {bad} mismatched")
+    report["checks"] = checks
+    report["failed"] = failed
+    print(f"truth: {checks} checks, {failed} failed")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    return 0 if failed == 0 and checks > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

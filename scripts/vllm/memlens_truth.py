@@ -1,0 +1,49 @@
+"""vLLM general plugin for MemLens' GPU validation: torch's own memory history in every vLLM
+process that initialises CUDA, an independent record to check the probe's readings against.
+
+Installed only on the validation host (gpu-install.sh writes its entry point); active only when
+MEMLENS_TRUTH_DIR is set. Recording starts inside torch's CUDA initialisation (torch.cuda._lazy_call),
+so the history holds every allocation of the process and its running sum is memory_allocated.
+It records; it neither allocates device memory nor changes what the allocator does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Optional
+
+MAX_ENTRIES = 2_000_000
+_started = False
+
+
+def register() -> None:
+    global _started
+    out = os.environ.get("MEMLENS_TRUTH_DIR")
+    if not out or _started:
+        return
+    _started = True
+    import torch
+
+    def start() -> None:
+        torch.cuda.memory._record_memory_history(
+            max_entries=MAX_ENTRIES, stacks="python", context="all"
+        )
+        atexit.register(dump_snapshot)
+
+    torch.cuda._lazy_call(start)
+
+
+def dump_snapshot(*_args: object) -> Optional[str]:
+    """Writes this process's history once (a later call, e.g. atexit after an RPC, keeps the first)."""
+    out = os.environ.get("MEMLENS_TRUTH_DIR")
+    if not out:
+        return None
+    path = os.path.join(out, f"snapshot-{os.getpid()}.pickle")
+    if os.path.exists(path):
+        return path
+    import torch
+
+    os.makedirs(out, exist_ok=True)
+    torch.cuda.memory._dump_snapshot(path)
+    return path
