@@ -84,7 +84,8 @@ fi
 if has lint; then
   check eslint npx eslint .
   check prettier npx prettier --check .
-  check black black --check --quiet python-probe scripts/vllm
+  check black-probe black --check --quiet python-probe
+  check black-scripts black --check --quiet scripts/vllm
 fi
 has unit && node_suite unit $(find test/unit -name '*.test.ts' | sort)
 has probe && pytest_suite probe python-probe/tests

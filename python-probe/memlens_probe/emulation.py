@@ -18,9 +18,7 @@ from typing import Any, Callable, Dict, List, Tuple
 _INSTALLED_ATTR = "__memlens_emulated_bytes__"
 
 
-def _emulated(
-    real: Callable[..., Tuple[int, int]], device_bytes: int
-) -> Callable[..., Tuple[int, int]]:
+def _emulated(real: Callable[..., Tuple[int, int]], device_bytes: int) -> Callable[..., Tuple[int, int]]:
     @functools.wraps(real)
     def memory_info(*args: Any, **kwargs: Any) -> Tuple[int, int]:
         free, total = real(*args, **kwargs)

@@ -48,9 +48,7 @@ def gpus() -> Dict[str, Any]:
         if fn is not None:
             version = ctypes.c_int(0)
             if fn(ctypes.byref(version)) == 0 and version.value > 0:
-                out[
-                    "cuda_driver"
-                ] = f"{version.value // 1000}.{(version.value % 1000) // 10}"
+                out["cuda_driver"] = f"{version.value // 1000}.{(version.value % 1000) // 10}"
         devices: List[Dict[str, Any]] = []
         for index in range(lib.device_count()):
             handle = lib.handle_by_index(index)

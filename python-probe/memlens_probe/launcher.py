@@ -110,10 +110,7 @@ def _errno_text(exc: OSError) -> str:
 
 
 def _reader_gone(exc: OSError) -> bool:
-    return (
-        isinstance(exc, (BrokenPipeError, ConnectionResetError))
-        or exc.errno == errno.EBADF
-    )
+    return isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno == errno.EBADF
 
 
 class _LineSink:
@@ -200,9 +197,7 @@ def _peer_pid(sock: socket.socket) -> Optional[int]:
     if option is None:
         return None
     try:
-        pid, _uid, _gid = struct.unpack(
-            "3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-        )
+        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
     except (OSError, struct.error):
         return None
     return pid if pid > 0 else None
@@ -278,15 +273,11 @@ class Launcher:
                 if _reader_gone(failure):
                     # Whoever read our stdout is gone: end the run as a stop control would.
                     self._stdout_sink = None
-                    self._begin_stop(
-                        f"stdout was closed by its reader ({_errno_text(failure)})"
-                    )
+                    self._begin_stop(f"stdout was closed by its reader ({_errno_text(failure)})")
                 else:
                     failures.append((self._stdout_sink, failure))
         for sink, failure in failures:
-            if (
-                sink.error is failure
-            ):  # its first failure: say so once, in the stream and on stderr
+            if sink.error is failure:  # its first failure: say so once, in the stream and on stderr
                 message = (
                     f"cannot write to {sink.name}: {_errno_text(failure)}; the run goes on, and the events "
                     f"that could not be written are counted in end.{sink.field}"
@@ -302,12 +293,8 @@ class Launcher:
         except (OSError, ValueError):
             pass
 
-    def _event(
-        self, event_type: str, pid: Optional[int] = None, **fields: Any
-    ) -> Event:
-        return make_event(
-            event_type, pid=pid if pid is not None else os.getpid(), **fields
-        )
+    def _event(self, event_type: str, pid: Optional[int] = None, **fields: Any) -> Event:
+        return make_event(event_type, pid=pid if pid is not None else os.getpid(), **fields)
 
     def _error(self, message: str, where: str) -> None:
         self._write(self._event("error", message=message, where=where))
@@ -325,9 +312,7 @@ class Launcher:
         os.mkdir(site_dir, 0o700)
         source = pkgutil.get_data("memlens_probe", "_sitecustomize.py")
         if source is None:
-            raise RuntimeError(
-                "memlens_probe/_sitecustomize.py is missing from this build"
-            )
+            raise RuntimeError("memlens_probe/_sitecustomize.py is missing from this build")
         with open(os.path.join(site_dir, "sitecustomize.py"), "wb") as handle:
             handle.write(source)
         root = probe_root()
@@ -377,15 +362,11 @@ class Launcher:
         except (OSError, ValueError, AttributeError):
             stdout_fd = None
         if stdout_fd is not None:
-            self._stdout_sink = _LineSink(
-                "stdout", stdout_fd, "stdout_not_written", owned=False
-            )
+            self._stdout_sink = _LineSink("stdout", stdout_fd, "stdout_not_written", owned=False)
         if self.out_dir:
             os.makedirs(self.out_dir, exist_ok=True)
             path = os.path.join(self.out_dir, "events.jsonl")
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666
-            )
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
             self._events_sink = _LineSink(path, fd, "events_not_written", owned=True)
 
     def _write_plan_copy(self) -> None:
@@ -394,9 +375,7 @@ class Launcher:
         if not self.out_dir:
             return
         try:
-            with open(
-                os.path.join(self.out_dir, "plan.json"), "w", encoding="utf-8"
-            ) as handle:
+            with open(os.path.join(self.out_dir, "plan.json"), "w", encoding="utf-8") as handle:
                 json.dump(self.plan.raw or self.plan.to_json(), handle, indent=2)
         except (OSError, ValueError) as exc:
             message = f"cannot write {os.path.join(self.out_dir, 'plan.json')}: {exc}; the start event has the plan"
@@ -408,9 +387,7 @@ class Launcher:
         try:
             self._open_output()
         except OSError as exc:
-            self._say(
-                f"cannot use the run folder {self.out_dir}: {_errno_text(exc)} ({exc.filename or self.out_dir})"
-            )
+            self._say(f"cannot use the run folder {self.out_dir}: {_errno_text(exc)} ({exc.filename or self.out_dir})")
             os.close(self._wake_r)
             os.close(self._wake_w)
             return 2
@@ -447,9 +424,7 @@ class Launcher:
             listener.setblocking(False)
 
             env = dict(os.environ)
-            env["PYTHONPATH"] = python_path + (
-                os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-            )
+            env["PYTHONPATH"] = python_path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             env["MEMLENS_SOCKET"] = socket_path
             env["MEMLENS_PLAN"] = self._plan_path
             env["MEMLENS_LAUNCHER_PID"] = str(os.getpid())
@@ -478,9 +453,7 @@ class Launcher:
                 return code
             self._install_signal_handlers()
             if self.stdin_control:
-                threading.Thread(
-                    target=self._read_stdin, name="memlens-stdin", daemon=True
-                ).start()
+                threading.Thread(target=self._read_stdin, name="memlens-stdin", daemon=True).start()
             return_code = self._loop(listener)
             signal_name: Optional[str] = None
             exit_code: Optional[int] = return_code
@@ -523,9 +496,7 @@ class Launcher:
         for sink in (self._events_sink, self._stdout_sink):
             if sink is not None and sink.lost:
                 extra[sink.field] = sink.lost
-                self._say(
-                    f"{sink.lost} events could not be written to {sink.name} ({_errno_text(sink.error)})"
-                )
+                self._say(f"{sink.lost} events could not be written to {sink.name} ({_errno_text(sink.error)})")
         self._write(
             self._event(
                 "end",
@@ -582,9 +553,7 @@ class Launcher:
 
     def _loop(self, listener: socket.socket) -> int:
         child = self._child
-        assert (
-            child is not None and child.stdout is not None and child.stderr is not None
-        )
+        assert child is not None and child.stdout is not None and child.stderr is not None
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ, "listen")
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -613,9 +582,7 @@ class Launcher:
                         self._read_client(key.data, selector)
                 while self._signalled:
                     signum = self._signalled.pop()
-                    self._begin_stop(
-                        f"the launcher received {signal.Signals(signum).name}"
-                    )
+                    self._begin_stop(f"the launcher received {signal.Signals(signum).name}")
                 self._drain_control()
                 now = time.monotonic()
                 if return_code is None:
@@ -640,11 +607,7 @@ class Launcher:
                 ):
                     self._killed_at = now
                     self._signal_tree(signal.SIGKILL)
-                if (
-                    self._killed_at is not None
-                    and return_code is not None
-                    and now - self._killed_at > 1.0
-                ):
+                if self._killed_at is not None and return_code is not None and now - self._killed_at > 1.0:
                     break
         finally:
             for fd, pipe in list(pipes.items()):
@@ -659,11 +622,7 @@ class Launcher:
         pids = set(descendants(os.getpid()))
         # Probed processes that left the tree (a new session, a double fork) while still
         # connected: a closed connection means the process is gone and its pid may be reused.
-        pids |= {
-            c.pid
-            for c in self._clients.values()
-            if c.pid is not None and not _is_gone(c.pid)
-        }
+        pids |= {c.pid for c in self._clients.values() if c.pid is not None and not _is_gone(c.pid)}
         pids.discard(os.getpid())
         return pids
 
@@ -713,9 +672,7 @@ class Launcher:
             except queue.Empty:
                 return
             if line is None:
-                self._begin_stop(
-                    "EOF on stdin, which --control stdin reads control messages from"
-                )
+                self._begin_stop("EOF on stdin, which --control stdin reads control messages from")
                 continue
             if not line.strip():
                 continue
@@ -759,20 +716,14 @@ class Launcher:
             forward["mode"] = mode
         if kind == "set_pause":
             targets = message.get("targets")
-            if not isinstance(targets, list) or not all(
-                isinstance(t, str) for t in targets
-            ):
-                self._error(
-                    "set_pause: targets should be an array of target ids", "control"
-                )
+            if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+                self._error("set_pause: targets should be an array of target ids", "control")
                 return
             forward["targets"] = targets
             try:
                 with open(self._plan_path, "r", encoding="utf-8") as handle:
                     plan = json.load(handle)
-                plan["pause"] = [
-                    t for t in targets if any(x["id"] == t for x in plan["targets"])
-                ]
+                plan["pause"] = [t for t in targets if any(x["id"] == t for x in plan["targets"])]
                 self._write_plan(plan)  # processes started from now on read the new set
             except (OSError, ValueError) as exc:
                 self._error(
@@ -795,9 +746,7 @@ class Launcher:
 
     # ----- channels ---------------------------------------------------------------------------
 
-    def _accept(
-        self, listener: socket.socket, selector: selectors.BaseSelector
-    ) -> None:
+    def _accept(self, listener: socket.socket, selector: selectors.BaseSelector) -> None:
         while True:
             try:
                 sock, _ = listener.accept()
@@ -819,11 +768,7 @@ class Launcher:
                 return
             lines = client.buffer.split(b"\n")
             client.buffer = lines.pop()
-            batch = [
-                data
-                for data in (self._client_line(client, line) for line in lines)
-                if data
-            ]
+            batch = [data for data in (self._client_line(client, line) for line in lines) if data]
             if batch:
                 self._write_raw(b"".join(batch))
             return
@@ -846,9 +791,7 @@ class Launcher:
             if now is not None and now - closed_at < CLOSED_CHANNEL_GRACE_S:
                 continue
             del self._closed_early[pid]
-            if any(
-                client.pid == pid for client in self._clients.values()
-            ) or not _still_running(pid):
+            if any(client.pid == pid for client in self._clients.values()) or not _still_running(pid):
                 continue
             message = (
                 f"process {pid} closed its channel to the launcher before its end and went on running (it closed "
@@ -866,11 +809,7 @@ class Launcher:
         # Our probes write the common fields first: the type is read without parsing the event.
         if line.startswith(_FAST_PREFIX):
             end = line.find(b'"', len(_FAST_PREFIX))
-            event_type = (
-                line[len(_FAST_PREFIX) : end].decode("ascii", "replace")
-                if end > 0
-                else None
-            )
+            event_type = line[len(_FAST_PREFIX) : end].decode("ascii", "replace") if end > 0 else None
         if event_type is None or event_type == "hello" or event_type not in EVENT_TYPES:
             try:
                 event = json.loads(line)
@@ -930,30 +869,20 @@ class Launcher:
             line, pipe.buffer = pipe.buffer, b""
             self._log_line(pipe, line, child_pid)
         for kind, values, text in pipe.facts.flush():
-            self._write(
-                self._event("fact", pid=child_pid, kind=kind, values=values, line=text)
-            )
+            self._write(self._event("fact", pid=child_pid, kind=kind, values=values, line=text))
 
     def _log_line(self, pipe: _Pipe, raw: bytes, child_pid: int) -> None:
         text = raw.decode("utf-8", "replace").rstrip("\r")
         if "\r" in text:
-            text = text.rsplit("\r", 1)[
-                1
-            ]  # what a terminal would show of a progress bar
+            text = text.rsplit("\r", 1)[1]  # what a terminal would show of a progress bar
         self._write(self._event("log", pid=child_pid, stream=pipe.name, line=text))
         try:
             facts = pipe.facts.feed(text)
-        except (
-            Exception
-        ) as exc:  # the line is the target's: a parser bug must not end the run
+        except Exception as exc:  # the line is the target's: a parser bug must not end the run
             self._error(
                 f"reading facts from a log line failed: {type(exc).__name__}: {exc}",
                 "facts",
             )
             return
         for kind, values, fact_line in facts:
-            self._write(
-                self._event(
-                    "fact", pid=child_pid, kind=kind, values=values, line=fact_line
-                )
-            )
+            self._write(self._event("fact", pid=child_pid, kind=kind, values=values, line=fact_line))

@@ -49,9 +49,7 @@ class ScopePeak:
 
     __slots__ = ("device", "allocated", "reserved", "requested")
 
-    def __init__(
-        self, device: Optional[int], allocated: int, reserved: int, requested: int = 0
-    ) -> None:
+    def __init__(self, device: Optional[int], allocated: int, reserved: int, requested: int = 0) -> None:
         self.device = device
         self.allocated = allocated
         self.reserved = reserved
@@ -71,9 +69,7 @@ class PeakTracker:
         self._lock = threading.RLock()
         self._saved: Dict[int, Dict[PeakPath, int]] = {}
         self._open: List[ScopePeak] = []
-        self._layout: Optional[
-            Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]
-        ] = None
+        self._layout: Optional[Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]] = None
         self._layout_signature: Tuple[int, int] = (-1, -1)
 
     def _fold_into_scopes(self, device: int, stats: Stats) -> None:
@@ -93,9 +89,7 @@ class PeakTracker:
             if requested is not None and requested > record.requested:
                 record.requested = requested
 
-    def _leaf_layout(
-        self, stats: Stats
-    ) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
+    def _leaf_layout(self, stats: Stats) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
         """Where the peaks are: (path, stat, pool) for the usual ``stat.pool.peak`` leaves, and any
         other paths. Cached; rebuilt when the dict's shape changes (e.g. a new private pool).
         """
@@ -164,9 +158,7 @@ class PeakTracker:
             except ValueError:
                 pass
 
-    def target_reset(
-        self, device: int, reset: Optional[Callable[[int], None]] = None
-    ) -> None:
+    def target_reset(self, device: int, reset: Optional[Callable[[int], None]] = None) -> None:
         """The target reset its peaks: open scopes keep what they saw, the visible view starts over."""
         with self._lock:
             stats = self._read_stats(device)
@@ -231,9 +223,7 @@ class TorchPeakView:
         if real_accel_reset is not None and self._accelerator_is_cuda():
 
             def _accelerator_resetPeakStats(device: Any) -> None:
-                tracker.target_reset(
-                    normalise(device), lambda _d: real_accel_reset(device)
-                )
+                tracker.target_reset(normalise(device), lambda _d: real_accel_reset(device))
 
             self._replace("_accelerator_resetPeakStats", _accelerator_resetPeakStats)
 

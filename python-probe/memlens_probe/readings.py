@@ -44,9 +44,7 @@ class _StatusFile:
             try:
                 info = os.fstat(self._fd)
                 if (info.st_dev, info.st_ino) == self._identity:
-                    os.close(
-                        self._fd
-                    )  # still ours: anything else under that number is the target's
+                    os.close(self._fd)  # still ours: anything else under that number is the target's
             except OSError:
                 pass
         self._fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
@@ -55,9 +53,7 @@ class _StatusFile:
         self._pid = os.getpid()
 
     def after_fork(self) -> None:
-        self._fd = (
-            -1
-        )  # the inherited descriptor shows the parent; it is closed by _open's caller
+        self._fd = -1  # the inherited descriptor shows the parent; it is closed by _open's caller
 
 
 _status = _StatusFile()
@@ -177,9 +173,7 @@ class DeviceSources:
         except Exception:
             return None
 
-    def cuda_readings(
-        self, torch: Any, device: int, stats: Optional[Stats], with_process: bool = True
-    ) -> Readings:
+    def cuda_readings(self, torch: Any, device: int, stats: Optional[Stats], with_process: bool = True) -> Readings:
         """allocated/reserved from allocator ``stats``; device and process numbers where safe."""
         out: Readings = {}
         if stats is not None:
@@ -206,11 +200,7 @@ class DeviceSources:
             if handle is not None:
                 lib = nvml_module.get()
                 try:
-                    used = (
-                        lib.process_used(handle, os.getpid())
-                        if lib is not None
-                        else None
-                    )
+                    used = lib.process_used(handle, os.getpid()) if lib is not None else None
                 except Exception:
                     used = None
                 if used is not None:

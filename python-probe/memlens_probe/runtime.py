@@ -56,9 +56,7 @@ def process_name() -> Optional[str]:
 
 def is_cuda_oom(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
-        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith(
-            "torch"
-        ):
+        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith("torch"):
             return True
     return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
 
@@ -161,9 +159,7 @@ class Runtime:
         self.periodic: List[Callable[[], None]] = []
         # NVML's per-process query costs tens of µs in the driver, more than all other readings of a
         # probe point together; by default it is read by the sampler only (PROTOCOL.md).
-        self.process_used_at_probes = (
-            os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
-        )
+        self.process_used_at_probes = os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
         self.probe_ns = 0
         self.scopes = 0
         self._sampler: Optional[threading.Thread] = None
@@ -277,9 +273,7 @@ class Runtime:
                 self._close_unrecorded()
         self._run_periodic()
         self.report_unresolved()
-        self.emit(
-            "bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes
-        )
+        self.emit("bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes)
 
     # ----- targets ----------------------------------------------------------------------------
 
@@ -299,11 +293,7 @@ class Runtime:
     def report_not_found(self, target: Any, reason: str, at_once: bool) -> None:
         with self._lock:
             self.not_found_reasons[target.id] = reason
-            if (
-                not at_once
-                or target.id in self.not_found_sent
-                or target.id in self.resolved
-            ):
+            if not at_once or target.id in self.not_found_sent or target.id in self.resolved:
                 return
             self.not_found_sent.add(target.id)
         self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
@@ -320,9 +310,7 @@ class Runtime:
                     reason = f"module {target.module} was never imported"
                 else:
                     reason = f"{target.file} was never executed"
-            self.emit(
-                "target_not_found", target=target.id, spec=target.spec, reason=reason
-            )
+            self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
 
     # ----- torch ------------------------------------------------------------------------------
 
@@ -332,9 +320,7 @@ class Runtime:
                 view = TorchPeakView(torch)
             except Exception as exc:
                 self._view_failed = True
-                self.internal_error(
-                    "installing the peak view over torch's memory stats", exc
-                )
+                self.internal_error("installing the peak view over torch's memory stats", exc)
                 return None
             with self._lock:
                 for record in self._pending_records:
@@ -436,11 +422,7 @@ class Runtime:
                     self._cap_device(torch, device)
                 except Exception as exc:
                     self.internal_error("emulate_device_bytes", exc)
-        readings.update(
-            self.sources.cuda_readings(
-                torch, device, stats, self.process_used_at_probes
-            )
-        )
+        readings.update(self.sources.cuda_readings(torch, device, stats, self.process_used_at_probes))
         return readings, device, stats
 
     def _open_record(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
@@ -472,9 +454,7 @@ class Runtime:
             local.stack_pid = self.pid
         return stack
 
-    def enter(
-        self, target: Any, file: Optional[str], line: Optional[int]
-    ) -> Optional[Scope]:
+    def enter(self, target: Any, file: Optional[str], line: Optional[int]) -> Optional[Scope]:
         local = self._local
         if not self.active or getattr(local, "busy", False):
             return None
@@ -552,9 +532,7 @@ class Runtime:
             self.probe_ns += _perf_counter_ns() - started
             local.busy = False
 
-    def _peak(
-        self, scope: Scope, readings: Readings, device: Optional[int]
-    ) -> Dict[str, int]:
+    def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
         peak: Dict[str, int] = {}
         record = scope.record
         if record is not None and record.device is not None and record.device == device:
@@ -565,9 +543,7 @@ class Runtime:
             if "requested" in readings:
                 peak["requested"] = max(record.requested, readings["requested"])
         if scope.sampled and "host_rss" in readings:
-            peak["host_rss"] = max(
-                scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0)
-            )
+            peak["host_rss"] = max(scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0))
         return peak
 
     def exit(self, scope: Optional[Scope], exc: Optional[BaseException]) -> None:
@@ -586,9 +562,7 @@ class Runtime:
             self.probe_ns += _perf_counter_ns() - started
             local.busy = False
 
-    def _exit_scope(
-        self, scope: Scope, exc: Optional[BaseException], now_ns: int
-    ) -> None:
+    def _exit_scope(self, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
         try:
             duration = now_ns - scope.start_ns
             readings, device, _stats = self._boundary()
@@ -597,9 +571,7 @@ class Runtime:
             reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
             # The stack as it was, only for an oom or a pause: built for every exit, it would cost as
             # much as the stack is deep.
-            frames = (
-                [s.frame() for s in self._stack()] if oom or reason is not None else []
-            )
+            frames = [s.frame() for s in self._stack()] if oom or reason is not None else []
             self._forget(scope)
             if oom:
                 self.emit(
@@ -646,10 +618,7 @@ class Runtime:
         if scope.record is not None:
             record, scope.record = scope.record, None
             self._close_record(record)
-        if (
-            self._recursion_set is not None
-            and len(self._open) < RECURSION_HEADROOM_FROM
-        ):
+        if self._recursion_set is not None and len(self._open) < RECURSION_HEADROOM_FROM:
             self._recursion_headroom(0)
 
     def _close_unrecorded(self) -> None:
@@ -677,9 +646,7 @@ class Runtime:
         """Keep the recursion limit at what the target set plus the frames the probe adds."""
         current = sys.getrecursionlimit()
         if current != self._recursion_set:
-            self._recursion_base = (
-                current  # the target's own limit (it may have changed it since)
-            )
+            self._recursion_base = current  # the target's own limit (it may have changed it since)
             self._recursion_set = None
         if open_scopes >= RECURSION_HEADROOM_FROM:
             wanted = self._recursion_base + open_scopes + PROBE_FRAMES
@@ -720,9 +687,7 @@ class Runtime:
     ) -> None:
         if frames is None:
             frames = [s.frame() for s in self._stack()]
-        since_entry = {
-            k: v - scope.before[k] for k, v in readings.items() if k in scope.before
-        }
+        since_entry = {k: v - scope.before[k] for k, v in readings.items() if k in scope.before}
         released = self.control.prepare_wait(scope.scope_id, at)
         self.emit(
             "paused",
@@ -774,11 +739,7 @@ class Runtime:
         # runs aborts the process (seen on an H200: exit 134), so the sampler ends first.
         sampler = self._sampler
         self._sampler_stop.set()
-        if (
-            sampler is not None
-            and sampler is not threading.current_thread()
-            and sampler.is_alive()
-        ):
+        if sampler is not None and sampler is not threading.current_thread() and sampler.is_alive():
             sampler.join(timeout=2.0)
         self._sampler = None
 
@@ -790,14 +751,8 @@ class Runtime:
             device = self._device_in_use(torch)
         if torch is not None and device is not None:
             try:
-                real_stats = (
-                    self.view.real_stats
-                    if self.view is not None
-                    else torch._C._cuda_memoryStats
-                )
-                readings.update(
-                    self.sources.cuda_readings(torch, device, real_stats(device))
-                )
+                real_stats = self.view.real_stats if self.view is not None else torch._C._cuda_memoryStats
+                readings.update(self.sources.cuda_readings(torch, device, real_stats(device)))
             except Exception:
                 pass
         return readings
@@ -817,9 +772,7 @@ class Runtime:
         return None
 
     def _sample_loop(self, period: float) -> None:
-        self._local.busy = (
-            True  # a probed function called from here must not open scopes
-        )
+        self._local.busy = True  # a probed function called from here must not open scopes
         pid = self.pid
         deadline = time.monotonic()
         stop = self._sampler_stop

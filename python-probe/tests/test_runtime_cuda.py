@@ -27,9 +27,7 @@ class FakeCuda:
         return 0
 
     def mem_get_info(self, device: int):
-        used = self.allocator.current[device][("reserved_bytes", "all")] + 500 * (
-            1 << 20
-        )
+        used = self.allocator.current[device][("reserved_bytes", "all")] + 500 * (1 << 20)
         return 80 * GIB - used, 80 * GIB
 
     def memory_reserved(self, device: int) -> int:
@@ -37,14 +35,10 @@ class FakeCuda:
 
     def cudart(self):
         # The C call, not the Python wrapper that emulation replaces.
-        return types.SimpleNamespace(
-            cudaMemGetInfo=lambda device: FakeCuda.mem_get_info(self, device)
-        )
+        return types.SimpleNamespace(cudaMemGetInfo=lambda device: FakeCuda.mem_get_info(self, device))
 
     def get_device_properties(self, device: int):
-        return types.SimpleNamespace(
-            uuid="00000000-0000-0000-0000-000000000000", total_memory=80 * GIB
-        )
+        return types.SimpleNamespace(uuid="00000000-0000-0000-0000-000000000000", total_memory=80 * GIB)
 
     def set_per_process_memory_fraction(self, fraction: float, device: int) -> None:
         self.fractions[device] = fraction
@@ -69,9 +63,7 @@ def fake_torch(monkeypatch):
         __version__="0-test",
         cuda=cuda,
         _C=c_module,
-        accelerator=types.SimpleNamespace(
-            current_accelerator=lambda: types.SimpleNamespace(type="cuda")
-        ),
+        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
     )
     monkeypatch.setitem(__import__("sys").modules, "torch", torch)
     return torch, allocator
@@ -107,24 +99,17 @@ def test_readings_and_peaks_through_the_view(fake_torch):
     runtime.exit(scope_inner, None)
     runtime.exit(scope_outer, None)
     exits = {e["target"]: e for e in events if e["type"] == "exit"}
-    assert (
-        exits["inner"]["before"]["allocated"] == 1000
-        and exits["inner"]["after"]["allocated"] == 1050
-    )
+    assert exits["inner"]["before"]["allocated"] == 1000 and exits["inner"]["after"]["allocated"] == 1050
     assert exits["inner"]["peak"]["allocated"] == 1050
-    assert (
-        exits["outer"]["peak"]["allocated"] == 1300
-    )  # survives the inner scope's resets
+    assert exits["outer"]["peak"]["allocated"] == 1300  # survives the inner scope's resets
     after = exits["outer"]["after"]
-    assert after["device_total"] == 80 * GIB and after["device_used"] - after[
-        "reserved"
-    ] == after["non_torch"] == 500 * (1 << 20)
+    assert after["device_total"] == 80 * GIB and after["device_used"] - after["reserved"] == after[
+        "non_torch"
+    ] == 500 * (1 << 20)
     assert all(e["device"] == 0 for e in events if e["type"] in ("enter", "exit"))
     # The target still reads the peak it would have read without the probe.
     assert torch._C._cuda_memoryStats(0)["allocated_bytes"]["all"]["peak"] == 1300
-    assert (
-        allocator.stats(0)["allocated_bytes"]["all"]["peak"] == 1050
-    )  # the real counter was reset
+    assert allocator.stats(0)["allocated_bytes"]["all"]["peak"] == 1050  # the real counter was reset
 
 
 def test_scope_opened_before_cuda_init(fake_torch):
@@ -136,9 +121,7 @@ def test_scope_opened_before_cuda_init(fake_torch):
     allocator.free(0, 1024)
     runtime.exit(scope, None)
     exit_event = next(e for e in events if e["type"] == "exit")
-    assert "allocated" not in exit_event["before"] and exit_event["before"].get(
-        "host_rss"
-    )
+    assert "allocated" not in exit_event["before"] and exit_event["before"].get("host_rss")
     assert exit_event["after"]["allocated"] == 3072
     assert exit_event["peak"]["allocated"] == 4096
 
@@ -154,10 +137,7 @@ def test_emulated_device_cap_applied_at_cuda_init(fake_torch):
     context = 500 * (1 << 20)
     assert torch.cuda.fractions == {0: (16 * GIB - context) / (80 * GIB)}
     fact = next(e for e in events if e["type"] == "fact")
-    assert (
-        fact["kind"] == "emulated_device"
-        and fact["values"]["cap_bytes"] == 16 * GIB - context
-    )
+    assert fact["kind"] == "emulated_device" and fact["values"]["cap_bytes"] == 16 * GIB - context
     assert fact["values"]["non_torch_at_cap_bytes"] == context
     # The target now sees the small card: total 16 GiB, free = 16 GiB less what is in use.
     assert torch.cuda.mem_get_info(0) == (16 * GIB - context, 16 * GIB)

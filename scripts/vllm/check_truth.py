@@ -65,9 +65,7 @@ def signed(entry: Dict[str, Any]) -> int:
 
 def in_stack(entry: Dict[str, Any], name: str, module_path: str) -> bool:
     for frame in entry.get("frames", []) or []:
-        if frame.get("name") == name and frame.get("filename", "").endswith(
-            module_path
-        ):
+        if frame.get("name") == name and frame.get("filename", "").endswith(module_path):
             return True
     return False
 
@@ -147,9 +145,7 @@ def check_process(
         probe_delta = exit_["after"]["requested"] - before
         probe_peak = exit_.get("peak", {}).get("requested")
         probe_peak_rel = probe_peak - before if probe_peak is not None else None
-        slack = (
-            exit_["after"].get("allocated", 0) - enter["before"].get("allocated", 0)
-        ) - probe_delta
+        slack = (exit_["after"].get("allocated", 0) - enter["before"].get("allocated", 0)) - probe_delta
         ok_before = before_truth == before
         ok_delta = acc == probe_delta
         ok_peak = probe_peak_rel is None or peak_rel == probe_peak_rel
@@ -185,16 +181,12 @@ def check_process(
     return results, summary
 
 
-def fact_checks(
-    events: List[Dict[str, Any]], specs: Dict[str, str]
-) -> List[Dict[str, Any]]:
+def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dict[str, Any]]:
     """vLLM's own figures beside the probed scopes they describe. vLLM prints "13.8 GiB" (one
     decimal) for the load and two decimals for the KV budget, so those are the tolerances.
     """
     out = []
-    exits = [
-        e for e in events if e["type"] == "exit" and "allocated" in e.get("before", {})
-    ]
+    exits = [e for e in events if e["type"] == "exit" and "allocated" in e.get("before", {})]
 
     def delta_of(suffix: str) -> Optional[int]:
         for e in exits:
@@ -252,10 +244,7 @@ def main() -> int:
         results, summary = check_process(mine, load_history(path), specs)
         report["processes"][str(pid)] = {"summary": summary, "calls": results}
         checks += 3 * len(results)
-        failed += sum(
-            (not r["ok_delta"]) + (not r["ok_peak"]) + (not r["ok_before"])
-            for r in results
-        )
+        failed += sum((not r["ok_delta"]) + (not r["ok_peak"]) + (not r["ok_before"]) for r in results)
         by_spec: Dict[str, List[int]] = {}
         for r in results:
             by_spec.setdefault(r["spec"], [0, 0])

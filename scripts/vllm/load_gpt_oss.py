@@ -48,9 +48,7 @@ def main() -> int:
         action="store_true",
         help="vLLM's default mode: torch.compile and CUDA graphs (no enforce_eager)",
     )
-    parser.add_argument(
-        "--generate", type=int, default=0, help="then generate this many tokens"
-    )
+    parser.add_argument("--generate", type=int, default=0, help="then generate this many tokens")
     parser.add_argument(
         "--dump-truth",
         action="store_true",
@@ -83,12 +81,8 @@ def main() -> int:
     llm = LLM(**kwargs)
     say("startup_seconds", round(time.perf_counter() - started, 3))
     if args.generate:
-        params = SamplingParams(
-            max_tokens=args.generate, temperature=0.0, detokenize=False, ignore_eos=True
-        )
-        outputs = llm.generate(
-            [{"prompt_token_ids": [200006, 17360, 200008, 3575]}], params
-        )
+        params = SamplingParams(max_tokens=args.generate, temperature=0.0, detokenize=False, ignore_eos=True)
+        outputs = llm.generate([{"prompt_token_ids": [200006, 17360, 200008, 3575]}], params)
         say("generated_token_ids", list(outputs[0].outputs[0].token_ids))
     if args.dump_truth:
         from memlens_truth import dump_snapshot

@@ -26,9 +26,7 @@ def register() -> None:
     import torch
 
     def start() -> None:
-        torch.cuda.memory._record_memory_history(
-            max_entries=MAX_ENTRIES, stacks="python", context="all"
-        )
+        torch.cuda.memory._record_memory_history(max_entries=MAX_ENTRIES, stacks="python", context="all")
         atexit.register(dump_snapshot)
 
     torch.cuda._lazy_call(start)
