@@ -105,6 +105,16 @@ _FREE_LOW = re.compile(
     rf"Free memory on device(?: \S+)? \((?P<free>{_NUM})/(?P<total>{_NUM}) GiB\) on startup is less than desired "
     rf"GPU memory utilization \((?P<util>{_NUM}), (?P<desired>{_NUM}) GiB\)"
 )
+# vLLM >= 0.21 after the KV cache is made: its own budget, then what each part took.
+_USAGE = re.compile(
+    rf"Free memory on device(?: \S+)? \((?P<free>{_NUM})/(?P<total>{_NUM}) GiB\) on startup\. Desired GPU memory "
+    rf"utilization is \((?P<util>{_NUM}), (?P<desired>{_NUM}) GiB\)\. Actual usage is (?P<weights>{_NUM}) GiB for "
+    rf"weight, (?P<activation>{_NUM}) GiB for peak activation, (?P<non_torch>{_NUM}) GiB for non-torch memory, and "
+    rf"(?P<graph>{_NUM}) GiB for CUDAGraph memory\.(?:.*Current kv cache memory in use is (?P<kv>{_NUM}) GiB)?"
+)
+_GRAPH_POOL = re.compile(
+    rf"CUDA graph pool memory: (?P<actual>{_NUM}) ?GiB \(actual\), (?P<estimated>{_NUM}) ?GiB \(estimated\)"
+)
 _KV_TOO_SMALL = re.compile(
     rf"max seq len \((?P<len>\d+)\),? \(?(?P<needed>{_NUM}) GiB KV cache is needed, which is larger than the "
     rf"available KV cache memory \((?P<available>{_NUM}) GiB\)"
@@ -223,6 +233,30 @@ class FactParser:
                 total_bytes=to_bytes(match.group("total")),
                 utilization=number(match.group("util")),
                 desired_bytes=to_bytes(match.group("desired")),
+            )
+        match = _USAGE.search(line)
+        if match:
+            kv = match.group("kv")
+            facts += _fact(
+                "memory_usage",
+                line,
+                free_bytes=to_bytes(match.group("free")),
+                total_bytes=to_bytes(match.group("total")),
+                utilization=number(match.group("util")),
+                desired_bytes=to_bytes(match.group("desired")),
+                weights_bytes=to_bytes(match.group("weights")),
+                activation_peak_bytes=to_bytes(match.group("activation")),
+                non_torch_bytes=to_bytes(match.group("non_torch")),
+                cuda_graph_bytes=to_bytes(match.group("graph")),
+                **({"kv_cache_bytes": to_bytes(kv)} if kv is not None else {}),
+            )
+        match = _GRAPH_POOL.search(line)
+        if match:
+            facts += _fact(
+                "cuda_graph_pool",
+                line,
+                actual_bytes=to_bytes(match.group("actual")),
+                estimated_bytes=to_bytes(match.group("estimated")),
             )
         match = _KV_TOO_SMALL.search(line)
         if match:

@@ -216,3 +216,61 @@ def test_hostile_log_lines_do_not_stop_the_launcher(tmp_path):
 
     for raw in live.raw_lines:
         json.loads(raw, parse_constant=refuse)
+
+
+EXPECTED_0_26 = [
+    ("model_loading", {"bytes": gib(13.8), "seconds": 1.682141}),
+    ("available_kv_cache", {"bytes": gib(118.98)}),
+    ("kv_cache_size", {"tokens": 2_079_270}),
+    ("max_concurrency", {"tokens_per_request": 32, "concurrency": 64977.2}),
+    (
+        "memory_usage",
+        {
+            "free_bytes": gib(139.29),
+            "total_bytes": gib(139.8),
+            "utilization": 0.98,
+            "desired_bytes": gib(137.0),
+            "weights_bytes": gib(13.8),
+            "activation_peak_bytes": gib(4.0),
+            "non_torch_bytes": gib(0.22),
+            "cuda_graph_bytes": 0,
+            "kv_cache_bytes": gib(118.98),
+        },
+    ),
+    ("cuda_graph_estimate", {"bytes": gib(0.65)}),
+    ("graph_capture", {"seconds": 12.0, "bytes": gib(1.06)}),
+    ("cuda_graph_pool", {"actual_bytes": gib(1.06), "estimated_bytes": gib(0.65)}),
+    (
+        "memory_usage",
+        {
+            "free_bytes": gib(139.29),
+            "total_bytes": gib(139.8),
+            "utilization": 0.98,
+            "desired_bytes": gib(137.0),
+            "weights_bytes": gib(13.8),
+            "activation_peak_bytes": gib(4.01),
+            "non_torch_bytes": gib(0.23),
+            "cuda_graph_bytes": gib(1.06),
+            "kv_cache_bytes": gib(118.31),
+        },
+    ),
+    (
+        "free_memory_low",
+        {"free_bytes": gib(15.49), "total_bytes": gib(16.0), "utilization": 0.98, "desired_bytes": gib(15.68)},
+    ),
+    ("no_kv_memory", {}),
+    ("available_kv_cache", {"bytes": gib(-0.05)}),
+]
+
+
+def test_parser_on_vllm_0_26_lines():
+    """What vLLM 0.26.0 printed on an H200, eager and compiled, and on emulated 16 GiB cards."""
+    parser = FactParser()
+    facts = []
+    for line in (DATA / "vllm_0_26_logs.txt").read_text().splitlines():
+        facts.extend(parser.feed(line))
+    facts.extend(parser.flush())
+    kinds = [(kind, values) for kind, values, _line in facts]
+    assert kinds[: len(EXPECTED_0_26)] == EXPECTED_0_26
+    oom = kinds[len(EXPECTED_0_26) :]
+    assert oom == [("cuda_oom", {"requested_bytes": 198 * MIB, "total_bytes": gib(139.8), "free_bytes": gib(124.22)})]

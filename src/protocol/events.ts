@@ -162,6 +162,8 @@ export type FactKind =
   | "kv_cache_too_small"
   | "kv_cache_blocks"
   | "cuda_graph_estimate"
+  | "cuda_graph_pool"
+  | "memory_usage"
   | "emulated_device";
 export interface FactEvent extends Common {
   type: "fact";
