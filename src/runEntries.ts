@@ -2,12 +2,11 @@
 // alone, and their events.jsonl (hundreds of MB for a vLLM load) is parsed only when a view needs
 // it; a run started in this window has its model from the start.
 import { stat } from "node:fs/promises";
-import * as path from "node:path";
 import type { LoadedRunEntry, RunEntry } from "./host";
 import { RunModel } from "./model/runModel";
 import { readErrorText } from "./fileRead";
 import type { ProtocolVersionError } from "./protocol/reader";
-import { EVENTS_FILE, listRuns, readEventsFile, type LoadOptions } from "./runner/store";
+import { eventsFileOf, listRuns, readEventsFile, type LoadOptions } from "./runner/store";
 import type { RunHandle, RunMeta } from "./runner/types";
 
 /** What reading a run's events found besides the events. */
@@ -68,7 +67,7 @@ export class StoredRunEntry implements RunEntry {
 
   loadModel(): Promise<RunModel> {
     if (this.loaded) return Promise.resolve(this.loaded);
-    this.loading ??= readEventsModel(path.join(this.dir, EVENTS_FILE)).then(
+    this.loading ??= readEventsModel(eventsFileOf(this.dir)).then(
       ({ model, report }) => {
         this.loaded = model;
         this.loading = undefined;
@@ -111,7 +110,7 @@ export async function listStoredRuns(
   const summaries = await listRuns(runsDir, options);
   return Promise.all(
     summaries.map(async (summary) => {
-      const bytes = await stat(path.join(summary.dir, EVENTS_FILE)).then(
+      const bytes = await stat(eventsFileOf(summary.dir)).then(
         (s) => s.size,
         () => 0,
       );

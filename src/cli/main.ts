@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { RunModel } from "../model/runModel";
-import { loadRun, EVENTS_FILE } from "../runner/store";
+import { loadRun, eventsFileOf, EVENTS_FILE } from "../runner/store";
 import { FileReadError, MAX_SOURCE_BYTES, readSmallTextFileSync } from "../fileRead";
 import type { RunMeta } from "../runner/types";
 import { CheckpointError, LocalByteSource } from "../budget/safetensors";
@@ -75,7 +75,7 @@ async function resolveModel(spec: string): Promise<ModelBudget> {
 async function readRun(dir: string): Promise<{ run: RunModel; meta?: RunMeta; warnings: string[] }> {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new UsageError(`run folder ${dir} does not exist.`);
-  if (!existsSync(path.join(dir, EVENTS_FILE))) {
+  if (!existsSync(eventsFileOf(dir))) {
     throw new UsageError(
       `${dir} has no ${EVENTS_FILE}: not a MemLens run folder (look under .memlens/runs/).`,
     );

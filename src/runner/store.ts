@@ -14,6 +14,7 @@ import {
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
+import { createGunzip } from "node:zlib";
 import { z } from "zod/v4";
 import { FileReadError, openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../fileRead";
 import type { Plan } from "../protocol/events";
@@ -24,6 +25,15 @@ import type { RunMeta } from "./types";
 export const META_FILE = "meta.json";
 export const PLAN_FILE = "plan.json";
 export const EVENTS_FILE = "events.jsonl";
+/** A shipped or archived run may keep its events compressed; readers take either. */
+export const EVENTS_GZ_FILE = "events.jsonl.gz";
+
+/** The run's events file: events.jsonl, else events.jsonl.gz where only that exists. */
+export function eventsFileOf(dir: string): string {
+  const plain = path.join(dir, EVENTS_FILE);
+  const gz = path.join(dir, EVENTS_GZ_FILE);
+  return !existsSync(plain) && existsSync(gz) ? gz : plain;
+}
 export const STDERR_FILE = "stderr.log";
 
 /** "20251126-193301-123-a1b2c3": UTC time to the millisecond, then 6 random hex digits. */
@@ -242,9 +252,20 @@ export async function listRuns(runsDir: string, options: LoadOptions = {}): Prom
 /** Bytes read at a time from events.jsonl: a vLLM load writes hundreds of MB of it. */
 const EVENTS_CHUNK_BYTES = 1 << 20;
 
+async function* fileChunks(handle: fs.FileHandle): AsyncGenerator<Buffer> {
+  const buffer = Buffer.allocUnsafe(EVENTS_CHUNK_BYTES);
+  let offset = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+    if (bytesRead === 0) return;
+    offset += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
 /**
- * Reads an events file as a stream, chunk by chunk, handing each event to onEvent: the text is
- * never held whole (a 564 MB file is more than V8's longest string). Rejects with the file
+ * Reads an events file (events.jsonl, or events.jsonl.gz decompressed on the fly) as a stream,
+ * chunk by chunk, handing each event to onEvent: the text is never held whole (a 564 MB file is more than V8's longest string). Rejects with the file
  * system's error (ENOENT for a missing file) or a FileReadError for a file that is not a regular
  * one; malformed and repeated lines are counted in the report, never thrown.
  */
@@ -256,13 +277,11 @@ export async function readEventsFile(
   const handle = await openRegularFile(file);
   try {
     const decoder = new StringDecoder("utf8");
-    const buffer = Buffer.allocUnsafe(EVENTS_CHUNK_BYTES);
-    let offset = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-      reader.push(decoder.write(buffer.subarray(0, bytesRead)));
+    const chunks = file.endsWith(".gz")
+      ? (handle.createReadStream({ autoClose: false }).pipe(createGunzip()) as AsyncIterable<Buffer>)
+      : fileChunks(handle);
+    for await (const chunk of chunks) {
+      reader.push(decoder.write(chunk));
       if (reader.versionError) break;
     }
     reader.push(decoder.end());
@@ -301,10 +320,7 @@ export async function loadRun(dir: string, options: LoadRunOptions = {}): Promis
   const events: ProbeEvent[] = [];
   let report: ReadReport = { malformed: [], malformedCount: 0, duplicates: 0 };
   try {
-    report = await readEventsFile(
-      path.join(dir, EVENTS_FILE),
-      options.onEvent ?? ((event) => events.push(event)),
-    );
+    report = await readEventsFile(eventsFileOf(dir), options.onEvent ?? ((event) => events.push(event)));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "ENOENT") throw new FileReadError(path.join(dir, EVENTS_FILE), readErrorText(error), code);
