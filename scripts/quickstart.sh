@@ -68,6 +68,12 @@ log "installing $VSIX into $STATE_DIR/extensions"
 log "copying the demo workspace to $DEMO_DIR"
 rm -rf "$DEMO_DIR"
 cp -r "$REPO_ROOT/media/demo" "$DEMO_DIR"
+# The recorded vLLM runs go where the Runs view looks, each under its own run id.
+for run in "$REPO_ROOT"/media/demo/runs/*/; do
+  id="$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).id' "$run/meta.json")"
+  mkdir -p "$DEMO_DIR/.memlens/runs/$id"
+  cp "$run"/* "$DEMO_DIR/.memlens/runs/$id/"
+done
 
 cat >&2 <<EOF
 
@@ -77,7 +83,8 @@ cat >&2 <<EOF
 
   The demo workspace ($DEMO_DIR) opens with its README. Open memlens_demo/loader.py,
   right-click inside load_weights and pick "Measure Here": a few seconds later a lens above it
-  shows the measured delta (about +256 MiB of host RSS without a GPU).
+  shows the measured delta (about +256 MiB of host RSS without a GPU). The Runs view also lists
+  three recorded runs of real vLLM loading gpt-oss-20b on an H200 (runs/README.md).
   (Through ssh: ssh -L $PORT:127.0.0.1:$PORT this-machine, then open the same URL locally.)
 
   Ctrl-C stops it.

@@ -11,9 +11,8 @@ finished call of every probed function in those processes it compares, to the by
 The history records requested sizes (before the allocator's 512 B rounding and unsplit blocks),
 so `requested` is the reading compared; `allocated` comes from the same stats read, and its
 slack over `requested` is reported per call. A history entry belongs to a call when its time
-lies in the call's window; the offset between the two clocks is fitted so that every allocation
-whose Python stack holds a probed function lies inside that call; 0 when 0 fits (reported
-with the interval that fits). Also checks vLLM's own log figures
+lies in the call's window (both clocks are wall time). A wrong window cannot pass: the running
+sum at the entry must equal the probe's `before.requested` too. Also checks vLLM's own log figures
 (fact events) against the probed scopes they describe. Exit status 0 only if nothing failed.
 """
 
@@ -29,7 +28,6 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 GIB = 1 << 30
-EDGE_NS = 2_000_000  # history times are µs from torch's approximate clock
 
 
 def load_events(run_dir: str) -> List[Dict[str, Any]]:
@@ -63,15 +61,8 @@ def signed(entry: Dict[str, Any]) -> int:
     return 0
 
 
-def in_stack(entry: Dict[str, Any], name: str, module_path: str) -> bool:
-    for frame in entry.get("frames", []) or []:
-        if frame.get("name") == name and frame.get("filename", "").endswith(module_path):
-            return True
-    return False
-
-
 def _calls(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dict[str, Any]]:
-    """Finished calls with CUDA readings: spec, function name, module path, enter/exit events."""
+    """Finished calls with torch readings: spec and enter/exit events."""
     enters = {e["scope_id"]: e for e in events if e["type"] == "enter"}
     calls = []
     for e in events:
@@ -81,38 +72,8 @@ def _calls(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dict[str
         enter = enters.get(e["scope_id"])
         if ":" not in spec or enter is None:
             continue
-        module, qualname = spec.split(":", 1)
-        calls.append(
-            {
-                "spec": spec,
-                "name": qualname.split(".")[-1],
-                "module_path": module.replace(".", "/") + ".py",
-                "enter": enter,
-                "exit": e,
-            }
-        )
+        calls.append({"spec": spec, "enter": enter, "exit": e})
     return calls
-
-
-def clock_offset(
-    calls: List[Dict[str, Any]],
-    moves: List[Tuple[int, int, Dict[str, Any]]],
-    times: List[int],
-) -> Tuple[int, int]:
-    """The history's clock minus the probe's: every allocation whose Python stack holds a probed
-    function must fall inside that call's window. Returns the interval of offsets that satisfies
-    all of them (ns)."""
-    low, high = -(10**12), 10**12
-    for call in calls:
-        start, end = call["enter"]["ts"], call["exit"]["ts"]
-        first = bisect.bisect_left(times, start - EDGE_NS)
-        last = bisect.bisect_right(times, end + EDGE_NS)
-        for i in range(first, last):
-            t, delta, entry = moves[i]
-            if delta > 0 and in_stack(entry, call["name"], call["module_path"]):
-                low = max(low, t - end)
-                high = min(high, t - start)
-    return low, high
 
 
 def check_process(
@@ -126,11 +87,9 @@ def check_process(
         total += delta
         running.append(total)
     calls = _calls(events, specs)
-    low, high = clock_offset(calls, moves, times)
-    # History times are whole µs: the window is widened by one µs on each side of the offset.
-    # Both clocks are wall time (torch converts its approximate clock): no offset unless the
-    # stacks prove one, then the smallest that fits them.
-    offset = min(max(0, low), high) if low <= high else 0
+    # Both clocks are wall time (torch converts its approximate clock to epoch µs); history times
+    # are whole µs, so each window is widened by 1 µs on both sides.
+    offset = 0
     results = []
     for call in calls:
         enter, exit_ = call["enter"], call["exit"]
@@ -175,8 +134,6 @@ def check_process(
     summary = {
         "history_entries": len(history),
         "requested_at_end": total,
-        "clock_offset_ns": offset,
-        "clock_offset_interval_ns": [low, high],
     }
     return results, summary
 

@@ -1,7 +1,9 @@
 """The load path of a pretend model, one function per phase, each allocating a known amount.
 
-Click "Measure here" above any function (or put the cursor on a line and run "MemLens: Measure
-This Line") and MemLens runs `load_demo_model.py` with a probe on it.
+Right-click inside any function and pick "MemLens: Measure Here" (or put the cursor on a line and
+run "MemLens: Measure This Line"): MemLens runs `load_demo_model.py` with a probe on it, and the
+lens above the function shows what it measured. "Measure here" lenses of their own sit only on
+the functions of vLLM's load path that MemLens' catalog knows.
 """
 
 from __future__ import annotations
