@@ -9,6 +9,8 @@
 #   emu16 | emu15.5 | emu16-u0.96             probed, marlin, emulating a 16 / 15.5 GiB card (-uU: that
 #                                             gpu_memory_utilization instead of 0.98)
 #   dap-step                                  the debug adapter steps through the load (dap-step.mjs)
+#   bench-startupN                            N plain and N probed LLM(...) start-ups (eager, marlin),
+#                                             alternating; prints each and the ratio of the medians
 #   plain-compile | probed-compile            default mode (torch.compile + CUDA graphs), one generate
 #   save-jit-cache                            FlashInfer/Triton/vLLM kernel caches to OUT_DIR/jitcache.part-*
 #                                             (carry them back as .whl/jitcache: a fresh host then skips
@@ -53,6 +55,15 @@ scenario() {
       node "$CLI" run --runs-dir "$work/runs" --emulate-gib "$gib" \
         --label "gpt-oss-20b, marlin, emulated $gib GiB, gpu_memory_utilization $util" \
         -- python3 $LOAD --moe-backend marlin --small-card-defaults --gpu-memory-utilization "$util" ;;
+    bench-startup*)
+      local n=${name#bench-startup} i
+      for ((i = 1; i <= ${n:-3}; i++)); do
+        echo "plain $i: $(python3 $LOAD --moe-backend marlin 2>&1 | grep -o 'startup_seconds .*')"
+        node "$CLI" run --runs-dir "$work/runs" --quiet -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
+        echo "probed $i: $(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)"
+        rm -rf "$work"/runs/*
+      done
+      python3 scripts/vllm/startup_ratio.py "$work/log.txt" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" ;;
     dap-step) node scripts/vllm/dap-step.mjs "$work" "${CLI%/*}/debugAdapter.js" -- python3 $LOAD --moe-backend marlin ;;
     probed-compile)
       node "$CLI" run --runs-dir "$work/runs" --probe "$FORWARD_PROBE" --label "gpt-oss-20b, marlin, compiled + CUDA graphs" \

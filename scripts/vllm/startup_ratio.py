@@ -1,0 +1,36 @@
+"""Prints the probed/plain ratio of LLM(...) start-up times from gpu-run.sh's bench-startup log.
+
+    python3 startup_ratio.py LOG MACHINE
+
+LOG lines look like "plain 1: startup_seconds 9.858" and "probed 1: startup_seconds 9.649"
+(the probed time is the target's own, read from the run's events). Medians, and every pair.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+
+
+def main() -> int:
+    log, machine = sys.argv[1], sys.argv[2]
+    times: dict = {"plain": [], "probed": []}
+    with open(log, encoding="utf-8") as f:
+        for line in f:
+            match = re.match(r"(plain|probed) \d+: startup_seconds ([0-9.]+)", line)
+            if match:
+                times[match.group(1)].append(float(match.group(2)))
+    if not times["plain"] or not times["probed"]:
+        print("bench-startup: no start-up times found", file=sys.stderr)
+        return 1
+    plain, probed = statistics.median(times["plain"]), statistics.median(times["probed"])
+    print(f"machine: {machine}")
+    print(f"plain  start-ups (s): {times['plain']}  median {plain:.3f}")
+    print(f"probed start-ups (s): {times['probed']}  median {probed:.3f}")
+    print(f"ratio probed/plain: {probed / plain:.3f} (target <= 1.02)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
