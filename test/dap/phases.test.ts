@@ -184,3 +184,25 @@ void test("Pause stops a running process at its next probe point", async () => {
     await session.client.stop();
   }
 });
+
+void test("a stop phase stops at its first scope's entry and exit, not at every later call", async () => {
+  const session = await startAdapter();
+  try {
+    await launchWithBreakpoints(
+      session,
+      launchArgs("repeat_phase.py", runs.dir, { stopAtPhases: ["load_weights"] }),
+    );
+    const loadModelLine = lineOf(RUNNER_FILE, "def load_model");
+    const entry = await expectStop(session, "phase", RUNNER_FILE, loadModelLine, /load_model · entry/);
+    await session.client.continueRequest({ threadId: entry.threadId });
+    const exit = await expectStop(session, "phase", RUNNER_FILE, loadModelLine, /load_model · exit/);
+    await session.client.continueRequest({ threadId: exit.threadId });
+    // The second and third load_model calls run through: the next event is the end of the run.
+    const exited = await session.events.next<DebugProtocol.ExitedEvent>("exited");
+    assert.equal(exited.body.exitCode, 0);
+    assert.match(session.events.output(), /loaded three times/);
+    assert.equal(session.events.all("stopped").length, 2, "two stops: entry and exit of the first call");
+  } finally {
+    await session.client.stop();
+  }
+});
