@@ -3,6 +3,8 @@ import { formatBytes } from "../model/format";
 import { escapeMarkdown, markdownCodeBlock } from "../model/markdown";
 import type { BudgetView } from "./view";
 import type { ModelBudget } from "./modelBudget";
+import { BUDGET_TEXT } from "../l10n/budget";
+import { translator, type Lang } from "../l10n/lang";
 
 /** Labels and sources hold vLLM's log lines and names from model files: text, never markdown. */
 function cell(text: string): string {
@@ -14,25 +16,36 @@ function bytesCell(bytes: number | undefined): string {
   return `${formatBytes(bytes, 2)} (${bytes.toLocaleString("en-US")} B)`;
 }
 
-export function budgetMarkdown(view: BudgetView, title: string, model?: ModelBudget): string {
+/** `lang` names the columns and headings; the view's own text is in the language it was computed in. */
+export function budgetMarkdown(
+  view: BudgetView,
+  title: string,
+  model?: ModelBudget,
+  lang: Lang = "en",
+): string {
+  const t = translator(BUDGET_TEXT, lang);
   const lines: string[] = [`# ${escapeMarkdown(title)}`, "", `**${escapeMarkdown(view.verdict)}**`, ""];
-  lines.push("| | theory / estimate | measured | kind | source |", "|---|---:|---:|---|---|");
+  lines.push(t("md.columns"), "|---|---:|---:|---|---|");
   for (const row of view.rows) {
     lines.push(
-      `| ${cell(row.label)} | ${bytesCell(row.theoryBytes)} | ${bytesCell(row.measuredBytes)} | ${row.kind} | ${cell(row.source)} |`,
+      `| ${cell(row.label)} | ${bytesCell(row.theoryBytes)} | ${bytesCell(row.measuredBytes)} | ${t(`kind.${row.kind}`)} | ${cell(row.source)} |`,
     );
   }
-  lines.push("", "## Arithmetic", "", ...markdownCodeBlock(view.arithmetic, "text"));
+  lines.push("", t("md.arithmetic"), "", ...markdownCodeBlock(view.arithmetic, "text"));
   if (model) {
     const s = model.summary;
     lines.push(
       "",
-      "## Checkpoint",
+      t("md.checkpoint"),
       "",
-      `${s.tensorCount} tensors, ${s.totalBytes.toLocaleString("en-US")} bytes, ${s.parameters.toLocaleString("en-US")} parameters ` +
-        `(MXFP4 blocks hold two values a byte; scales are not parameters). Source: ${escapeMarkdown(model.origin)}.`,
+      t("md.checkpointText", {
+        tensors: s.tensorCount,
+        bytes: s.totalBytes.toLocaleString("en-US"),
+        parameters: s.parameters.toLocaleString("en-US"),
+        origin: escapeMarkdown(model.origin),
+      }),
     );
-    if (model.kvError) lines.push("", `KV cache: ${escapeMarkdown(model.kvError)}`);
+    if (model.kvError) lines.push("", t("md.kvError", { error: escapeMarkdown(model.kvError) }));
     for (const w of model.warnings) lines.push("", `⚠ ${escapeMarkdown(w)}`);
   }
   return lines.join("\n") + "\n";

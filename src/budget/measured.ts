@@ -2,7 +2,9 @@
 // with the reading, hotspot or vLLM log fact it came from.
 import type { FactEvent, Readings } from "../protocol/events";
 import { callDelta, type RunModel } from "../model/runModel";
-import { formatBytes } from "../model/format";
+import { callsText, formatBytes } from "../model/format";
+import { BUDGET_TEXT, type BudgetKey } from "../l10n/budget";
+import { translator, type Lang, type Translate } from "../l10n/lang";
 import { measure, NEEDS, type MatchContext, type MetaTargets } from "./targets";
 
 export interface MeasuredValue {
@@ -45,8 +47,8 @@ function lastFact(run: RunModel, kind: string): FactEvent | undefined {
   return facts[facts.length - 1];
 }
 
-function factSource(f: FactEvent): string {
-  return `measured: vLLM log "${f.line.replace(/\s+/g, " ").trim().slice(0, 160)}" (fact ${f.kind})`;
+function factSource(f: FactEvent, t: Translate<BudgetKey>): string {
+  return t("src.fact", { line: f.line.replace(/\s+/g, " ").trim().slice(0, 160), kind: f.kind });
 }
 
 /** The pid whose readings show the most torch-allocated memory. */
@@ -66,33 +68,35 @@ export function gpuProcess(run: RunModel): number | undefined {
 }
 
 /** The reading of the GPU process with the most reserved memory: the steady state after the KV cache. */
-export function readingSnapshot(run: RunModel, pid: number): ReadingSnapshot | undefined {
+export function readingSnapshot(run: RunModel, pid: number, lang: Lang = "en"): ReadingSnapshot | undefined {
+  const t = translator(BUDGET_TEXT, lang);
   let best: ReadingSnapshot | undefined;
-  const consider = (ts: number, readings: Readings | undefined, kind: string): void => {
+  const consider = (ts: number, readings: Readings | undefined, kind: () => string): void => {
     if (!readings || readings.reserved === undefined) return;
     if (!best || readings.reserved > (best.readings.reserved ?? 0)) {
-      best = { pid, ts, readings, why: `${kind} with the highest reserved` };
+      best = { pid, ts, readings, why: t("why.highestReserved", { kind: kind() }) };
     }
   };
-  for (const s of run.samples.get(pid) ?? []) consider(s.ts, s.readings, "sample");
+  for (const s of run.samples.get(pid) ?? []) consider(s.ts, s.readings, () => t("why.sample"));
   for (const c of run.calls) {
     if (c.pid !== pid) continue;
-    consider(c.startTs, c.before, `entry of ${c.target} call ${c.call}`);
-    if (c.endTs !== undefined) consider(c.endTs, c.after, `exit of ${c.target} call ${c.call}`);
+    consider(c.startTs, c.before, () => t("why.entry", { target: c.target, call: c.call }));
+    if (c.endTs !== undefined)
+      consider(c.endTs, c.after, () => t("why.exit", { target: c.target, call: c.call }));
   }
   return best;
 }
 
-function at(run: RunModel, snap: ReadingSnapshot): string {
-  const since = run.firstTs === undefined ? "" : ` at +${((snap.ts - run.firstTs) / 1e9).toFixed(1)} s`;
-  return `pid ${snap.pid}${since}, ${snap.why}`;
+function at(run: RunModel, snap: ReadingSnapshot, t: Translate<BudgetKey>): string {
+  const since =
+    run.firstTs === undefined ? "" : t("at.since", { seconds: ((snap.ts - run.firstTs) / 1e9).toFixed(1) });
+  return t("at.pid", { pid: snap.pid, since, why: snap.why });
 }
 
-function callsText(n: number): string {
-  return n === 1 ? "1 call" : `${n} calls`;
-}
-
-export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
+/** What a run measured, each source said in `lang` (quoted log lines and code names as they are). */
+export function measureRun(run: RunModel, meta?: MetaTargets, lang: Lang = "en"): RunMeasurements {
+  const t = translator(BUDGET_TEXT, lang);
+  const factSrc = (f: FactEvent): string => factSource(f, t);
   const ctx: MatchContext = { run, meta };
   const out: RunMeasurements = {};
   out.gpuPid = gpuProcess(run);
@@ -106,12 +110,16 @@ export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
   if (load.summary && load.summary.calls > load.summary.openCalls) {
     out.residentWeights = {
       bytes: load.summary.retained,
-      source: `measured: ${load.summary.source} Δ retained by ${load.summary.spec ?? load.summary.target} (${callsText(load.summary.calls)})`,
+      source: t("src.retainedBy", {
+        source: load.summary.source,
+        spec: load.summary.spec ?? load.summary.target,
+        calls: callsText(load.summary.calls, lang),
+      }),
     };
   } else if (loadingFact?.values.bytes !== undefined) {
-    out.residentWeights = { bytes: loadingFact.values.bytes, source: factSource(loadingFact) };
+    out.residentWeights = { bytes: loadingFact.values.bytes, source: factSrc(loadingFact) };
   } else if (pv.weights_bytes !== undefined && profiling) {
-    out.residentWeights = { bytes: pv.weights_bytes, source: factSource(profiling) };
+    out.residentWeights = { bytes: pv.weights_bytes, source: factSrc(profiling) };
   }
 
   const ws = measure(ctx, NEEDS.workspace);
@@ -123,7 +131,12 @@ export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
       bytes: ws.summary.retained,
       calls: ws.summary.calls,
       perCall: typical,
-      source: `measured: ${callsText(ws.summary.calls)} of ${ws.summary.spec ?? ws.summary.target}, ${formatBytes(typical)} retained each (${ws.summary.source} Δ)`,
+      source: t("src.workspaces", {
+        calls: callsText(ws.summary.calls, lang),
+        spec: ws.summary.spec ?? ws.summary.target,
+        bytes: formatBytes(typical),
+        source: ws.summary.source,
+      }),
     };
   }
 
@@ -132,46 +145,52 @@ export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
   if (kv.summary && kv.summary.calls > kv.summary.openCalls && kv.summary.retained > 0) {
     out.kvCache = {
       bytes: kv.summary.retained,
-      source: `measured: ${kv.summary.source} Δ retained by ${kv.summary.spec ?? kv.summary.target}`,
+      source: t("src.retainedByNoCalls", {
+        source: kv.summary.source,
+        spec: kv.summary.spec ?? kv.summary.target,
+      }),
     };
   } else if (availableKv?.values.bytes !== undefined) {
-    out.kvCache = { bytes: availableKv.values.bytes, source: factSource(availableKv) };
+    out.kvCache = { bytes: availableKv.values.bytes, source: factSrc(availableKv) };
   } else if (pv.kv_cache_bytes !== undefined && profiling) {
-    out.kvCache = { bytes: pv.kv_cache_bytes, source: factSource(profiling) };
+    out.kvCache = { bytes: pv.kv_cache_bytes, source: factSrc(profiling) };
   }
   const kvSize = lastFact(run, "kv_cache_size");
   if (kvSize?.values.tokens !== undefined)
-    out.kvTokens = { tokens: kvSize.values.tokens, source: factSource(kvSize) };
+    out.kvTokens = { tokens: kvSize.values.tokens, source: factSrc(kvSize) };
 
   const profile = measure(ctx, NEEDS.profileRun);
   if (pv.activation_peak_bytes !== undefined && profiling) {
-    out.activationPeak = { bytes: pv.activation_peak_bytes, source: factSource(profiling) };
+    out.activationPeak = { bytes: pv.activation_peak_bytes, source: factSrc(profiling) };
   } else if (profile.summary?.peakAboveBeforeMax !== undefined) {
     out.activationPeak = {
       bytes: profile.summary.peakAboveBeforeMax,
-      source: `measured: peak − before of ${profile.summary.spec ?? profile.summary.target} (${profile.summary.source})`,
+      source: t("src.peakOf", {
+        spec: profile.summary.spec ?? profile.summary.target,
+        source: profile.summary.source,
+      }),
     };
   }
 
   const graphs = lastFact(run, "graph_capture");
   if (graphs?.values.bytes !== undefined)
-    out.cudaGraphs = { bytes: graphs.values.bytes, source: factSource(graphs) };
+    out.cudaGraphs = { bytes: graphs.values.bytes, source: factSrc(graphs) };
 
   if (out.gpuPid !== undefined) {
-    const snap = readingSnapshot(run, out.gpuPid);
+    const snap = readingSnapshot(run, out.gpuPid, lang);
     out.snapshot = snap;
     if (snap) {
       const r = snap.readings;
       if (r.allocated !== undefined && r.reserved !== undefined) {
         out.allocatorSlack = {
           bytes: r.reserved - r.allocated,
-          source: `measured: reserved − allocated (${at(run, snap)})`,
+          source: t("src.slack", { at: at(run, snap, t) }),
         };
       }
       if (r.device_total !== undefined) {
         out.deviceTotal = {
           bytes: r.device_total,
-          source: `measured: device_total from cudaMemGetInfo (pid ${snap.pid})`,
+          source: t("src.deviceTotal", { pid: snap.pid }),
         };
       }
       if (pv.non_torch_bytes === undefined) {
@@ -179,7 +198,7 @@ export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
           r.non_torch ??
           (r.device_used !== undefined && r.reserved !== undefined ? r.device_used - r.reserved : undefined);
         if (nonTorch !== undefined) {
-          out.nonTorch = { bytes: nonTorch, source: `measured: device_used − reserved (${at(run, snap)})` };
+          out.nonTorch = { bytes: nonTorch, source: t("src.nonTorch", { at: at(run, snap, t) }) };
         }
       }
     }
@@ -192,18 +211,17 @@ export function measureRun(run: RunModel, meta?: MetaTargets): RunMeasurements {
       const p = c.pid === out.gpuPid ? c.peak?.allocated : undefined;
       if (p !== undefined && (!peak || p > peak.bytes)) peak = { bytes: p, ts: c.endTs ?? c.startTs };
     }
-    if (peak)
-      out.peakAllocated = { bytes: peak.bytes, source: `measured: highest allocated of pid ${out.gpuPid}` };
+    if (peak) out.peakAllocated = { bytes: peak.bytes, source: t("src.peakAllocated", { pid: out.gpuPid }) };
   }
   if (pv.non_torch_bytes !== undefined && profiling) {
-    out.nonTorch = { bytes: pv.non_torch_bytes, source: factSource(profiling) };
+    out.nonTorch = { bytes: pv.non_torch_bytes, source: factSrc(profiling) };
   }
   if (!out.deviceTotal && pv.total_bytes !== undefined && profiling) {
-    out.deviceTotal = { bytes: pv.total_bytes, source: factSource(profiling) };
+    out.deviceTotal = { bytes: pv.total_bytes, source: factSrc(profiling) };
   }
   const oom = run.ooms[run.ooms.length - 1];
   const oomFact = lastFact(run, "cuda_oom");
-  if (oom) out.oom = { message: oom.message, source: `oom event in ${oom.target} (pid ${oom.pid})` };
-  else if (oomFact) out.oom = { message: oomFact.line, source: factSource(oomFact) };
+  if (oom) out.oom = { message: oom.message, source: t("src.oom", { target: oom.target, pid: oom.pid }) };
+  else if (oomFact) out.oom = { message: oomFact.line, source: factSrc(oomFact) };
   return out;
 }

@@ -1,6 +1,8 @@
 // Does the model fit a target card? vLLM's own accounting: budget = total × gpu_memory_utilization;
 // the KV cache gets what is left after weights, the activation peak and non-torch memory.
 import { formatBytes } from "../model/format";
+import { BUDGET_TEXT } from "../l10n/budget";
+import { translator, type Lang } from "../l10n/lang";
 import { kvBytesForTokens, kvTokensForBytes, type KvModel } from "./kvcache";
 
 export type BudgetKind = "theory" | "measured" | "estimate";
@@ -22,6 +24,8 @@ export interface VerdictInput {
   kv?: KvModel;
   /** Tokens one request needs (vLLM's max_model_len); the KV cache must hold at least these. */
   minKvTokens: number;
+  /** The language of the verdict and the arithmetic (default English). */
+  lang?: Lang;
 }
 
 export interface FitVerdict {
@@ -54,20 +58,27 @@ export function fitVerdict(input: VerdictInput): FitVerdict {
       `gpu_memory_utilization must be in (0, 1], got ${util}: vLLM uses that fraction of the card`,
     );
   }
+  const t = translator(BUDGET_TEXT, input.lang ?? "en");
   const budgetBytes = Math.floor(targetBytes * util);
   const arithmetic: string[] = [
-    `target card: ${gib(targetBytes)} (${exact(targetBytes)})`,
-    `budget = ${gib(targetBytes)} × gpu_memory_utilization ${util} = ${gib(budgetBytes)} (${exact(budgetBytes)})`,
+    t("v.targetCard", { bytes: gib(targetBytes), exact: exact(targetBytes) }),
+    t("v.budget", { target: gib(targetBytes), util, budget: gib(budgetBytes), exact: exact(budgetBytes) }),
   ];
   const fitting: string[] = [];
   const notFitting: string[] = [];
   let left = budgetBytes;
   for (const part of input.parts) {
     left -= part.bytes;
-    const mark = left >= 0 ? "" : "  ✗ over budget";
-    const source = part.source.startsWith(`${part.kind}:`) ? part.source : `${part.kind}: ${part.source}`;
-    arithmetic.push(`  − ${part.label} ${gib(part.bytes)} (${source}) → ${gib(left)} left${mark}`);
-    (left >= 0 ? fitting : notFitting).push(`${part.label} (${gib(part.bytes)})`);
+    const mark = left >= 0 ? "" : t("v.overBudget");
+    const kind = t(`kind.${part.kind}`);
+    const source =
+      part.source.startsWith(`${part.kind}:`) || part.source.startsWith(`${kind}：`)
+        ? part.source
+        : t("v.partSource", { kind, source: part.source });
+    arithmetic.push(
+      t("v.part", { label: part.label, bytes: gib(part.bytes), source, left: gib(left), mark }),
+    );
+    (left >= 0 ? fitting : notFitting).push(t("v.named", { label: part.label, bytes: gib(part.bytes) }));
   }
   const usedBytes = budgetBytes - left;
   const minKvBytes = kv ? kvBytesForTokens(kv, input.minKvTokens) : undefined;
@@ -75,39 +86,61 @@ export function fitVerdict(input: VerdictInput): FitVerdict {
   if (kv) {
     kvTokens = kvTokensForBytes(kv, left);
     arithmetic.push(
-      `= KV cache: ${gib(Math.max(0, left))} ÷ (${kv.formula}) → ${kvTokens.toLocaleString("en-US")} tokens of one sequence`,
+      t("v.kvTokens", {
+        left: gib(Math.max(0, left)),
+        formula: kv.formula,
+        tokens: kvTokens.toLocaleString("en-US"),
+      }),
     );
     arithmetic.push(
-      `  a request of max_model_len ${input.minKvTokens} needs ${gib(minKvBytes!)} (${exact(minKvBytes!)}) of KV cache`,
+      t("v.kvRequest", { len: input.minKvTokens, bytes: gib(minKvBytes!), exact: exact(minKvBytes!) }),
     );
   } else {
-    arithmetic.push(`= KV cache: ${gib(left)} (no config.json: tokens not computed)`);
+    arithmetic.push(t("v.kvNoConfig", { left: gib(left) }));
   }
   const need = usedBytes + (minKvBytes ?? 0);
   const shortBytes = Math.max(0, need - budgetBytes);
   const fits = shortBytes === 0 && left > 0;
   const neededUtilization = need / targetBytes;
-  if (fits) fitting.push(`KV cache for ${kvTokens?.toLocaleString("en-US") ?? "?"} tokens (${gib(left)})`);
-  else notFitting.push(`KV cache (needs ${gib(minKvBytes ?? 0)} for max_model_len ${input.minKvTokens})`);
+  if (fits)
+    fitting.push(t("v.fittingKv", { tokens: kvTokens?.toLocaleString("en-US") ?? "?", bytes: gib(left) }));
+  else notFitting.push(t("v.notFittingKv", { bytes: gib(minKvBytes ?? 0), len: input.minKvTokens }));
+  const fitsAt = Math.ceil(neededUtilization * 1000) / 1000;
   arithmetic.push(
-    `needed: ${gib(need)} = ${(neededUtilization * 100).toFixed(1)} % of the card` +
-      (neededUtilization <= 1
-        ? ` → fits at gpu_memory_utilization ≥ ${Math.ceil(neededUtilization * 1000) / 1000}`
-        : ` → does not fit at any gpu_memory_utilization: ${gib(need - targetBytes)} more than the whole card`),
+    t("v.needed", {
+      need: gib(need),
+      percent: (neededUtilization * 100).toFixed(1),
+      tail:
+        neededUtilization <= 1
+          ? t("v.neededFits", { util: fitsAt })
+          : t("v.neededNever", { more: gib(need - targetBytes) }),
+    }),
   );
   const lowerBound =
-    input.unknown.length > 0
-      ? ` Not measured yet: ${input.unknown.join(", ")} (counted as 0, so more may be needed).`
-      : "";
+    input.unknown.length > 0 ? t("v.notMeasured", { parts: input.unknown.join(t("v.listSep")) }) : "";
   const verdict = fits
-    ? `Fits: ${gib(targetBytes)} × ${util} leaves ${gib(left)} for the KV cache` +
-      (kvTokens !== undefined ? ` ≈ ${kvTokens.toLocaleString("en-US")} tokens of one sequence.` : ".") +
-      lowerBound
-    : `Does not fit: ${gib(need)} needed, ${gib(shortBytes)} more than ${gib(targetBytes)} × ${util} = ${gib(budgetBytes)}` +
-      (neededUtilization <= 1
-        ? ` (it would fit at gpu_memory_utilization ${Math.ceil(neededUtilization * 1000) / 1000}).`
-        : ` and ${gib(need - targetBytes)} more than the whole card.`) +
-      lowerBound;
+    ? t("v.fits", {
+        target: gib(targetBytes),
+        util,
+        left: gib(left),
+        tokens:
+          kvTokens !== undefined
+            ? t("v.fitsTokens", { tokens: kvTokens.toLocaleString("en-US") })
+            : t("v.fitsEnd"),
+        lowerBound,
+      })
+    : t("v.noFit", {
+        need: gib(need),
+        short: gib(shortBytes),
+        target: gib(targetBytes),
+        util,
+        budget: gib(budgetBytes),
+        tail:
+          neededUtilization <= 1
+            ? t("v.noFitAtUtil", { util: fitsAt })
+            : t("v.noFitCard", { more: gib(need - targetBytes) }),
+        lowerBound,
+      });
   return {
     fits,
     budgetBytes,

@@ -1,7 +1,9 @@
 // The budget as the panel and the "Show Memory Budget" document render it: theory beside
 // measurement, each row with its source, and the fit verdict with its arithmetic.
 import type { RunModel } from "../model/runModel";
-import { GROUP_LABELS, type ModuleGroup } from "./checkpoint";
+import type { ModuleGroup } from "./checkpoint";
+import { BUDGET_TEXT } from "../l10n/budget";
+import { translator, type Lang } from "../l10n/lang";
 import { kvModelFromConfig, type KvModel } from "./kvcache";
 import { measureRun, type RunMeasurements } from "./measured";
 import type { ModelBudget } from "./modelBudget";
@@ -36,6 +38,8 @@ export interface BudgetViewOptions {
   /** Tokens one request needs; default: the run's max_concurrency fact, else 32 (the checklist's minimal config). */
   maxModelLen?: number;
   kvCacheDtype?: string;
+  /** The language of labels, sources and the verdict (default English). */
+  lang?: Lang;
 }
 
 /** Everything the view needs, for callers (export, CLI) that want the numbers too. */
@@ -47,6 +51,8 @@ export interface BudgetComputation {
 }
 
 export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions): BudgetComputation {
+  const lang = opts.lang ?? "en";
+  const t = translator(BUDGET_TEXT, lang);
   const rows: BudgetRow[] = [];
   const cp = opts.checkpoint;
   const config = cp?.config ?? opts.config;
@@ -58,41 +64,49 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
       kv = undefined;
     }
   }
-  const m = run ? measureRun(run, opts.meta) : undefined;
+  const m = run ? measureRun(run, opts.meta, lang) : undefined;
 
   if (cp) {
     const s = cp.summary;
     rows.push({
-      label: "Checkpoint, all tensors",
+      label: t("row.checkpoint"),
       theoryBytes: s.totalBytes,
       kind: "theory",
       source: cp.origin,
     });
     for (const [dtype, bytes] of Object.entries(s.byDtype).sort((a, b) => b[1] - a[1])) {
-      const what = dtype === "U8" && s.mxfp4.blocksBytes > 0 ? " (MXFP4 blocks + E8M0 scales)" : "";
-      rows.push({ label: `  dtype ${dtype}${what}`, theoryBytes: bytes, kind: "theory", source: cp.origin });
+      const what = dtype === "U8" && s.mxfp4.blocksBytes > 0 ? t("row.dtypeMxfp4") : "";
+      rows.push({
+        label: t("row.dtype", { dtype, what }),
+        theoryBytes: bytes,
+        kind: "theory",
+        source: cp.origin,
+      });
     }
     for (const [group, bytes] of Object.entries(s.byGroup) as [ModuleGroup, number][]) {
       if (bytes === 0) continue;
-      rows.push({ label: `  ${GROUP_LABELS[group]}`, theoryBytes: bytes, kind: "theory", source: cp.origin });
+      rows.push({ label: `  ${t(`group.${group}`)}`, theoryBytes: bytes, kind: "theory", source: cp.origin });
     }
     rows.push({
-      label: 'Checklist §1.1 "theoretical minimum" (wrong)',
+      label: t("row.theoryMinimum"),
       theoryBytes: cp.theory.bytes,
       kind: "theory",
-      source: `checklist: ${cp.theory.formula.join("; ")}. Wrong because: ${cp.theory.whyWrong.join(" ")}`,
+      source: t("row.theoryMinimumSource", {
+        formula: cp.theory.formula.join("; "),
+        why: cp.theory.whyWrong.join(" "),
+      }),
     });
   }
 
   const weightsEstimate = cp?.marlin?.residentBytes ?? cp?.summary.totalBytes;
   const weightsEstimateSource = cp?.marlin
-    ? `estimate: ${cp.marlin.formula.join(" ")}`
+    ? t("src.estimate", { formula: cp.marlin.formula.join(" ") })
     : cp
-      ? `theory: checkpoint bytes as stored (${cp.origin})`
+      ? t("src.theoryCheckpoint", { origin: cp.origin })
       : "";
   if (m?.residentWeights || weightsEstimate !== undefined) {
     rows.push({
-      label: "Resident weights",
+      label: t("row.residentWeights"),
       theoryBytes: weightsEstimate,
       measuredBytes: m?.residentWeights?.bytes,
       kind: m?.residentWeights ? "measured" : cp?.marlin ? "estimate" : "theory",
@@ -102,7 +116,7 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
   }
   if (m?.workspaces) {
     rows.push({
-      label: "Marlin workspaces",
+      label: t("row.workspaces"),
       measuredBytes: m.workspaces.bytes,
       kind: "measured",
       source: m.workspaces.source,
@@ -112,17 +126,21 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
   }
   if (kv) {
     rows.push({
-      label: "KV cache per token, full-attention layers",
+      label: t("row.kvPerTokenFull"),
       theoryBytes: kv.fullBytesPerToken,
       kind: "theory",
-      source: `theory: config.json: ${kv.formula}`,
+      source: t("src.theoryConfig", { formula: kv.formula }),
     });
     if (kv.slidingLayers > 0) {
       rows.push({
-        label: `KV cache per token, sliding layers (first ${kv.slidingWindow} tokens)`,
+        label: t("row.kvPerTokenSliding", { window: String(kv.slidingWindow) }),
         theoryBytes: kv.slidingBytesPerToken,
         kind: "theory",
-        source: `theory: config.json: ${kv.slidingLayers} of ${kv.layers} layers slide over ${kv.slidingWindow} tokens`,
+        source: t("src.theorySliding", {
+          sliding: kv.slidingLayers,
+          layers: kv.layers,
+          window: String(kv.slidingWindow),
+        }),
       });
     }
   }
@@ -134,46 +152,46 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
     if (value)
       rows.push({ label, measuredBytes: value.bytes, kind: "measured", source: value.source, stack });
   };
-  measuredRow("KV cache", m?.kvCache, true);
-  measuredRow("Activation peak (profile run)", m?.activationPeak, true);
-  measuredRow("Non-torch (CUDA context, cuBLAS, NCCL)", m?.nonTorch, true);
-  measuredRow("Allocator slack (reserved − allocated)", m?.allocatorSlack);
-  measuredRow("CUDA graphs", m?.cudaGraphs, true);
-  measuredRow("Peak allocated", m?.peakAllocated);
-  measuredRow("Device total", m?.deviceTotal);
+  measuredRow(t("row.kvCache"), m?.kvCache, true);
+  measuredRow(t("row.activationPeak"), m?.activationPeak, true);
+  measuredRow(t("row.nonTorch"), m?.nonTorch, true);
+  measuredRow(t("row.slack"), m?.allocatorSlack);
+  measuredRow(t("row.cudaGraphs"), m?.cudaGraphs, true);
+  measuredRow(t("row.peakAllocated"), m?.peakAllocated);
+  measuredRow(t("row.deviceTotal"), m?.deviceTotal);
 
   const parts: VerdictPart[] = [];
   const unknown: string[] = [];
   if (m?.residentWeights) {
     parts.push({
-      label: "resident weights",
+      label: t("part.residentWeights"),
       bytes: m.residentWeights.bytes,
       kind: "measured",
       source: m.residentWeights.source,
     });
   } else if (weightsEstimate !== undefined) {
     parts.push({
-      label: "resident weights",
+      label: t("part.residentWeights"),
       bytes: weightsEstimate,
       kind: cp?.marlin ? "estimate" : "theory",
-      source: cp?.marlin ? "Marlin MXFP4 padded size" : "checkpoint bytes",
+      source: t(cp?.marlin ? "part.marlinPadded" : "part.checkpointBytes"),
     });
     if (m?.workspaces) {
       parts.push({
-        label: "Marlin workspaces",
+        label: t("part.workspaces"),
         bytes: m.workspaces.bytes,
         kind: "measured",
         source: m.workspaces.source,
       });
     }
   } else {
-    unknown.push("weights");
+    unknown.push(t("unknown.weights"));
   }
   // Measured parts; a missing one is named in the verdict as not measured yet.
   const measuredParts: [string, { bytes: number; source: string } | undefined, string | undefined][] = [
-    ["activation peak", m?.activationPeak, "activation peak"],
-    ["non-torch memory", m?.nonTorch, "non-torch memory (CUDA context)"],
-    ["CUDA graphs", m?.cudaGraphs, undefined],
+    [t("part.activationPeak"), m?.activationPeak, t("unknown.activationPeak")],
+    [t("part.nonTorch"), m?.nonTorch, t("unknown.nonTorch")],
+    [t("part.cudaGraphs"), m?.cudaGraphs, undefined],
   ];
   for (const [label, measured, missingName] of measuredParts) {
     if (measured) parts.push({ label, bytes: measured.bytes, kind: "measured", source: measured.source });
@@ -188,10 +206,11 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
     unknown,
     kv,
     minKvTokens: maxModelLen,
+    lang,
   });
   const arithmetic = [...fit.arithmetic];
-  if (cp?.marlin) arithmetic.push(...cp.marlin.formula.map((l) => `estimate: ${l}`));
-  if (cp) arithmetic.push(...cp.theory.whyWrong.map((l) => `checklist §1.1: ${l}`));
+  if (cp?.marlin) arithmetic.push(...cp.marlin.formula.map((line) => t("arith.estimate", { line })));
+  if (cp) arithmetic.push(...cp.theory.whyWrong.map((line) => t("arith.checklist", { line })));
   return {
     view: { rows, targetBytes: opts.targetBytes, verdict: fit.verdict, arithmetic },
     measurements: m,

@@ -2,7 +2,9 @@
 // (numbers, hotspot, call, pid), the code it points at — or what to probe next.
 import itemsData from "./items.json";
 import { callDelta, type CallRecord, type RunModel, type TargetSummary } from "../model/runModel";
-import { formatBytes } from "../model/format";
+import { formatBytes, callsText } from "../model/format";
+import { CHECKLIST_TEXT, type ChecklistKey } from "../l10n/checklist";
+import { translator, type Lang, type Translate } from "../l10n/lang";
 import type { FactEvent } from "../protocol/events";
 import { measureRun, type RunMeasurements } from "../budget/measured";
 import type { ModelBudget } from "../budget/modelBudget";
@@ -71,6 +73,8 @@ export interface ChecklistContext {
   /** config.json when no checkpoint budget is at hand. */
   config?: Record<string, unknown>;
   lineText?: (file: string, line: number) => string | undefined;
+  /** The language of answers, evidence and next probes (default English). */
+  lang?: Lang;
 }
 
 const data = itemsData as { sections: ChecklistSection[]; items: ChecklistItem[] };
@@ -82,9 +86,12 @@ const DEFAULT_BLOCK_SIZE = 16;
 
 const b = (bytes: number): string => formatBytes(bytes, bytes >= 1024 ** 3 ? 2 : 1);
 const n = (x: number): string => x.toLocaleString("en-US");
-const callsN = (count: number): string => (count === 1 ? "1 call" : `${n(count)} calls`);
 
 interface RuleInput {
+  t: Translate<ChecklistKey>;
+  /** "1 call", "1,536 calls" in the answer's language. */
+  callsN: (count: number) => string;
+  lang: Lang;
   item: ChecklistItem;
   run: RunModel;
   ctx: MatchContext;
@@ -97,8 +104,13 @@ interface RuleInput {
 type RuleOutcome = Omit<ChecklistResult, "item" | "nextProbes"> & { nextProbes?: ProbeNeed[] };
 type Rule = (input: RuleInput) => RuleOutcome;
 
-function probesOf(item: ChecklistItem): ProbeNeed[] {
-  return item.probes.map((k) => NEEDS[k]);
+/** The probe a need names, with what it measures in `lang`. */
+function needIn(key: NeedKey, t: Translate<ChecklistKey>): ProbeNeed {
+  return { ...NEEDS[key], what: t(`need.${key}`) };
+}
+
+function probesOf(item: ChecklistItem, t: Translate<ChecklistKey>): ProbeNeed[] {
+  return item.probes.map((k) => needIn(k, t));
 }
 
 function codeLinkOf(run: RunModel, targets: string[]): { file: string; line: number } | undefined {
@@ -109,8 +121,8 @@ function codeLinkOf(run: RunModel, targets: string[]): { file: string; line: num
   return undefined;
 }
 
-function factEvidence(f: FactEvent): Evidence {
-  return { text: `vLLM log: ${f.line.replace(/\s+/g, " ").trim()}`, fact: f.kind, pid: f.pid };
+function factEvidence(f: FactEvent, t: Translate<ChecklistKey>): Evidence {
+  return { text: t("ev.vllmLog", { line: f.line.replace(/\s+/g, " ").trim() }), fact: f.kind, pid: f.pid };
 }
 
 function callEvidence(s: TargetSummary, text: string, bytes?: number, hotspot?: string): Evidence {
@@ -120,18 +132,17 @@ function callEvidence(s: TargetSummary, text: string, bytes?: number, hotspot?: 
 
 /** What a run that lacks the probe, or never reached it, should do next. */
 function missing(
-  run: RunModel,
-  ctx: MatchContext,
-  item: ChecklistItem,
+  { run, ctx, item, t }: Pick<RuleInput, "run" | "ctx" | "item" | "t">,
   keys: NeedKey[],
-  what: string,
+  whatKey: ChecklistKey,
 ): RuleOutcome {
-  const needs = keys.map((k) => NEEDS[k]);
+  const what = t(whatKey);
+  const needs = keys.map((k) => needIn(k, t));
   const present = keys.flatMap((k) => findTargets(ctx, NEEDS[k], item.id));
   if (present.some((id) => run.callsOf(id).length > 0)) {
     return {
       state: "needs_run",
-      answer: `The probes ran, but the run ended before ${what}: let it run through the whole load.`,
+      answer: t("missing.ranNotReached", { what }),
       evidence: [],
       nextProbes: needs,
     };
@@ -142,19 +153,21 @@ function missing(
     );
     return {
       state: "needs_run",
-      answer:
-        `The probe is in the plan but was never called${reasons.length ? ` (${reasons[0]})` : ""}: ` +
-        `run until ${what} happens (the whole load, not stopped early).`,
+      answer: t("missing.neverCalled", {
+        reason: reasons.length ? t("missing.reason", { reason: reasons[0]! }) : "",
+        what,
+      }),
       evidence: [],
       nextProbes: needs,
     };
   }
   const names = needs.map(
-    (p) => p.function ?? (p.line ? `the line of ${p.line.file} with ${p.line.contains}` : p.what),
+    (p) =>
+      p.function ?? (p.line ? t("missing.lineOf", { file: p.line.file, contains: p.line.contains }) : p.what),
   );
   return {
     state: "needs_probe",
-    answer: `Not measured: add a probe on ${names.join(" or ")} and run again (${what}).`,
+    answer: t("missing.addProbe", { names: names.join(t("list.or")), what }),
     evidence: [],
     nextProbes: needs,
   };
@@ -195,7 +208,7 @@ function originalExpertBytesPerLayer(input: RuleInput): { bytes: number; source:
   const values = 3 * I * H;
   return {
     bytes: E * (values / 2 + values / 32 + (2 * I + H) * 2),
-    source: "config.json (MXFP4 experts as stored)",
+    source: input.t("ev.configExperts"),
   };
 }
 
@@ -232,22 +245,26 @@ function workspaceFacts(input: RuleInput, item: ChecklistItem) {
 }
 
 const rules: Record<string, Rule> = {
-  "overhead.kv_cache": ({ item, run, ctx, m }) => {
+  "overhead.kv_cache": (input) => {
+    const { run, ctx, m, t } = input;
     if (m.noKvMemory) {
       return {
         state: "answered",
         verdict: "no",
-        answer:
-          "No KV cache could be preallocated: vLLM found no memory left for it after weights and profiling.",
-        evidence: [factEvidence(m.noKvMemory)],
+        answer: t("kv.noMemory"),
+        evidence: [factEvidence(m.noKvMemory, t)],
       };
     }
-    if (!m.kvCache) return missing(run, ctx, item, ["initKvCache"], "the KV cache is allocated");
-    const tokens = m.kvTokens ? ` for ${n(m.kvTokens.tokens)} tokens` : "";
+    if (!m.kvCache) return missing(input, ["initKvCache"], "what.kvAllocated");
+    const tokens = m.kvTokens ? t("kv.forTokens", { n: n(m.kvTokens.tokens) }) : "";
     return {
       state: m.kvCache.bytes >= 0 ? "answered" : "needs_run",
       verdict: m.kvCache.bytes > 0 ? "yes" : "no",
-      answer: `${m.kvCache.bytes > 0 ? "Yes" : "No"}: ${b(m.kvCache.bytes)} preallocated for the KV cache${tokens}.`,
+      answer: t("kv.prealloc", {
+        yesNo: t(m.kvCache.bytes > 0 ? "yes" : "no"),
+        bytes: b(m.kvCache.bytes),
+        tokens,
+      }),
       evidence: [
         { text: m.kvCache.source, bytes: m.kvCache.bytes },
         ...(m.kvTokens ? [{ text: m.kvTokens.source }] : []),
@@ -257,31 +274,25 @@ const rules: Record<string, Rule> = {
   },
 
   "overhead.marlin_workspace": (input) => {
+    const { t } = input;
     const f = workspaceFacts(input, input.item);
-    if (!f)
-      return missing(
-        input.run,
-        input.ctx,
-        input.item,
-        ["workspace"],
-        "the MoE layers are converted for Marlin",
-      );
+    if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     const perLayer = f.kept > 1;
     return {
       state: "answered",
       verdict: perLayer ? "yes" : "no",
       answer: perLayer
-        ? `Per layer: ${f.kept} workspaces of ${b(f.perCall)} kept (${b(f.total)} in all) — small.`
-        : `Shared: one workspace of ${b(f.perCall)}.`,
+        ? t("ws.perLayer", { kept: f.kept, size: b(f.perCall), total: b(f.total) })
+        : t("ws.shared", { size: b(f.perCall) }),
       evidence: [callEvidence(f.summary, f.ws.summary!.spec ?? f.summary.target, f.total)],
       codeLink: codeLinkOf(input.run, f.ws.targets),
     };
   },
 
-  "overhead.conversion_copy": ({ item, run, ctx }) => {
+  "overhead.conversion_copy": (input) => {
+    const { item, run, ctx, t, callsN } = input;
     const found = firstMeasured(ctx, item, ["prepareMarlin", "processWeights"]);
-    if (!found)
-      return missing(run, ctx, item, ["prepareMarlin", "processWeights"], "the MoE weights are converted");
+    if (!found) return missing(input, ["prepareMarlin", "processWeights"], "what.moeConverted");
     const s = found.summary!;
     const transient = s.transientMax ?? 0;
     return {
@@ -289,46 +300,49 @@ const rules: Record<string, Rule> = {
       verdict: transient > 0 ? "yes" : "no",
       answer:
         transient > 0
-          ? `Yes: converting one MoE layer needs up to ${b(transient)} above what it keeps (max over ${callsN(s.calls)}).`
-          : `No: the conversion needed nothing above what it keeps (${callsN(s.calls)}).`,
-      evidence: [
-        callEvidence(s, `transient (peak − max(before, after)) of ${s.spec ?? s.target}`, transient),
-      ],
+          ? t("conv.yes", { bytes: b(transient), calls: callsN(s.calls) })
+          : t("conv.no", { calls: callsN(s.calls) }),
+      evidence: [callEvidence(s, t("ev.transientOf", { spec: s.spec ?? s.target }), transient)],
       codeLink: codeLinkOf(run, found.targets),
     };
   },
 
-  "overhead.cuda_context": ({ item, run, ctx, m }) => {
+  "overhead.cuda_context": (input) => {
+    const { m, t } = input;
     if (!m.nonTorch) {
       return {
-        ...missing(run, ctx, item, [], "CUDA is initialised"),
+        ...missing(input, [], "what.cudaInit"),
         state: "needs_run",
-        answer:
-          "Not measured: a run on a GPU with samples (memlens.sampleIntervalMs > 0) reads device_used − reserved.",
+        answer: t("ctx.notMeasured"),
       };
     }
     return {
       state: "answered",
       verdict: m.nonTorch.bytes > 0 ? "yes" : "no",
-      answer: `${m.nonTorch.bytes > 0 ? "Yes" : "No"}: ${b(m.nonTorch.bytes)} outside torch (CUDA context, cuBLAS, NCCL, other processes).`,
+      answer: t("ctx.answer", { yesNo: t(m.nonTorch.bytes > 0 ? "yes" : "no"), bytes: b(m.nonTorch.bytes) }),
       evidence: [{ text: m.nonTorch.source, bytes: m.nonTorch.bytes, pid: m.snapshot?.pid }],
     };
   },
 
-  "overhead.activation": ({ item, run, ctx, m }) => {
-    if (!m.activationPeak) return missing(run, ctx, item, ["profileRun"], "vLLM profiles a forward pass");
+  "overhead.activation": (input) => {
+    const { run, ctx, m, t } = input;
+    if (!m.activationPeak) return missing(input, ["profileRun"], "what.profileForward");
     return {
       state: "answered",
       verdict: m.activationPeak.bytes > 0 ? "yes" : "no",
-      answer: `${m.activationPeak.bytes > 0 ? "Yes" : "No"}: activation peak ${b(m.activationPeak.bytes)} in the profiling forward pass.`,
+      answer: t("act.answer", {
+        yesNo: t(m.activationPeak.bytes > 0 ? "yes" : "no"),
+        bytes: b(m.activationPeak.bytes),
+      }),
       evidence: [{ text: m.activationPeak.source, bytes: m.activationPeak.bytes }],
       codeLink: codeLinkOf(run, findTargets(ctx, NEEDS.profileRun)),
     };
   },
 
-  "load.contiguous_copy": ({ item, run, ctx }) => {
+  "load.contiguous_copy": (input) => {
+    const { item, run, ctx, t } = input;
     const found = firstMeasured(ctx, item, ["contiguousLine"]);
-    if (!found) return missing(run, ctx, item, ["contiguousLine"], "the experts are repacked");
+    if (!found) return missing(input, ["contiguousLine"], "what.repacked");
     const calls = finished(found.calls);
     const sizes = calls.map((c) => Math.max(callDelta(c).peakAboveBefore ?? 0, callDelta(c).retained ?? 0));
     const max = Math.max(0, ...sizes);
@@ -338,11 +352,11 @@ const rules: Record<string, Rule> = {
       verdict: max > 0 ? "yes" : "no",
       answer:
         max > 0
-          ? `Yes: each execution allocates a new ${b(max)} tensor (${n(max)} B, the transposed int32 copy of one expert), ${calls.length}× in all.`
-          : `No: the line allocated nothing in ${calls.length} executions (view and transpose only).`,
+          ? t("contig.yes", { bytes: b(max), exact: n(max), count: calls.length })
+          : t("contig.no", { count: calls.length }),
       evidence: [
         {
-          text: `peak − before of the line, max over ${calls.length} executions`,
+          text: t("ev.linePeak", { count: calls.length }),
           bytes: max,
           target: found.summary!.target,
           call: calls.length,
@@ -355,9 +369,10 @@ const rules: Record<string, Rule> = {
     };
   },
 
-  "load.repack_inplace": ({ item, run, ctx }) => {
+  "load.repack_inplace": (input) => {
+    const { item, run, ctx, t, callsN } = input;
     const found = firstMeasured(ctx, item, ["repack"]);
-    if (!found) return missing(run, ctx, item, ["repack"], "the experts are repacked");
+    if (!found) return missing(input, ["repack"], "what.repacked");
     const calls = finished(found.calls);
     const retained = calls.map((c) => callDelta(c).retained ?? 0);
     const peaks = calls.map((c) => callDelta(c).peakAboveBefore ?? 0);
@@ -367,18 +382,17 @@ const rules: Record<string, Rule> = {
       state: "answered",
       verdict: inPlace ? "yes" : "no",
       answer: inPlace
-        ? `Yes: gptq_marlin_repack allocated nothing in ${callsN(calls.length)} (in place).`
-        : `No: each call allocates a new ${b(newTensor)} output tensor (${callsN(calls.length)}); the input stays until the caller drops it.`,
-      evidence: [callEvidence(found.summary!, `largest retained / peak − before of one call`, newTensor)],
+        ? t("repack.yes", { calls: callsN(calls.length) })
+        : t("repack.no", { bytes: b(newTensor), calls: callsN(calls.length) }),
+      evidence: [callEvidence(found.summary!, t("ev.largestCall"), newTensor)],
       codeLink: codeLinkOf(run, found.targets),
     };
   },
 
   "load.original_freed": (input) => {
-    const { item, run, ctx } = input;
+    const { item, run, ctx, t } = input;
     const found = firstMeasured(ctx, item, ["prepareMarlin", "processWeights"]);
-    if (!found)
-      return missing(run, ctx, item, ["prepareMarlin", "processWeights"], "the MoE weights are converted");
+    if (!found) return missing(input, ["prepareMarlin", "processWeights"], "what.moeConverted");
     const s = found.summary!;
     const calls = finished(found.calls);
     const perCall = Math.max(...calls.map((c) => callDelta(c).retained ?? 0));
@@ -386,10 +400,8 @@ const rules: Record<string, Rule> = {
     if (!original) {
       return {
         state: "needs_run",
-        answer:
-          `Each conversion keeps ${b(perCall)}; to judge it MemLens needs the model's config.json ` +
-          `(set memlens.model to the model folder, or pass --model-dir).`,
-        evidence: [callEvidence(s, `retained per call of ${s.spec ?? s.target}`, perCall)],
+        answer: t("freed.needConfig", { bytes: b(perCall) }),
+        evidence: [callEvidence(s, t("ev.retainedPerCall", { spec: s.spec ?? s.target }), perCall)],
         nextProbes: [],
       };
     }
@@ -397,39 +409,40 @@ const rules: Record<string, Rule> = {
     return {
       state: "answered",
       verdict: freed ? "yes" : "no",
-      answer: freed
-        ? `Yes: each layer's conversion keeps only +${b(perCall)} (new layout − freed originals); the ${b(original.bytes)} of original expert weights were freed.`
-        : `No: each layer's conversion keeps +${b(perCall)}, about a whole new copy; the ${b(original.bytes)} originals stay allocated.`,
+      answer: t(freed ? "freed.yes" : "freed.no", { kept: b(perCall), original: b(original.bytes) }),
       evidence: [
-        callEvidence(s, `retained per call of ${s.spec ?? s.target} (max over ${calls.length})`, perCall),
-        { text: `original MoE expert bytes per layer, from ${original.source}`, bytes: original.bytes },
+        callEvidence(
+          s,
+          t("ev.retainedPerCallMax", { spec: s.spec ?? s.target, count: calls.length }),
+          perCall,
+        ),
+        { text: t("ev.originalBytes", { source: original.source }), bytes: original.bytes },
       ],
       codeLink: codeLinkOf(run, found.targets),
     };
   },
 
   "workspace.per_layer": (input) => {
+    const { t, callsN } = input;
     const f = workspaceFacts(input, input.item);
-    if (!f)
-      return missing(
-        input.run,
-        input.ctx,
-        input.item,
-        ["workspace"],
-        "the MoE layers are converted for Marlin",
-      );
+    if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     const perLayer = f.kept > 1;
-    const layers = f.moeLayers ? ` for ${f.moeLayers} MoE layers` : "";
+    const layers = f.moeLayers ? t("perLayer.layers", { n: f.moeLayers }) : "";
     return {
       state: "answered",
       verdict: perLayer ? "yes" : "no",
       answer: perLayer
-        ? `Each layer its own: ${callsN(f.calls)} of marlin_make_workspace_new in pid ${f.pid}${layers}, each keeps ${b(f.perCall)}.`
-        : `Shared: ${f.kept === 1 ? "one workspace is kept" : "no workspace is kept"} in pid ${f.pid} (${callsN(f.calls)}${layers}).`,
+        ? t("perLayer.yes", { calls: callsN(f.calls), pid: f.pid, layers, bytes: b(f.perCall) })
+        : t("perLayer.shared", {
+            kept: t(f.kept === 1 ? "perLayer.oneKept" : "perLayer.noneKept"),
+            pid: f.pid,
+            calls: callsN(f.calls),
+            layers,
+          }),
       evidence: [
         callEvidence(
           f.summary,
-          `${callsN(f.calls)}, ${f.kept} kept memory, ${b(f.total)} retained in all`,
+          t("ev.wsKept", { calls: callsN(f.calls), kept: f.kept, total: b(f.total) }),
           f.total,
         ),
       ],
@@ -438,45 +451,45 @@ const rules: Record<string, Rule> = {
   },
 
   "workspace.size": (input) => {
+    const { t, callsN } = input;
     const f = workspaceFacts(input, input.item);
-    if (!f)
-      return missing(
-        input.run,
-        input.ctx,
-        input.item,
-        ["workspace"],
-        "the MoE layers are converted for Marlin",
-      );
+    if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     const mb = f.perCall / 1e6;
     return {
       state: "answered",
       verdict: f.perCall > 0 ? "yes" : "no",
       answer:
         f.perCall > 0
-          ? `${b(f.perCall)} each (${mb < 0.01 ? mb.toExponential(1) : mb.toFixed(2)} MB, as torch's allocator counts it); ${f.kept} kept = ${b(f.total)}.`
-          : `0 B: the workspace is freed again inside the call (${callsN(f.calls)}).`,
-      evidence: [callEvidence(f.summary, "largest retained of one call (allocated Δ)", f.perCall)],
+          ? t("size.yes", {
+              bytes: b(f.perCall),
+              mb: mb < 0.01 ? mb.toExponential(1) : mb.toFixed(2),
+              kept: f.kept,
+              total: b(f.total),
+            })
+          : t("size.zero", { calls: callsN(f.calls) }),
+      evidence: [callEvidence(f.summary, t("ev.largestRetained"), f.perCall)],
       codeLink: codeLinkOf(input.run, f.ws.targets),
     };
   },
 
   "workspace.can_share": (input) => {
+    const { t } = input;
     const f = workspaceFacts(input, input.item);
-    if (!f)
-      return missing(
-        input.run,
-        input.ctx,
-        input.item,
-        ["workspace"],
-        "the MoE layers are converted for Marlin",
-      );
+    if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     if (f.kept > 1 && f.sameSize) {
       const saving = (f.kept - 1) * f.perCall;
       return {
         state: "answered",
         verdict: "yes",
-        answer: `Yes: ${f.kept} identical ${b(f.perCall)} workspaces on device ${f.device ?? "?"}; one shared would save ${b(saving)}.`,
-        evidence: [callEvidence(f.summary, `${f.kept} kept × ${b(f.perCall)}`, f.total)],
+        answer: t("share.yes", {
+          kept: f.kept,
+          bytes: b(f.perCall),
+          device: f.device ?? "?",
+          saving: b(saving),
+        }),
+        evidence: [
+          callEvidence(f.summary, t("ev.keptTimes", { kept: f.kept, bytes: b(f.perCall) }), f.total),
+        ],
         codeLink: codeLinkOf(input.run, f.ws.targets),
         saving: { bytes: saving, text: `${f.kept - 1} × ${b(f.perCall)}` },
       };
@@ -486,28 +499,33 @@ const rules: Record<string, Rule> = {
       verdict: "no",
       answer:
         f.kept <= 1
-          ? `No need: ${f.kept === 1 ? "a single workspace is kept already" : "no workspace is kept"}.`
-          : `Not as is: the ${f.kept} workspaces differ in size (largest ${b(f.perCall)}).`,
-      evidence: [callEvidence(f.summary, `${f.kept} kept, ${b(f.total)} in all`, f.total)],
+          ? t("share.noNeed", { why: t(f.kept === 1 ? "share.singleKept" : "share.noneKept") })
+          : t("share.differ", { kept: f.kept, bytes: b(f.perCall) }),
+      evidence: [callEvidence(f.summary, t("ev.keptTotal", { kept: f.kept, total: b(f.total) }), f.total)],
       codeLink: codeLinkOf(input.run, f.ws.targets),
     };
   },
 
-  "kv.blocks": ({ item, run, ctx, m }) => {
+  "kv.blocks": (input) => {
+    const { m, t } = input;
     if (m.noKvMemory) {
       return {
         state: "answered",
         verdict: "no",
-        answer: "None: vLLM found no memory for KV cache blocks.",
-        evidence: [factEvidence(m.noKvMemory)],
+        answer: t("blocks.none"),
+        evidence: [factEvidence(m.noKvMemory, t)],
       };
     }
-    if (!m.kvTokens) return missing(run, ctx, item, ["initKvCache"], 'vLLM logs "GPU KV cache size"');
+    if (!m.kvTokens) return missing(input, ["initKvCache"], "what.kvSizeLogged");
     const blocks = Math.floor(m.kvTokens.tokens / DEFAULT_BLOCK_SIZE);
     return {
       state: "answered",
       verdict: m.kvTokens.tokens > 0 ? "yes" : "no",
-      answer: `${n(m.kvTokens.tokens)} tokens = ${n(blocks)} blocks of ${DEFAULT_BLOCK_SIZE} tokens (vLLM's default block_size; the log gives tokens).`,
+      answer: t("blocks.answer", {
+        tokens: n(m.kvTokens.tokens),
+        blocks: n(blocks),
+        size: DEFAULT_BLOCK_SIZE,
+      }),
       evidence: [
         { text: m.kvTokens.source },
         ...(m.kvCache ? [{ text: m.kvCache.source, bytes: m.kvCache.bytes }] : []),
@@ -515,13 +533,14 @@ const rules: Record<string, Rule> = {
     };
   },
 
-  "kv.block_bytes": ({ item, run, ctx, m, kv }) => {
+  "kv.block_bytes": (input) => {
+    const { m, kv, t } = input;
     const evidence: Evidence[] = [];
     let theory: number | undefined;
     if (kv) {
       theory = DEFAULT_BLOCK_SIZE * kv.bytesPerTokenPerLayer;
       evidence.push({
-        text: `theory from config.json: ${DEFAULT_BLOCK_SIZE} tokens × ${kv.formula.split(";")[0]}`,
+        text: t("ev.blockTheory", { size: DEFAULT_BLOCK_SIZE, formula: kv.formula.split(";")[0]! }),
         bytes: theory,
       });
     }
@@ -529,25 +548,39 @@ const rules: Record<string, Rule> = {
     if (m.kvCache && m.kvTokens && m.kvTokens.tokens > 0) {
       measured = (m.kvCache.bytes / m.kvTokens.tokens) * DEFAULT_BLOCK_SIZE;
       evidence.push({
-        text: `${m.kvCache.source} ÷ ${n(m.kvTokens.tokens)} tokens × ${DEFAULT_BLOCK_SIZE}`,
+        text: t("ev.blockMeasured", {
+          source: m.kvCache.source,
+          tokens: n(m.kvTokens.tokens),
+          size: DEFAULT_BLOCK_SIZE,
+        }),
         bytes: measured,
       });
     }
     if (theory === undefined && measured === undefined) {
-      return missing(run, ctx, item, ["initKvCache"], "vLLM logs the KV cache size");
+      return missing(input, ["initKvCache"], "what.kvSizeLogged2");
     }
     const parts: string[] = [];
     if (theory !== undefined && kv) {
       parts.push(
-        `${b(theory)} per layer per ${DEFAULT_BLOCK_SIZE}-token block, ${b(theory * kv.layers)} across ${kv.layers} layers (theory)`,
+        t("blockBytes.theory", {
+          bytes: b(theory),
+          size: DEFAULT_BLOCK_SIZE,
+          total: b(theory * kv.layers),
+          layers: kv.layers,
+        }),
       );
     }
-    if (measured !== undefined)
-      parts.push(`${b(measured)} per block across all layers (measured: KV bytes ÷ tokens)`);
-    return { state: "answered", verdict: "yes", answer: `${parts.join("; ")}.`, evidence };
+    if (measured !== undefined) parts.push(t("blockBytes.measured", { bytes: b(measured) }));
+    return {
+      state: "answered",
+      verdict: "yes",
+      answer: t("blockBytes.answer", { parts: parts.join(t("list.semicolon")) }),
+      evidence,
+    };
   },
 
-  "kv.gpu_memory_utilization": ({ item, run, ctx, m }) => {
+  "kv.gpu_memory_utilization": (input) => {
+    const { run, m, t } = input;
     const p = m.profiling?.values;
     if (m.profiling && p && p.budget_bytes !== undefined) {
       const used = (p.weights_bytes ?? 0) + (p.non_torch_bytes ?? 0) + (p.activation_peak_bytes ?? 0);
@@ -555,10 +588,16 @@ const rules: Record<string, Rule> = {
       return {
         state: "answered",
         verdict: "yes",
-        answer:
-          `It sets the budget: ${b(p.total_bytes ?? 0)} × ${p.utilization ?? "?"} = ${b(p.budget_bytes)}; minus weights ${b(p.weights_bytes ?? 0)}, ` +
-          `non-torch ${b(p.non_torch_bytes ?? 0)} and activation peak ${b(p.activation_peak_bytes ?? 0)} leaves ${b(kvBytes)} for the KV cache.`,
-        evidence: [factEvidence(m.profiling)],
+        answer: t("gmu.answer", {
+          total: b(p.total_bytes ?? 0),
+          util: p.utilization ?? "?",
+          budget: b(p.budget_bytes),
+          weights: b(p.weights_bytes ?? 0),
+          nonTorch: b(p.non_torch_bytes ?? 0),
+          activation: b(p.activation_peak_bytes ?? 0),
+          kv: b(kvBytes),
+        }),
+        evidence: [factEvidence(m.profiling, t)],
       };
     }
     const low = lastFact(run, "free_memory_low");
@@ -566,61 +605,59 @@ const rules: Record<string, Rule> = {
       return {
         state: "answered",
         verdict: "yes",
-        answer:
-          `vLLM refused to start: free memory ${b(low.values.free_bytes ?? 0)} is less than ${low.values.utilization ?? "?"} × ` +
-          `${b(low.values.total_bytes ?? 0)} = ${b(low.values.desired_bytes ?? 0)}; the utilization asks for that much up front.`,
-        evidence: [factEvidence(low)],
+        answer: t("gmu.refused", {
+          free: b(low.values.free_bytes ?? 0),
+          util: low.values.utilization ?? "?",
+          total: b(low.values.total_bytes ?? 0),
+          desired: b(low.values.desired_bytes ?? 0),
+        }),
+        evidence: [factEvidence(low, t)],
       };
     }
-    return missing(run, ctx, item, ["profileRun"], "vLLM logs its memory profiling");
+    return missing(input, ["profileRun"], "what.profilingLogged");
   },
 
-  "activation.moe_buffers": ({ item, run, ctx }) => {
+  "activation.moe_buffers": (input) => {
+    const { item, run, ctx, t, callsN } = input;
     const found = firstMeasured(ctx, item, ["fusedMoe", "profileRun"]);
-    if (!found) return missing(run, ctx, item, ["fusedMoe", "profileRun"], "a forward pass runs");
+    if (!found) return missing(input, ["fusedMoe", "profileRun"], "what.forward");
     const s = found.summary!;
     const transient = s.transientMax ?? 0;
+    const spec = s.spec ?? s.target;
     return {
       state: "answered",
       verdict: transient > 0 ? "yes" : "no",
       answer:
         transient > 0
-          ? `Yes: ${s.spec ?? s.target} allocates up to ${b(transient)} of temporary buffers (max over ${callsN(s.calls)}).`
-          : `No: ${s.spec ?? s.target} allocated no temporary buffers (${callsN(s.calls)}).`,
-      evidence: [callEvidence(s, "transient (peak − max(before, after))", transient)],
+          ? t("moe.yes", { spec, bytes: b(transient), calls: callsN(s.calls) })
+          : t("moe.no", { spec, calls: callsN(s.calls) }),
+      evidence: [callEvidence(s, t("ev.transient"), transient)],
       codeLink: codeLinkOf(run, found.targets),
     };
   },
 
   "opt.shared_workspace": (input) => {
+    const { t } = input;
     const f = workspaceFacts(input, input.item);
-    if (!f)
-      return missing(
-        input.run,
-        input.ctx,
-        input.item,
-        ["workspace"],
-        "the MoE layers are converted for Marlin",
-      );
+    if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     const saving = f.kept > 1 ? (f.kept - 1) * f.perCall : 0;
     return {
       state: "answered",
       verdict: saving > 0 ? "yes" : "no",
       answer:
         saving > 0
-          ? `Measured saving ${b(saving)} (${f.kept - 1} × ${b(f.perCall)}), not ~1 GB.`
-          : "No saving: a single workspace (or none) is kept already.",
-      evidence: [callEvidence(f.summary, `${f.kept} kept × ${b(f.perCall)}`, f.total)],
+          ? t("optWs.yes", { saving: b(saving), count: f.kept - 1, bytes: b(f.perCall) })
+          : t("optWs.no"),
+      evidence: [callEvidence(f.summary, t("ev.keptTimes", { kept: f.kept, bytes: b(f.perCall) }), f.total)],
       codeLink: codeLinkOf(input.run, f.ws.targets),
       saving: { bytes: saving, text: saving > 0 ? `${f.kept - 1} × ${b(f.perCall)}` : "none" },
     };
   },
 
   "opt.inplace_conversion": (input) => {
-    const { item, run, ctx } = input;
+    const { item, run, ctx, t, callsN } = input;
     const found = firstMeasured(ctx, item, ["prepareMarlin", "processWeights"]);
-    if (!found)
-      return missing(run, ctx, item, ["prepareMarlin", "processWeights"], "the MoE weights are converted");
+    if (!found) return missing(input, ["prepareMarlin", "processWeights"], "what.moeConverted");
     const s = found.summary!;
     const transient = s.transientMax ?? 0;
     const calls = finished(found.calls);
@@ -634,20 +671,29 @@ const rules: Record<string, Rule> = {
       verdict: saving > 0 ? "yes" : "no",
       answer:
         saving > 0
-          ? `Measured saving up to ${b(saving)}: the conversion's transient peak ${b(transient)}` +
-            (keptOriginals > 0
-              ? ` plus ${b(keptOriginals)} of originals kept alive.`
-              : " (the originals are freed already).")
-          : "No saving: the conversion needs no memory above what it keeps.",
+          ? t("inplace.yes", {
+              saving: b(saving),
+              transient: b(transient),
+              rest:
+                keptOriginals > 0
+                  ? t("inplace.plusOriginals", { kept: b(keptOriginals) })
+                  : t("inplace.originalsFreed"),
+            })
+          : t("inplace.no"),
       evidence: [
-        callEvidence(s, `transient max of ${s.spec ?? s.target} over ${callsN(s.calls)}`, transient),
+        callEvidence(
+          s,
+          t("ev.transientMaxOf", { spec: s.spec ?? s.target, calls: callsN(s.calls) }),
+          transient,
+        ),
       ],
       codeLink: codeLinkOf(run, found.targets),
       saving: { bytes: saving, text: keptOriginals > 0 ? "peak + originals" : "transient peak" },
     };
   },
 
-  "opt.lazy_kv": ({ item, run, ctx, m }) => {
+  "opt.lazy_kv": (input) => {
+    const { run, m, t } = input;
     const kvFact = lastFact(run, "available_kv_cache") ?? m.profiling;
     const oomAfterKv =
       kvFact !== undefined &&
@@ -656,7 +702,7 @@ const rules: Record<string, Rule> = {
       return {
         state: "answered",
         verdict: "yes",
-        answer: `Yes: the out-of-memory came after the KV cache took ${b(m.kvCache.bytes)}; allocating it later (or smaller) leaves that room.`,
+        answer: t("lazy.yes", { bytes: b(m.kvCache.bytes) }),
         evidence: [
           { text: m.kvCache.source, bytes: m.kvCache.bytes },
           ...(m.oom ? [{ text: `${m.oom.source}: ${m.oom.message}` }] : []),
@@ -668,21 +714,20 @@ const rules: Record<string, Rule> = {
       return {
         state: "answered",
         verdict: "no",
-        answer: m.noKvMemory
-          ? "No: vLLM had no memory left for the KV cache at all — weights, activations and non-torch memory already fill the budget."
-          : `No: vLLM allocates the KV cache last, from what is left (${b(m.kvCache!.bytes)}); delaying it frees nothing at the load peak.`,
+        answer: m.noKvMemory ? t("lazy.noMemory") : t("lazy.no", { bytes: b(m.kvCache!.bytes) }),
         evidence: [
-          m.noKvMemory ? factEvidence(m.noKvMemory) : { text: m.kvCache!.source, bytes: m.kvCache!.bytes },
+          m.noKvMemory ? factEvidence(m.noKvMemory, t) : { text: m.kvCache!.source, bytes: m.kvCache!.bytes },
         ],
       };
     }
-    return missing(run, ctx, item, ["initKvCache"], "the KV cache is allocated");
+    return missing(input, ["initKvCache"], "what.kvAllocated");
   },
 
-  "opt.fewer_blocks": ({ item, run, ctx, m }) => {
+  "opt.fewer_blocks": (input) => {
+    const { run, m, t } = input;
     const conc = lastFact(run, "max_concurrency");
     if (!m.kvCache || !conc?.values.concurrency) {
-      return missing(run, ctx, item, ["initKvCache"], "vLLM logs the KV cache size and maximum concurrency");
+      return missing(input, ["initKvCache"], "what.kvAndConcurrency");
     }
     const needed = m.kvCache.bytes / conc.values.concurrency;
     const saving = Math.max(0, Math.floor(m.kvCache.bytes - needed));
@@ -691,42 +736,51 @@ const rules: Record<string, Rule> = {
       verdict: saving > 0 ? "yes" : "no",
       answer:
         saving > 0
-          ? `Measured saving ${b(saving)}: the KV cache holds ${conc.values.concurrency}× what one ${n(conc.values.tokens_per_request ?? 0)}-token request needs (${b(needed)}).`
-          : "No saving: the KV cache holds just one request.",
-      evidence: [factEvidence(conc), { text: m.kvCache.source, bytes: m.kvCache.bytes }],
+          ? t("fewer.yes", {
+              saving: b(saving),
+              concurrency: conc.values.concurrency,
+              tokens: n(conc.values.tokens_per_request ?? 0),
+              needed: b(needed),
+            })
+          : t("fewer.no"),
+      evidence: [factEvidence(conc, t), { text: m.kvCache.source, bytes: m.kvCache.bytes }],
       saving: { bytes: saving, text: `KV beyond one request` },
     };
   },
 
-  "opt.disable_buffers": ({ item, run, ctx, m }) => {
+  "opt.disable_buffers": (input) => {
+    const { item, run, ctx, m, t } = input;
     const found = firstMeasured(ctx, item, ["fusedMoe"]);
     const slack = m.allocatorSlack;
-    if (!found && !slack) return missing(run, ctx, item, ["fusedMoe"], "a forward pass runs");
+    if (!found && !slack) return missing(input, ["fusedMoe"], "what.forward");
     const transient = found?.summary?.transientMax ?? 0;
     const slackBytes = Math.max(0, slack?.bytes ?? 0);
     const saving = transient + slackBytes;
     const evidence: Evidence[] = [];
-    if (found?.summary) evidence.push(callEvidence(found.summary, "transient of the MoE forward", transient));
+    if (found?.summary) evidence.push(callEvidence(found.summary, t("ev.moeForward"), transient));
     if (slack) evidence.push({ text: slack.source, bytes: slack.bytes });
+    const parts = [
+      ...(found ? [t("buffers.moe", { bytes: b(transient) })] : []),
+      ...(slack ? [t("buffers.slack", { bytes: b(slackBytes) })] : []),
+    ];
     return {
       state: "answered",
       verdict: saving > 0 ? "yes" : "no",
       answer:
         saving > 0
-          ? `Up to ${b(saving)}: ${found ? `MoE temporary buffers ${b(transient)}` : ""}${found && slack ? " + " : ""}${slack ? `allocator cache held by no tensor ${b(slackBytes)}` : ""}.`
-          : "Nothing to save: no temporary buffers and no unused allocator cache measured.",
+          ? t("buffers.yes", { saving: b(saving), parts: parts.join(t("list.plus")) })
+          : t("buffers.no"),
       evidence,
       codeLink: found ? codeLinkOf(run, found.targets) : undefined,
       saving: { bytes: saving, text: "buffers + allocator slack" },
     };
   },
 
-  "opt.cuda_graph": ({ m }) => {
+  "opt.cuda_graph": ({ m, t }) => {
     if (!m.cudaGraphs) {
       return {
         state: "needs_run",
-        answer:
-          "Not measured: run without enforce_eager=True so vLLM captures CUDA graphs and logs what they took (with it, graphs take 0).",
+        answer: t("graph.notMeasured"),
         evidence: [],
         nextProbes: [],
       };
@@ -734,7 +788,7 @@ const rules: Record<string, Rule> = {
     return {
       state: "answered",
       verdict: m.cudaGraphs.bytes > 0 ? "yes" : "no",
-      answer: `${m.cudaGraphs.bytes > 0 ? "Up to" : "No saving:"} ${b(m.cudaGraphs.bytes)} taken by CUDA graph capture.`,
+      answer: t(m.cudaGraphs.bytes > 0 ? "graph.yes" : "graph.no", { bytes: b(m.cudaGraphs.bytes) }),
       evidence: [{ text: m.cudaGraphs.source, bytes: m.cudaGraphs.bytes }],
       saving: { bytes: m.cudaGraphs.bytes, text: "graph capture" },
     };
@@ -748,13 +802,15 @@ export function evaluateItem(
 ): ChecklistResult {
   const rule = rules[item.id];
   if (!rule) throw new Error(`checklist item ${item.id} has no rule`);
+  const lang = ctx.lang ?? "en";
+  const t = translator(CHECKLIST_TEXT, lang);
   if (!ctx.run) {
     return {
       item,
       state: "needs_run",
-      answer: "No run yet: start one (Measure Here or Run with Current Probes).",
+      answer: t("noRun"),
       evidence: [],
-      nextProbes: probesOf(item),
+      nextProbes: probesOf(item, t),
     };
   }
   const config = ctx.model?.config ?? ctx.config;
@@ -767,16 +823,28 @@ export function evaluateItem(
     }
   }
   const matchCtx: MatchContext = { run: ctx.run, meta: ctx.meta, lineText: ctx.lineText };
-  const m = measurements ?? measureRun(ctx.run, ctx.meta);
-  const partial = rule({ item, run: ctx.run, ctx: matchCtx, m, config, kv, model: ctx.model });
+  const m = measurements ?? measureRun(ctx.run, ctx.meta, lang);
+  const callsN = (count: number): string => callsText(count, lang, n(count));
+  const partial = rule({
+    t,
+    callsN,
+    lang,
+    item,
+    run: ctx.run,
+    ctx: matchCtx,
+    m,
+    config,
+    kv,
+    model: ctx.model,
+  });
   return {
     item,
     ...partial,
-    nextProbes: partial.nextProbes ?? (partial.state === "answered" ? [] : probesOf(item)),
+    nextProbes: partial.nextProbes ?? (partial.state === "answered" ? [] : probesOf(item, t)),
   };
 }
 
 export function evaluateChecklist(ctx: ChecklistContext): ChecklistResult[] {
-  const measurements = ctx.run ? measureRun(ctx.run, ctx.meta) : undefined;
+  const measurements = ctx.run ? measureRun(ctx.run, ctx.meta, ctx.lang ?? "en") : undefined;
   return CHECKLIST_ITEMS.map((item) => evaluateItem(item, ctx, measurements));
 }

@@ -1,5 +1,7 @@
 // Byte formatting shared by every view, so the same number reads the same everywhere.
 import type { DeltaSource, TargetSummary } from "./runModel";
+import { FORMAT_TEXT } from "../l10n/format";
+import { translator, type Lang } from "../l10n/lang";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
 
@@ -22,20 +24,29 @@ export function formatDelta(bytes: number, digits = 1): string {
   return bytes > 0 ? `+${formatBytes(bytes, digits)}` : `−${formatBytes(-bytes, digits)}`;
 }
 
-export function sourceLabel(source: DeltaSource): string {
-  return source === "allocated" ? "allocated" : "host RSS";
+export function sourceLabel(source: DeltaSource, lang: Lang = "en"): string {
+  return translator(FORMAT_TEXT, lang)(source === "allocated" ? "source.allocated" : "source.host_rss");
+}
+
+/** "1 call", "24 calls" (zh-CN: "24 次调用"); `shown` is the count as written (e.g. "1,536"). */
+export function callsText(count: number, lang: Lang = "en", shown: string = String(count)): string {
+  const t = translator(FORMAT_TEXT, lang);
+  return count === 1 ? t("calls.one") : t("calls.other", { n: shown });
 }
 
 /** "+9.2 GiB allocated · peak +9.7 GiB · 24 calls" — the lens text after a run. */
-export function summaryLine(s: TargetSummary): string {
-  const parts = [`${formatDelta(s.retained)} ${sourceLabel(s.source)}`];
+export function summaryLine(s: TargetSummary, lang: Lang = "en"): string {
+  const t = translator(FORMAT_TEXT, lang);
+  const parts = [
+    t("summary.retained", { delta: formatDelta(s.retained), source: sourceLabel(s.source, lang) }),
+  ];
   if (s.peakAboveBeforeMax !== undefined) {
-    const sampled = s.source === "host_rss" ? " (sampled)" : "";
-    parts.push(`peak ${formatDelta(s.peakAboveBeforeMax)}${sampled}`);
+    const delta = formatDelta(s.peakAboveBeforeMax);
+    parts.push(t(s.source === "host_rss" ? "summary.peakSampled" : "summary.peak", { delta }));
   }
-  parts.push(s.calls === 1 ? "1 call" : `${s.calls} calls`);
-  if (s.perProcess.length > 1) parts.push(`${s.perProcess.length} processes`);
-  if (s.openCalls > 0) parts.push(`${s.openCalls} unfinished`);
+  parts.push(callsText(s.calls, lang));
+  if (s.perProcess.length > 1) parts.push(t("processes.other", { n: s.perProcess.length }));
+  if (s.openCalls > 0) parts.push(t("unfinished", { n: s.openCalls }));
   return parts.join(" · ");
 }
 
