@@ -20,7 +20,43 @@ USAGE = """memlens_probe COMMAND
   preflight --json          Python, torch, GPUs, free memory and GPU processes here (JSON)
   selftest [--json]         which readings are available here
   version [--json]          probe and protocol version
+  snapshot sites|timeline SNAPSHOT.pickle [--file F] [--root DIR]... [--device N]
+                            an allocator snapshot's allocation sites or timeline (JSON); never runs
+                            code from the pickle
+  snapshot export SNAPSHOT.pickle OUT.pickle
+                            rewrite it with pickle protocol 4, which pytorch.org/memory_viz opens
 """
+
+
+def _snapshot(argv: List[str]) -> int:
+    from . import snapshot
+
+    parser = argparse.ArgumentParser(prog="memlens_probe snapshot")
+    parser.add_argument("action", choices=("sites", "timeline", "export"))
+    parser.add_argument("path")
+    parser.add_argument("out", nargs="?")
+    parser.add_argument("--file", default="", help="the scope's own source file (sites keyed by its lines)")
+    parser.add_argument("--root", action="append", default=[], help="a source root (second site key)")
+    parser.add_argument("--device", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        data = snapshot.load(args.path)
+    except (OSError, snapshot.SnapshotError) as exc:
+        sys.stderr.write(f"memlens_probe snapshot: {args.path}: {exc}\n")
+        return 2
+    if args.action == "export":
+        if not args.out:
+            sys.stderr.write("memlens_probe snapshot export: give the output file, e.g. snapshot-viz.pickle\n")
+            return 2
+        snapshot.export_for_memory_viz(data, args.out)
+        return 0
+    result = (
+        snapshot.sites(data, args.file, args.root, args.device)
+        if args.action == "sites"
+        else snapshot.timeline(data, args.device)
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
 
 
 def _run(argv: List[str]) -> int:
@@ -74,6 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     as_json = "--json" in rest
     if command == "run":
         return _run(rest)
+    if command == "snapshot":
+        return _snapshot(rest)
     if command == "version":
         if as_json:
             print(json.dumps({"probe_version": __version__, "protocol": PROTOCOL_VERSION}))

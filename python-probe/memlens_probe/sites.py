@@ -1,0 +1,126 @@
+"""Allocation sites of a scope: torch's memory history of the scope reduced to the lines that
+allocated, in the target process, so events carry a few dozen sites instead of a trace.
+
+A site is the innermost frame of an allocation's Python stack that lies in the scope's own file
+(its `def`'s file); `root_site` is the innermost frame under the user's source roots, for
+allocations made deeper (in torch, in a helper module). Bytes are torch's requested sizes, the
+unit the history records, so a site's numbers add up to the scope's `requested` delta.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+SiteKey = Tuple[str, int, str]
+
+MAX_STACKS_PER_SITE = 3
+STACK_DEPTH = 6
+
+
+def _frames(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    frames = entry.get("frames") or []
+    return [f for f in frames if isinstance(f, dict)]
+
+
+def _innermost(frames: Sequence[Dict[str, Any]], accept) -> Optional[SiteKey]:
+    # torch lists frames innermost first.
+    for frame in frames:
+        filename = str(frame.get("filename", ""))
+        if accept(filename):
+            return (filename, int(frame.get("line", 0) or 0), str(frame.get("name", "")))
+    return None
+
+
+def _short_stack(frames: Sequence[Dict[str, Any]]) -> str:
+    parts = []
+    for frame in frames[:STACK_DEPTH]:
+        filename = str(frame.get("filename", "")).rsplit("/", 1)[-1]
+        parts.append(f"{frame.get('name', '?')} ({filename}:{frame.get('line', 0)})")
+    return " <- ".join(parts)
+
+
+class _Site:
+    __slots__ = ("key", "root", "allocated", "freed", "count", "live", "stacks")
+
+    def __init__(self, key: SiteKey, root: Optional[SiteKey]) -> None:
+        self.key = key
+        self.root = root
+        self.allocated = 0
+        self.freed = 0
+        self.count = 0
+        self.live = 0
+        self.stacks: Dict[str, int] = {}
+
+
+def reduce_trace(
+    entries: Iterable[Dict[str, Any]],
+    scope_file: str,
+    source_roots: Sequence[str] = (),
+) -> Dict[str, Any]:
+    """Sites of one scope from the history entries recorded while it ran (oldest first).
+
+    Returns ``{"sites": [...], "peak_bytes": int, "delta_bytes": int, "freed_earlier_bytes": int}``:
+    sites sorted by bytes allocated, each with ``file``, ``line``, ``function``, ``allocated_bytes``,
+    ``freed_bytes``, ``live_at_exit_bytes``, ``at_peak_bytes``, ``count``, ``stacks`` and, where
+    an allocation came from deeper code, ``root_file``/``root_line``/``root_function``.
+    """
+    roots = tuple(r.rstrip("/") + "/" for r in source_roots if r)
+    in_scope_file = lambda filename: filename == scope_file  # noqa: E731
+    under_roots = lambda filename: any(filename.startswith(r) for r in roots)  # noqa: E731
+    sites: Dict[SiteKey, _Site] = {}
+    owner: Dict[int, Tuple[_Site, int]] = {}  # block address -> (site, size) for blocks made here
+    running = 0
+    peak = 0
+    live_at_peak: Dict[SiteKey, int] = {}
+    freed_earlier = 0
+    for entry in entries:
+        action = entry.get("action")
+        size = int(entry.get("size", 0) or 0)
+        addr = int(entry.get("addr", 0) or 0)
+        if action == "alloc":
+            frames = _frames(entry)
+            key = _innermost(frames, in_scope_file) or _innermost(frames, under_roots) or ("?", 0, "?")
+            root = _innermost(frames, under_roots) if key[0] == scope_file else None
+            site = sites.get(key)
+            if site is None:
+                site = sites[key] = _Site(key, root if root != key else None)
+            site.allocated += size
+            site.count += 1
+            site.live += size
+            stack = _short_stack(frames)
+            if stack in site.stacks or len(site.stacks) < MAX_STACKS_PER_SITE:
+                site.stacks[stack] = site.stacks.get(stack, 0) + 1
+            owner[addr] = (site, size)
+            running += size
+        elif action == "free_requested":
+            made_here = owner.pop(addr, None)
+            if made_here is not None:
+                site, made = made_here
+                site.freed += made
+                site.live -= made
+                running -= made
+            else:
+                freed_earlier += size
+                running -= size
+        else:
+            continue
+        if running > peak:
+            peak = running
+            live_at_peak = {key: site.live for key, site in sites.items()}
+    out = []
+    for key, site in sorted(sites.items(), key=lambda kv: -kv[1].allocated):
+        record: Dict[str, Any] = {
+            "file": key[0],
+            "line": key[1],
+            "function": key[2],
+            "allocated_bytes": site.allocated,
+            "freed_bytes": site.freed,
+            "live_at_exit_bytes": site.live,
+            "at_peak_bytes": live_at_peak.get(key, 0),
+            "count": site.count,
+            "stacks": [{"stack": s, "count": n} for s, n in site.stacks.items()],
+        }
+        if site.root is not None:
+            record.update(root_file=site.root[0], root_line=site.root[1], root_function=site.root[2])
+        out.append(record)
+    return {"sites": out, "peak_bytes": peak, "delta_bytes": running, "freed_earlier_bytes": freed_earlier}
