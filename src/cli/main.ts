@@ -13,7 +13,9 @@ import { knownModelBudget, knownModelNames, loadModelBudget, type ModelBudget } 
 import { computeBudget } from "../budget/view";
 import { budgetMarkdown } from "../budget/markdown";
 import { computeFindings, findingsInput, reportJson, reportMarkdown } from "../export/findings";
-import { exportFindings, LogFormatError } from "../export/logExport";
+import { exportFindings, logLanguage, LogFormatError } from "../export/logExport";
+import { BUDGET_TEXT } from "../l10n/budget";
+import { parseLang, translator, type Lang } from "../l10n/lang";
 import { runMain } from "./run";
 
 const GIB = 1024 ** 3;
@@ -22,9 +24,9 @@ const USAGE = `memlens — GPU memory of model loading, from MemLens runs and ch
 
 Usage:
   memlens run [options] -- COMMAND [ARG...]   (memlens run --help for its options)
-  memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U]
-  memlens budget MODEL [--target-gib 16] [--gpu-memory-utilization 0.9] [--run RUN_DIR] [--json]
-  memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N]
+  memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U] [--lang L]
+  memlens budget MODEL [--target-gib 16] [--gpu-memory-utilization 0.9] [--run RUN_DIR] [--json] [--lang L]
+  memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N] [--lang L]
 
   RUN_DIR   a run folder (events.jsonl, meta.json, plan.json), e.g. .memlens/runs/20251126-…
   MODEL     a model folder with config.json and *.safetensors (only the headers are read), or a
@@ -37,6 +39,10 @@ Options:
   --run RUN_DIR                  budget: put a run's measurements beside the theory
   --log FILE                     export: the investigation log to write the Day entry into
   --date YYYY-MM-DD              export: the Day's date (default today)
+  --lang zh-CN|en|auto           language of answers, labels and the verdict. export: default auto,
+                                 the log's own language (its "- 测量结果:" or "- Measurements:"
+                                 labels, else its prose), English when it cannot tell; report and
+                                 budget: default en
   --json                         machine-readable output
   -h, --help                     this text
 `;
@@ -111,6 +117,18 @@ function localLineText(): (file: string, line: number) => string | undefined {
   };
 }
 
+/** --lang: zh-CN, en (any case, "zh" too) or auto. */
+function langArgument(value: string | undefined): Lang | "auto" {
+  if (value === undefined || value.trim().toLowerCase() === "auto") return "auto";
+  const lang = parseLang(value);
+  if (!lang) throw new UsageError(`--lang ${value}: expected zh-CN, en or auto.`);
+  return lang;
+}
+
+function budgetTitle(model: string, gib: number, lang: Lang): string {
+  return translator(BUDGET_TEXT, lang)("md.title", { model, gib, run: "" });
+}
+
 /** The probe zipapp built next to this bundle (dist/memlens_probe.pyz). */
 function bundledProbePath(): string {
   return path.join(__dirname, "memlens_probe.pyz");
@@ -144,6 +162,7 @@ export async function main(
         run: { type: "string" },
         log: { type: "string" },
         date: { type: "string" },
+        lang: { type: "string" },
       },
     });
   } catch (e) {
@@ -175,9 +194,10 @@ export async function main(
       "a number in (0, 1]",
     );
     const targetBytes = Math.round(targetGiB * GIB);
+    const langOption = langArgument(values.lang);
     const warn = (lines: string[]): void => lines.forEach((l) => err(`memlens: warning: ${l}\n`));
     // report and export answer the checklist from a run the same way.
-    const findingsOf = async (runDir: string) => {
+    const findingsOf = async (runDir: string, lang: Lang) => {
       const { run, meta, warnings } = await readRun(runDir);
       warn(warnings);
       const model = values.model ? await resolveModel(values.model) : undefined;
@@ -187,8 +207,10 @@ export async function main(
         targetBytes,
         gpuMemoryUtilization: util,
         lineText: localLineText(),
+        lang,
       });
     };
+    const fixedLang: Lang = langOption === "auto" ? "en" : langOption;
     switch (command) {
       case "budget": {
         if (!target) throw new UsageError("budget needs a MODEL folder or name.");
@@ -200,6 +222,7 @@ export async function main(
           targetBytes,
           gpuMemoryUtilization: util,
           meta: runData?.meta?.targets,
+          lang: fixedLang,
         });
         if (values.json) {
           out(
@@ -223,12 +246,12 @@ export async function main(
             )}\n`,
           );
         } else
-          out(budgetMarkdown(computed.view, `Memory budget: ${target} on a ${targetGiB} GiB card`, model));
+          out(budgetMarkdown(computed.view, budgetTitle(target, targetGiB, fixedLang), model, fixedLang));
         return 0;
       }
       case "report": {
         if (!target) throw new UsageError("report needs a RUN_DIR.");
-        const findings = await findingsOf(target);
+        const findings = await findingsOf(target, fixedLang);
         out(values.json ? `${JSON.stringify(reportJson(findings), null, 2)}\n` : reportMarkdown(findings));
         return 0;
       }
@@ -243,12 +266,13 @@ export async function main(
         }
         const date = values.date ?? today();
         if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`--date ${date}: expected YYYY-MM-DD.`);
-        const findings = await findingsOf(target);
         const before = readFileSync(values.log, "utf8");
+        const lang = logLanguage(before, langOption, "en");
+        const findings = await findingsOf(target, lang);
         const result = exportFindings(before, findingsInput(findings, date));
         writeFileSync(values.log, result.text);
         out(
-          `Wrote Day ${result.day} (${date}) to ${values.log}: ${result.ticked.length} item(s) ticked, ` +
+          `Wrote Day ${result.day} (${date}, ${lang}) to ${values.log}: ${result.ticked.length} item(s) ticked, ` +
             `${result.cells.length} 状态 cell(s) filled.\n`,
         );
         return 0;

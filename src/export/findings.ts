@@ -1,7 +1,10 @@
 // Everything a report or a log export says about one run, computed once: the budget view, the
 // checklist answers and the measurement rows. Plain TypeScript, shared by the CLI and VS Code.
 import type { RunModel } from "../model/runModel";
-import { formatBytes, summaryLine } from "../model/format";
+import { callsText, formatBytes, summaryLine } from "../model/format";
+import { FINDINGS_TEXT } from "../l10n/findings";
+import { CHECKLIST_TEXT } from "../l10n/checklist";
+import { translator, type Lang } from "../l10n/lang";
 import { escapeMarkdown, markdownCodeBlock } from "../model/markdown";
 import type { RunMeta } from "../runner/types";
 import type { ModelBudget } from "../budget/modelBudget";
@@ -14,6 +17,8 @@ export interface RunFindings {
   results: ChecklistResult[];
   measurements: MeasurementRow[];
   runLabel: string;
+  /** The language answers, labels and the verdict are in. */
+  lang: Lang;
 }
 
 export interface FindingsOptions {
@@ -23,6 +28,8 @@ export interface FindingsOptions {
   targetBytes: number;
   gpuMemoryUtilization: number;
   lineText?: (file: string, line: number) => string | undefined;
+  /** Default English. For a log export: the log's language (see logLanguage). */
+  lang?: Lang;
 }
 
 function shortSpec(spec: string | undefined, target: string): string {
@@ -34,15 +41,19 @@ function shortSpec(spec: string | undefined, target: string): string {
   return tail;
 }
 
-export function runLabelOf(run: RunModel, meta?: RunMeta): string {
+export function runLabelOf(run: RunModel, meta?: RunMeta, lang: Lang = "en"): string {
+  const t = translator(FINDINGS_TEXT, lang);
   const id = meta?.id ?? run.start?.run_id ?? "run";
   const status = meta?.status ?? (run.finished ? "finished" : "running");
-  const where = meta?.host ? ` on ${meta.host}` : run.start?.hostname ? ` on ${run.start.hostname}` : "";
+  const host = meta?.host ?? run.start?.hostname;
+  const where = host ? t("run.where", { host }) : "";
   const label = meta?.label && meta.label !== id ? `${meta.label}, ` : "";
-  return `MemLens run ${label}${id}${where} (${status})`;
+  return t("run.label", { label, id, where, status: t(`status.${status}`) });
 }
 
 export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindings {
+  const lang = opts.lang ?? "en";
+  const t = translator(FINDINGS_TEXT, lang);
   const metaTargets = opts.meta?.targets;
   const budget = computeBudget(run, {
     checkpoint: opts.model,
@@ -50,6 +61,7 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
     targetBytes: opts.targetBytes,
     gpuMemoryUtilization: opts.gpuMemoryUtilization,
     meta: metaTargets,
+    lang,
   });
   const results = evaluateChecklist({
     run,
@@ -57,6 +69,7 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
     model: opts.model,
     config: opts.config,
     lineText: opts.lineText,
+    lang,
   });
   const measurements: MeasurementRow[] = [];
   for (const row of budget.view.rows) {
@@ -65,7 +78,7 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
   }
   if (budget.measurements?.kvTokens) {
     measurements.push({
-      label: "KV cache tokens",
+      label: t("m.kvTokens"),
       value: budget.measurements.kvTokens.tokens.toLocaleString("en-US"),
       source: budget.measurements.kvTokens.source,
     });
@@ -74,15 +87,19 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
     const meta = metaTargets?.find((t) => t.id === s.target);
     measurements.push({
       label: shortSpec(s.spec ?? meta?.spec, s.target),
-      value: summaryLine(s),
-      source: `probe ${s.spec ?? meta?.spec ?? s.target}${meta?.hotspot ? ` (hotspot ${meta.hotspot})` : ""}`,
+      value: summaryLine(s, lang),
+      source: t("m.probe", {
+        spec: s.spec ?? meta?.spec ?? s.target,
+        hotspot: meta?.hotspot ? t("m.hotspot", { id: meta.hotspot }) : "",
+      }),
     });
   }
-  return { budget, results, measurements, runLabel: runLabelOf(run, opts.meta) };
+  return { budget, results, measurements, runLabel: runLabelOf(run, opts.meta, lang), lang };
 }
 
 export function findingsInput(findings: RunFindings, date: string): FindingsInput {
   return {
+    lang: findings.lang,
     date,
     runLabel: findings.runLabel,
     measurements: findings.measurements,
@@ -93,43 +110,53 @@ export function findingsInput(findings: RunFindings, date: string): FindingsInpu
 
 /** Markdown report of a run (`memlens report`). */
 export function reportMarkdown(findings: RunFindings): string {
+  const lang = findings.lang;
+  const t = translator(FINDINGS_TEXT, lang);
+  const states = translator(CHECKLIST_TEXT, lang);
   const lines = [
     `# ${findings.runLabel}`,
     "",
     `**${findings.budget.view.verdict}**`,
     "",
-    "## Measurements",
+    t("report.measurements"),
     "",
   ];
-  lines.push("| what | value | source |", "|---|---|---|");
+  lines.push(t("report.columns"), "|---|---|---|");
   for (const m of findings.measurements) {
     lines.push(`| ${escapeMarkdown(m.label)} | ${escapeMarkdown(m.value)} | ${escapeMarkdown(m.source)} |`);
   }
-  lines.push("", "## Checklist", "");
+  lines.push("", t("report.checklist"), "");
   for (const r of findings.results) {
     const box = r.state === "answered" ? "[x]" : "[ ]";
-    const state = r.state === "answered" ? "" : ` _(${r.state.replace("_", " ")})_`;
-    lines.push(`- ${box} ${r.item.seed} — ${r.item.gloss}${state}`, `  - ${escapeMarkdown(r.answer)}`);
+    const state = r.state === "answered" ? "" : t("report.state", { state: states(`state.${r.state}`) });
+    // Chinese: the checklist's own wording; English: its meaning beside it.
+    const item = lang === "zh-CN" ? r.item.seed : `${r.item.seed} — ${r.item.gloss}`;
+    lines.push(`- ${box} ${item}${state}`, `  - ${escapeMarkdown(r.answer)}`);
     for (const e of r.evidence) {
       const bits = [
         e.bytes !== undefined
           ? `${formatBytes(e.bytes, 2)} (${e.bytes.toLocaleString("en-US")} B)`
           : undefined,
-        e.target ? `target ${escapeMarkdown(e.target)}` : undefined,
-        e.call !== undefined ? `${e.call} call${e.call === 1 ? "" : "s"}` : undefined,
+        e.target ? t("report.target", { target: escapeMarkdown(e.target) }) : undefined,
+        e.call !== undefined ? callsText(e.call, lang) : undefined,
         e.pid !== undefined ? `pid ${e.pid}` : undefined,
       ].filter(Boolean);
-      lines.push(`  - evidence: ${escapeMarkdown(e.text)}${bits.length ? ` — ${bits.join(", ")}` : ""}`);
+      const evidence = t("report.evidence", {
+        text: escapeMarkdown(e.text),
+        bits: bits.length ? ` — ${bits.join(", ")}` : "",
+      });
+      lines.push(`  - ${evidence}`);
     }
-    if (r.codeLink) lines.push(`  - code: ${r.codeLink.file}:${r.codeLink.line}`);
+    if (r.codeLink) lines.push(`  - ${t("report.code", { file: r.codeLink.file, line: r.codeLink.line })}`);
     for (const p of r.state === "answered" ? [] : r.nextProbes) {
-      const where = p.function ?? (p.line ? `line of ${p.line.file} containing \`${p.line.contains}\`` : "");
-      lines.push(`  - probe next: ${where} — ${p.what}`);
+      const where =
+        p.function ?? (p.line ? t("report.lineOf", { file: p.line.file, contains: p.line.contains }) : "");
+      lines.push(`  - ${t("report.probeNext", { where, what: p.what })}`);
     }
   }
   lines.push(
     "",
-    "## Budget arithmetic",
+    t("report.arithmetic"),
     "",
     ...markdownCodeBlock(findings.budget.view.arithmetic, "text"),
     "",

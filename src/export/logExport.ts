@@ -1,8 +1,12 @@
 // Writes a day's findings into the user's investigation log (the seed document's form): a
 // `### Day N: <date>` entry in section 6, ticks on answered checklist items, and measured savings
 // in the 状态 column of section 4. Every other byte of the file stays as it was, line endings too.
-import type { ChecklistResult } from "../checklist/rules";
+// The entry is written in the log's own language: the seed's Chinese template gets Chinese, an
+// English log English (logLanguage), with the same numbers either way.
+import type { ChecklistItem, ChecklistResult } from "../checklist/rules";
 import { formatBytes } from "../model/format";
+import { FINDINGS_TEXT } from "../l10n/findings";
+import { translator, type Lang } from "../l10n/lang";
 
 export interface MeasurementRow {
   label: string;
@@ -11,6 +15,8 @@ export interface MeasurementRow {
 }
 
 export interface FindingsInput {
+  /** The language of the entry's labels (the answers and the verdict were computed in it). */
+  lang: Lang;
   /** YYYY-MM-DD */
   date: string;
   /** Which run the numbers come from. */
@@ -60,8 +66,41 @@ function joinLines(lines: Line[]): string {
 
 const DAY_HEADING = /^###\s+Day\s+(\d+)\s*[:：]\s*(.*)$/;
 const BLANK_DAY_VALUE = /^_*\s*$/;
-const MEASURED_LABEL = "- 测量结果:";
-const FINDINGS_LABEL = "- 发现问题:";
+/** A blank Day template's two lines, in either language: "- 测量结果:" / "- Measurements:". */
+const BLANK_MEASURED = /^\s*-\s*(测量结果|Measurements?)\s*[:：]\s*$/i;
+const BLANK_FINDINGS = /^\s*-\s*(发现问题|Findings)\s*[:：]\s*$/i;
+const ZH_LABELS = /^\s*[-*]\s*(测量结果|发现问题)\s*[:：]/m;
+const EN_LABELS = /^\s*[-*]\s*(Measurements?|Findings)\s*:/im;
+
+/**
+ * The language a log is written in: the labels of its Day entries ("- 测量结果:" or
+ * "- Measurements:"), else its prose outside code (a Han character counts as much as four Latin
+ * letters, about a word each). Undefined for a log with too little text to tell.
+ */
+export function detectLogLanguage(text: string): Lang | undefined {
+  if (ZH_LABELS.test(text)) return "zh-CN";
+  if (EN_LABELS.test(text)) return "en";
+  const prose = text.replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
+  const han = prose.match(/\p{Script=Han}/gu)?.length ?? 0;
+  const latin = prose.match(/[A-Za-z]/g)?.length ?? 0;
+  if (han * 4 + latin < 40) return undefined;
+  return han * 4 >= latin ? "zh-CN" : "en";
+}
+
+/** The language to write findings in: the setting when it names one, else the log's, else `fallback`. */
+export function logLanguage(text: string, setting: "auto" | Lang, fallback: Lang): Lang {
+  return setting !== "auto" ? setting : (detectLogLanguage(text) ?? fallback);
+}
+
+/** How an item may be written in a log: the checklist's own words, or their English meaning. */
+function itemNames(item: ChecklistItem): string[] {
+  return [item.seed, item.gloss, englishName(item)];
+}
+
+/** An item in English: its gloss, without the checklist's guess that section 4 glosses end with. */
+function englishName(item: ChecklistItem): string {
+  return item.gloss.replace(/\s*\(checklist guess:[^)]*\)$/, "");
+}
 
 function cell(text: string): string {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|").trim();
@@ -72,29 +111,30 @@ function oneLine(text: string, max = 240): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-/** The Day entry's lines (without line endings). */
+/** The Day entry's lines (without line endings), in `input.lang`. */
 export function dayLines(day: number, input: FindingsInput): string[] {
-  const lines = [`### Day ${day}: ${input.date}`, `${MEASURED_LABEL} ${oneLine(input.runLabel)}`, ""];
-  lines.push("  | 项目 | 数值 | 来源 |", "  |------|------|------|");
+  const t = translator(FINDINGS_TEXT, input.lang);
+  // Chinese: each item in the checklist's own words; English: in their English meaning.
+  const name = (item: ChecklistItem): string =>
+    (input.lang === "zh-CN" ? item.seed : englishName(item)).replace(/`/g, "");
+  const lines = [`### Day ${day}: ${input.date}`, `${t("log.measured")} ${oneLine(input.runLabel)}`, ""];
+  lines.push(t("log.tableHead"), "  |------|------|------|");
   for (const row of input.measurements) {
     lines.push(`  | ${cell(row.label)} | ${cell(row.value)} | ${cell(oneLine(row.source, 160))} |`);
   }
-  if (input.measurements.length === 0) lines.push("  | (no measurement) | | |");
-  lines.push("", FINDINGS_LABEL);
+  if (input.measurements.length === 0) lines.push(`  | ${t("log.noMeasurement")} | | |`);
+  lines.push("", t("log.findings"));
   if (input.verdict) lines.push(`  - ${oneLine(input.verdict)}`);
   for (const r of input.results) {
     if (r.state !== "answered") continue;
-    lines.push(`  - ${r.item.seed.replace(/`/g, "")}: ${oneLine(r.answer)}`);
+    lines.push(`  - ${t("log.answer", { item: name(r.item), answer: oneLine(r.answer) })}`);
   }
   const open = input.results.filter((r) => r.state !== "answered");
   if (open.length > 0) {
-    lines.push(`  - 尚未回答 (${open.length}): ${open.map((r) => r.item.seed.replace(/`/g, "")).join("; ")}`);
+    const items = open.map((r) => name(r.item)).join(t("log.itemSep"));
+    lines.push(`  - ${t("log.notAnswered", { count: open.length, items })}`);
   }
   return lines;
-}
-
-function isBlankAfter(text: string, label: string): boolean {
-  return text.trim().startsWith(label.slice(0, -1)) && text.trim().slice(label.length).trim() === "";
 }
 
 function parseRow(text: string): string[] | undefined {
@@ -113,7 +153,9 @@ export function exportFindings(logText: string, input: FindingsInput): ExportRes
   const cells: string[] = [];
 
   // Section 6: from its heading to the `---` that closes it.
-  const sectionStart = lines.findIndex((l) => /^##\s+6[.\s]/.test(l.text) || /^##\s.*日志记录/.test(l.text));
+  const sectionStart = lines.findIndex(
+    (l) => /^##\s+6[.\s]/.test(l.text) || /^##\s.*(日志记录|\bLog\b)/i.test(l.text),
+  );
   let sectionEnd = -1;
   if (sectionStart >= 0) {
     for (let i = sectionStart + 1; i < lines.length; i++) {
@@ -141,21 +183,23 @@ export function exportFindings(logText: string, input: FindingsInput): ExportRes
       !blank &&
       inSection &&
       BLANK_DAY_VALUE.test(m[2]!) &&
-      isBlankAfter(lines[i + 1]?.text ?? "", MEASURED_LABEL) &&
-      isBlankAfter(lines[i + 2]?.text ?? "", FINDINGS_LABEL)
+      BLANK_MEASURED.test(lines[i + 1]?.text ?? "") &&
+      BLANK_FINDINGS.test(lines[i + 2]?.text ?? "")
     ) {
       blank = { index: i, day };
     }
   }
   const day = blank?.day ?? maxDay + 1;
 
+  const t = translator(FINDINGS_TEXT, input.lang);
   // Ticks and 状态 cells first: they do not move lines.
   for (const r of input.results) {
     if (r.state !== "answered") continue;
+    const names = itemNames(r.item);
     if (r.item.kind === "question") {
       const i = lines.findIndex((l) => {
         const m = /^(\s*[-*]\s+)\[ \]\s+(.*?)\s*$/.exec(l.text);
-        return m !== null && m[2] === r.item.seed;
+        return m !== null && names.includes(m[2]!);
       });
       if (i >= 0) {
         const line = lines[i]!;
@@ -165,12 +209,16 @@ export function exportFindings(logText: string, input: FindingsInput): ExportRes
     } else if (r.item.kind === "table_row" && r.saving) {
       for (const line of lines) {
         const cellsOfRow = parseRow(line.text);
-        if (!cellsOfRow || cellsOfRow[0]?.trim() !== r.item.seed || cellsOfRow.length < 4) continue;
+        if (!cellsOfRow || !names.includes(cellsOfRow[0]?.trim() ?? "") || cellsOfRow.length < 4) continue;
         const last = cellsOfRow.length - 1;
         const status = cellsOfRow[last]!;
         const box = /^\s*(\[[ xX]\])/.exec(status)?.[1];
         if (box === undefined) break;
-        const measured = `实测 ${r.saving.bytes > 0 ? "≈ " : ""}${cell(savingText(r))} (Day ${day})`;
+        const measured = t("log.statusMeasured", {
+          approx: r.saving.bytes > 0 ? "≈ " : "",
+          saving: cell(savingText(r, t("log.noSaving"))),
+          day,
+        });
         cellsOfRow[last] = ` ${box} ${measured} `;
         const indent = /^\s*/.exec(line.text)![0];
         line.text = `${indent}|${cellsOfRow.join("|")}|`;
@@ -196,7 +244,7 @@ export function exportFindings(logText: string, input: FindingsInput): ExportRes
     // No section 6, or one that runs to the end of the file: the entry goes at the end.
     appendAtEnd(
       lines,
-      sectionStart >= 0 ? entry : [{ text: "## 6. 日志记录", eol }, { text: "", eol }, ...entry],
+      sectionStart >= 0 ? entry : [{ text: t("log.section"), eol }, { text: "", eol }, ...entry],
       eol,
     );
   }
@@ -212,9 +260,9 @@ function appendAtEnd(lines: Line[], added: Line[], eol: string): void {
   lines[lines.length - 1]!.eol = eol;
 }
 
-function savingText(r: ChecklistResult): string {
+function savingText(r: ChecklistResult, none: string): string {
   const bytes = r.saving!.bytes;
-  return bytes <= 0 ? "无节省" : formatBytes(bytes, bytes >= 1024 ** 3 ? 2 : 1);
+  return bytes <= 0 ? none : formatBytes(bytes, bytes >= 1024 ** 3 ? 2 : 1);
 }
 
 /** The smallest single replacement that turns `before` into `after` (for one undoable edit). */

@@ -9,6 +9,7 @@ import { readGptOssInventory, tempDir, writeSparseCheckpoint, REPO_ROOT } from "
 
 const CLI = path.join(REPO_ROOT, "dist", "cli.js");
 const SEED = path.join(REPO_ROOT, "test", "fixtures", "export", "seed.md");
+const LOG_EN = path.join(REPO_ROOT, "test", "fixtures", "export", "log-en.md");
 
 interface Ran {
   code: number | null;
@@ -177,14 +178,16 @@ void test("export writes Day 1, then Day 2, into a copy of the seed log", async 
   assert.equal(first.code, 0, first.stderr);
   assert.match(
     first.stdout,
-    /Wrote Day 1 \(2025-11-26\) to .*log\.md: 14 item\(s\) ticked, 5 状态 cell\(s\) filled/,
+    /Wrote Day 1 \(2025-11-26, zh-CN\) to .*log\.md: 14 item\(s\) ticked, 5 状态 cell\(s\) filled/,
   );
   const second = await cli(["export", runDir, "--log", log, "--date", "2025-11-27"]);
   assert.equal(second.code, 0, second.stderr);
-  assert.match(second.stdout, /Wrote Day 2 \(2025-11-27\)/);
+  assert.match(second.stdout, /Wrote Day 2 \(2025-11-27, zh-CN\)/);
   const text = readFileSync(log, "utf8");
-  assert.ok(text.includes("### Day 1: 2025-11-26\n- 测量结果: "));
+  // The seed's template is Chinese: the findings are too.
+  assert.ok(text.includes("### Day 1: 2025-11-26\n- 测量结果: MemLens 运行 "));
   assert.ok(text.includes("### Day 2: 2025-11-27\n- 测量结果: "));
+  assert.match(text, /^- \[x\] 每个 block 多大\? — 每层每个 16 token 的 block 为 /m);
   const badDate = await cli(["export", runDir, "--log", log, "--date", "yesterday"]);
   assert.equal(badDate.code, 2);
   assert.match(badDate.stderr, /--date yesterday: expected YYYY-MM-DD/);
@@ -192,4 +195,62 @@ void test("export writes Day 1, then Day 2, into a copy of the seed log", async 
   assert.equal(noLog.code, 2);
   assert.match(noLog.stderr, /export needs --log FILE/);
   assert.equal(readFileSync(log, "utf8"), text, "failed exports leave the file alone");
+});
+
+void test("export --lang: auto follows the log (English log → English), zh-CN and en force it, others are refused", async () => {
+  const en = path.join(work, "log-en.md");
+  copyFileSync(LOG_EN, en);
+  const auto = await cli(["export", runDir, "--log", en, "--date", "2025-11-26"]);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stdout, /Wrote Day 1 \(2025-11-26, en\)/);
+  const enText = readFileSync(en, "utf8");
+  assert.ok(enText.includes("### Day 1: 2025-11-26\n- Measurements: MemLens run "));
+  assert.match(enText, /^- \[x\] How big is each block\? — 768\.0 KiB per block across all layers/m);
+
+  const zh = path.join(work, "log-en-zh.md");
+  copyFileSync(LOG_EN, zh);
+  const forced = await cli(["export", runDir, "--log", zh, "--date", "2025-11-26", "--lang", "zh-CN"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stdout, /\(2025-11-26, zh-CN\)/);
+  assert.match(
+    readFileSync(zh, "utf8"),
+    /^- \[x\] How big is each block\? — 所有层合计每个 block 768\.0 KiB/m,
+  );
+
+  const seedEn = path.join(work, "seed-en.md");
+  copyFileSync(SEED, seedEn);
+  const english = await cli(["export", runDir, "--log", seedEn, "--date", "2025-11-26", "--lang", "en"]);
+  assert.equal(english.code, 0, english.stderr);
+  assert.match(
+    readFileSync(seedEn, "utf8"),
+    /^- \[x\] 每个 block 多大\? — 768\.0 KiB per block across all layers/m,
+  );
+
+  const bad = await cli(["export", runDir, "--log", seedEn, "--lang", "fr"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--lang fr: expected zh-CN, en or auto/);
+});
+
+void test("report --lang zh-CN: headings, answers and the verdict in Chinese, the same numbers", async () => {
+  const args = [
+    "report",
+    runDir,
+    "--model",
+    "openai/gpt-oss-20b",
+    "--target-gib",
+    "15.5",
+    "--gpu-memory-utilization",
+    "0.98",
+  ];
+  const zh = await cli([...args, "--lang", "zh-CN"]);
+  assert.equal(zh.code, 0, zh.stderr);
+  assert.match(
+    zh.stdout,
+    /^# MemLens 运行 gpt-oss-20b load, 20251126-101500-000-abc123，在 gpu1 上（已完成）/,
+  );
+  assert.match(zh.stdout, /\*\*放不下：需要 15\.67 GiB，/);
+  assert.match(zh.stdout, /^## 调查清单$/m);
+  assert.match(zh.stdout, /^ {2}- 否：每次调用都会分配一个新的 7\.9 MiB 输出张量（1,536 次调用）/m);
+  const en = await cli(args);
+  assert.match(en.stdout, /\*\*Does not fit: 15\.67 GiB needed, /);
 });
