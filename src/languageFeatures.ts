@@ -7,7 +7,7 @@ import type { LiveRun, MemlensHostImpl } from "./hostImpl";
 import type { QualnameResolver } from "./commands/measure";
 import type { ProbeEvent } from "./protocol/events";
 import { createLanguageClient, type MemlensLanguageClient } from "./server/client";
-import { splitLineSpec } from "./catalog/catalog";
+import { targetKind } from "./model/targets";
 import { hasEvents } from "./runEntries";
 import type { RunTargetInfo } from "./server/protocol";
 
@@ -152,7 +152,7 @@ function targetsOf(entry: RunEntry): RunTargetInfo[] | undefined {
   return entry.meta.targets?.map((t) => ({
     id: t.id,
     spec: t.spec,
-    kind: splitLineSpec(t.spec) ? "line" : "function",
+    kind: targetKind(t.spec),
     hotspot: t.hotspot,
   }));
 }

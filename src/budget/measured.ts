@@ -1,6 +1,7 @@
 // The measured side of the budget: what a run says each part of GPU memory took, each number
 // with the reading, hotspot or vLLM log fact it came from.
 import type { FactEvent, Readings } from "../protocol/events";
+import { highestReading, readingsAt } from "../model/readings";
 import { callDelta, type RunModel } from "../model/runModel";
 import { callsText, formatBytes } from "../model/format";
 import { BUDGET_TEXT, type BudgetKey } from "../l10n/budget";
@@ -53,38 +54,21 @@ function factSource(f: FactEvent, t: Translate<BudgetKey>): string {
 
 /** The pid whose readings show the most torch-allocated memory. */
 export function gpuProcess(run: RunModel): number | undefined {
-  let best: { pid: number; allocated: number } | undefined;
-  const consider = (pid: number, r: Readings | undefined): void => {
-    const a = r?.allocated ?? r?.reserved;
-    if (a === undefined) return;
-    if (!best || a > best.allocated) best = { pid, allocated: a };
-  };
-  for (const [pid, list] of run.samples) for (const s of list) consider(pid, s.readings);
-  for (const c of run.calls) {
-    consider(c.pid, c.before);
-    consider(c.pid, c.after);
-  }
-  return best?.pid;
+  return highestReading(readingsAt(run), (r) => r.allocated ?? r.reserved)?.pid;
 }
 
 /** The reading of the GPU process with the most reserved memory: the steady state after the KV cache. */
 export function readingSnapshot(run: RunModel, pid: number, lang: Lang = "en"): ReadingSnapshot | undefined {
   const t = translator(BUDGET_TEXT, lang);
-  let best: ReadingSnapshot | undefined;
-  const consider = (ts: number, readings: Readings | undefined, kind: () => string): void => {
-    if (!readings || readings.reserved === undefined) return;
-    if (!best || readings.reserved > (best.readings.reserved ?? 0)) {
-      best = { pid, ts, readings, why: t("why.highestReserved", { kind: kind() }) };
-    }
-  };
-  for (const s of run.samples.get(pid) ?? []) consider(s.ts, s.readings, () => t("why.sample"));
-  for (const c of run.calls) {
-    if (c.pid !== pid) continue;
-    consider(c.startTs, c.before, () => t("why.entry", { target: c.target, call: c.call }));
-    if (c.endTs !== undefined)
-      consider(c.endTs, c.after, () => t("why.exit", { target: c.target, call: c.call }));
-  }
-  return best;
+  const best = highestReading(readingsAt(run, pid), (r) => r.reserved);
+  if (!best) return undefined;
+  const kind = best.call
+    ? t(best.instant === "entry" ? "why.entry" : "why.exit", {
+        target: best.call.target,
+        call: best.call.call,
+      })
+    : t("why.sample");
+  return { pid, ts: best.ts, readings: best.readings, why: t("why.highestReserved", { kind }) };
 }
 
 function at(run: RunModel, snap: ReadingSnapshot, t: Translate<BudgetKey>): string {

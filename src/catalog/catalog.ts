@@ -1,5 +1,6 @@
 // Loads and checks the hotspot catalog (hotspots.json) and answers "is this function a hotspot?".
 import { z } from "zod";
+import { isFunctionSpec, parseFunctionSpec } from "../model/targets";
 import catalogJson from "./hotspots.json";
 import type { Catalog, ExpectedCalls, Hotspot, Phase, PhaseId, Scenario } from "./types";
 
@@ -15,11 +16,7 @@ export const PHASE_IDS = [
   "other",
 ] as const satisfies readonly PhaseId[];
 
-/** `pkg.mod:Qual.name` — a dotted module, a colon, a dotted qualname (`<locals>` allowed). */
-const FUNCTION_SPEC =
-  /^[\p{L}_][\p{L}\p{N}_]*(\.[\p{L}_][\p{L}\p{N}_]*)*:([\p{L}_][\p{L}\p{N}_]*|<locals>)(\.([\p{L}_][\p{L}\p{N}_]*|<locals>))*$/u;
-
-const functionSpec = z.string().regex(FUNCTION_SPEC, "must look like package.module:Qual.name");
+const functionSpec = z.string().refine(isFunctionSpec, "must look like package.module:Qual.name");
 
 const phaseSchema = z.object({
   id: z.enum(PHASE_IDS),
@@ -149,25 +146,6 @@ export function parseCatalog(value: unknown): Catalog {
   return result.data;
 }
 
-export interface FunctionSpec {
-  module: string;
-  qualname: string;
-}
-
-/** Splits `pkg.mod:Qual.name`; undefined when there is no colon or a side is empty. */
-export function splitFunctionSpec(spec: string): FunctionSpec | undefined {
-  const colon = spec.indexOf(":");
-  if (colon <= 0 || colon === spec.length - 1) return undefined;
-  return { module: spec.slice(0, colon), qualname: spec.slice(colon + 1) };
-}
-
-/** `/abs/file.py:123` → file and 1-based line; undefined for `module:qualname`. */
-export function splitLineSpec(spec: string): { file: string; line: number } | undefined {
-  const match = /^(.*):(\d+)$/.exec(spec);
-  if (!match || !/[\\/]|\.pyw?$/.test(match[1]!)) return undefined;
-  return { file: match[1]!, line: Number(match[2]) };
-}
-
 export interface HotspotMatch {
   hotspot: Hotspot;
   /** The spelling that matched: the hotspot's function or one of its aliases. */
@@ -190,7 +168,7 @@ export class HotspotCatalog {
       specs.forEach((spec, index) => {
         const match: HotspotMatch = { hotspot, spec, isAlias: index > 0 };
         this.bySpec.set(spec, match);
-        const parts = splitFunctionSpec(spec);
+        const parts = parseFunctionSpec(spec);
         if (!parts) return;
         let list = this.byModuleMap.get(parts.module);
         if (!list) this.byModuleMap.set(parts.module, (list = []));

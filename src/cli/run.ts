@@ -2,10 +2,11 @@
 // a GPU host (no editor needed). Probes every catalog hotspot by default, plus any --probe.
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { loadBundledCatalog, splitLineSpec } from "../catalog/catalog";
-import { buildPlan, type ProbeTarget } from "../commands/probeSet";
-import { RunModel } from "../model/runModel";
-import { formatDelta, formatDuration, summaryLine } from "../model/format";
+import { loadBundledCatalog } from "../catalog/catalog";
+import { formatDelta, formatDuration, sourceLabel, summaryLine } from "../model/format";
+import { buildPlan, hotspotTargets, type PlannedTarget } from "../model/plan";
+import { callDelta, RunModel } from "../model/runModel";
+import { isFunctionSpec, parseLineSpec, specLabel } from "../model/targets";
 import type { ProbeEvent } from "../protocol/events";
 import { RunnerError } from "../runner/errors";
 import { startRun } from "../runner/launch";
@@ -35,30 +36,21 @@ class RunUsageError extends Error {
   override name = "RunUsageError";
 }
 
-/** Every catalog hotspot under its own name and each alias, as the debugger probes them. */
-export function catalogProbeTargets(): ProbeTarget[] {
-  const targets: ProbeTarget[] = [];
-  for (const hotspot of loadBundledCatalog().hotspots) {
-    for (const spec of [hotspot.function, ...hotspot.aliases]) {
-      targets.push({ kind: "function", spec, hotspot: hotspot.id });
-    }
-  }
-  return targets;
-}
-
-function userTarget(spec: string): ProbeTarget {
-  const line = splitLineSpec(spec);
+/** A --probe, under the id the debugger gives its extra probes. */
+function userTarget(spec: string, index: number): PlannedTarget {
+  const id = `probe${index + 1}`;
+  const line = parseLineSpec(spec);
   if (line) {
-    if (!path.isAbsolute(line.file))
-      throw new RunUsageError(`--probe ${spec}: a line probe needs an absolute file path.`);
-    return { kind: "line", spec, file: line.file, line: line.line };
+    if (!path.isAbsolute(line.file) || line.line < 1)
+      throw new RunUsageError(`--probe ${spec}: a line probe needs an absolute file path and a line from 1.`);
+    return { id, kind: "line", spec, file: line.file, line: line.line };
   }
-  if (!/^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$/.test(spec)) {
+  if (!isFunctionSpec(spec)) {
     throw new RunUsageError(
       `--probe ${spec}: expected module:qualname (e.g. vllm.v1.worker.gpu_worker:Worker.load_model) or /abs/file.py:LINE.`,
     );
   }
-  return { kind: "function", spec };
+  return { id, kind: "function", spec };
 }
 
 function parseEnv(pairs: readonly string[]): Record<string, string> {
@@ -83,16 +75,14 @@ function positiveNumber(value: string | undefined, name: string, allowZero: bool
 
 /** Progress for a long load: outermost probed scopes as they finish, facts, OOMs. Nested scopes
  * (768 per-expert calls) would drown the terminal; the record has them all. */
-function progressLine(event: ProbeEvent, labels: Map<string, string>): string | undefined {
+function progressLine(event: ProbeEvent, model: RunModel, labels: Map<string, string>): string | undefined {
   const who = `pid ${event.pid}${event.rank !== null ? ` rank ${event.rank}` : ""}`;
   switch (event.type) {
     case "exit": {
       if (event.depth > 0) return undefined;
-      const key = event.before.allocated !== undefined ? "allocated" : "host_rss";
-      const before = event.before[key];
-      const after = event.after[key];
-      const delta =
-        before !== undefined && after !== undefined ? ` ${formatDelta(after - before)} ${key}` : "";
+      const call = model.scope(event.pid, event.scope_id);
+      const d = call ? callDelta(call) : undefined;
+      const delta = d?.retained !== undefined ? ` ${formatDelta(d.retained)} ${sourceLabel(d.source)}` : "";
       return `${who} ${labels.get(event.target) ?? event.target}:${delta} in ${formatDuration(event.duration_ns)}`;
     }
     case "fact":
@@ -140,11 +130,12 @@ export async function runMain(
     return 0;
   }
   let description: RunDescription;
-  let targets: ProbeTarget[];
+  let targets: PlannedTarget[];
   try {
     if (command.length === 0) throw new RunUsageError("no command given: put it after --.");
+    // Every catalog hotspot under its own name and each alias, as the debugger probes them.
     targets = [
-      ...(values["no-catalog"] ? [] : catalogProbeTargets()),
+      ...(values["no-catalog"] ? [] : hotspotTargets(loadBundledCatalog().hotspots)),
       ...(values.probe ?? []).map(userTarget),
     ];
     description = {
@@ -162,11 +153,8 @@ export async function runMain(
     }
     throw e;
   }
-  const { plan, targets: metaTargets } = buildPlan(targets, {
-    sampleIntervalMs: description.sampleIntervalMs,
-    emulateGpuGiB: description.emulateGpuGiB,
-  });
-  const labels = new Map(metaTargets.map((t) => [t.id, t.spec.split(":").pop() ?? t.spec]));
+  const { plan, targets: metaTargets } = buildPlan(targets);
+  const labels = new Map(metaTargets.map((t) => [t.id, specLabel(t.spec)]));
   const runsDir = path.resolve(values["runs-dir"] ?? path.join(".memlens", "runs"));
   const say = (line: string) => {
     if (!values.quiet) err(`memlens: ${line}\n`);
@@ -184,11 +172,11 @@ export async function runMain(
     }
     throw e;
   }
-  say(`run ${handle.id} in ${handle.dir} (${targets.length} probe targets)`);
+  say(`run ${handle.id} in ${handle.dir} (${metaTargets.length} probe targets)`);
   const model = new RunModel();
   handle.onEvent((event) => {
     model.add(event);
-    const line = progressLine(event, labels);
+    const line = progressLine(event, model, labels);
     if (line) say(line);
   });
   handle.onStderr((line) => say(`launcher: ${line}`));

@@ -2,14 +2,16 @@
 // add a target to the probe set, start a run with every probe and the configured run description,
 // and report how it went.
 import * as vscode from "vscode";
-import { splitLineSpec, type HotspotCatalog } from "../catalog/catalog";
+import type { HotspotCatalog } from "../catalog/catalog";
 import type { RunEntry } from "../host";
 import type { LiveRun, MemlensHostImpl } from "../hostImpl";
+import { buildPlan } from "../model/plan";
 import type { CallRecord, RunModel } from "../model/runModel";
+import { specLabel } from "../model/targets";
 import type { RunDescription } from "../runner/types";
 import type { MeasureHereArgs, ResolveQualnameResult } from "../server/protocol";
 import { showRunProgress } from "../views/progress";
-import { buildPlan, runLabel, shortLabel, type ProbeSet, type ProbeTarget } from "./probeSet";
+import { runLabel, type ProbeSet, type ProbeTarget } from "./probeSet";
 import {
   describeRunFailure,
   describeStartError,
@@ -67,7 +69,7 @@ export function phaseNamer(catalog: HotspotCatalog) {
       (target?.spec ? catalog.lookup(target.spec)?.hotspot : undefined);
     const phase = hotspot ? catalog.phase(hotspot.phase) : undefined;
     if (phase) return phase.title;
-    return `in ${target ? shortLabel({ kind: splitLineSpec(target.spec) ? "line" : "function", spec: target.spec }) : call.target}`;
+    return `in ${target ? specLabel(target.spec, true) : call.target}`;
   };
 }
 
@@ -216,10 +218,7 @@ export class MeasureCommands {
     }
     const description = host.runDescription();
     const targets = this.deps.probes.list();
-    const { plan, targets: metaTargets } = buildPlan(targets, {
-      sampleIntervalMs: description.sampleIntervalMs,
-      emulateGpuGiB: description.emulateGpuGiB,
-    });
+    const { plan, targets: metaTargets } = buildPlan(targets);
     const label = runLabel(targets, focus);
     let entry: RunEntry;
     try {

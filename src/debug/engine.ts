@@ -3,24 +3,24 @@
 // translates; this could drive any front end.
 import { EventEmitter } from "node:events";
 import { constants as osConstants } from "node:os";
-import path from "node:path";
 import type { Catalog, Hotspot, Phase, PhaseId } from "../catalog/types";
+import { buildPlan, hotspotTargets, type RunTarget } from "../model/plan";
+import { processLabel } from "../model/processes";
+import { readingsDelta } from "../model/readings";
 import { RunModel } from "../model/runModel";
+import { isFunctionSpec, targetLabel } from "../model/targets";
 import type {
   ContinueMode,
   PausedEvent,
   Peak,
   Plan,
-  PlanTarget,
   ProbeEvent,
   Readings,
   TargetNotFoundEvent,
   TargetResolvedEvent,
 } from "../protocol/events";
-import type { RunDescription, RunHandle, RunMeta, RunOutcome, RunRequest } from "../runner/types";
+import type { RunDescription, RunHandle, RunOutcome, RunRequest } from "../runner/types";
 import { resolveBreakpointLocation, type BreakpointLocation, type ResolveContext } from "./breakpoints";
-import { isFunctionSpec } from "./launchArgs";
-import { readingsDelta } from "./readingsView";
 
 /** Starts a run; the runner maps host paths in events to local files through `sourceRoots`. */
 export type RunStarter = (request: RunRequest, options: { sourceRoots: string[] }) => Promise<RunHandle>;
@@ -91,7 +91,7 @@ interface EngineEvents {
   ended: [end: EngineEnd];
 }
 
-interface PlannedTarget {
+interface EngineTarget {
   id: string;
   spec: string;
   hotspot?: Hotspot;
@@ -111,8 +111,8 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   readonly model = new RunModel();
   private handle?: RunHandle;
   private ended = false;
-  private readonly targetsBySpec = new Map<string, PlannedTarget>();
-  private readonly targetsById = new Map<string, PlannedTarget>();
+  private readonly targetsBySpec = new Map<string, EngineTarget>();
+  private readonly targetsById = new Map<string, EngineTarget>();
   private readonly breakpointsByFile = new Map<string, BreakpointEntry[]>();
   private functionBreakpoints: BreakpointEntry[] = [];
   private nextBreakpointId = 1;
@@ -201,14 +201,14 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
 
   /** Attaches each breakpoint to the plan's target of its spec; returns those without one. */
   private attachBreakpoints(): {
-    attached: [BreakpointEntry, PlannedTarget][];
+    attached: [BreakpointEntry, EngineTarget][];
     unplanned: BreakpointEntry[];
   } {
     for (const target of this.targetsBySpec.values()) {
       target.breakpoints.clear();
       target.functionBreakpoint = false;
     }
-    const attached: [BreakpointEntry, PlannedTarget][] = [];
+    const attached: [BreakpointEntry, EngineTarget][] = [];
     const unplanned: BreakpointEntry[] = [];
     for (const entry of this.allBreakpoints()) {
       if (entry.breakpoint.spec === undefined) continue;
@@ -236,7 +236,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     this.sendPauseSet();
   }
 
-  private applyTargetState(bp: EngineBreakpoint, target: PlannedTarget): void {
+  private applyTargetState(bp: EngineBreakpoint, target: EngineTarget): void {
     const info = this.model.targets.get(target.id);
     const resolved = info ? [...info.resolved.values()][0] : undefined;
     if (resolved) {
@@ -284,57 +284,36 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
 
   // ---- the run -----------------------------------------------------------------------------
 
-  private addTarget(id: string, spec: string, fields: Partial<PlannedTarget> = {}): PlannedTarget {
-    const existing = this.targetsBySpec.get(spec);
-    if (existing) {
-      existing.phaseStop ||= fields.phaseStop ?? false;
-      existing.hotspot ??= fields.hotspot;
-      return existing;
-    }
-    const target: PlannedTarget = {
-      id,
-      spec,
-      phaseStop: false,
-      breakpoints: new Set(),
-      functionBreakpoint: false,
-      ...fields,
-    };
-    this.targetsBySpec.set(spec, target);
-    this.targetsById.set(id, target);
-    return target;
-  }
-
   /** Every catalog hotspot is measured (so Step Into stops at the next one); those of
    * stopAtPhases and every breakpoint pause. */
-  private buildPlan(): { plan: Plan; targets: NonNullable<RunMeta["targets"]> } {
+  private buildPlan(): { plan: Plan; targets: RunTarget[] } {
     const phases = new Set(this.config.stopAtPhases);
-    for (const hotspot of this.config.catalog.hotspots) {
-      const phaseStop = phases.has(hotspot.phase);
-      [hotspot.function, ...hotspot.aliases].forEach((spec, i) =>
-        this.addTarget(i === 0 ? hotspot.id : `${hotspot.id}-alias${i}`, spec, { hotspot, phaseStop }),
-      );
+    const built = buildPlan([
+      ...hotspotTargets(this.config.catalog.hotspots, (h) => phases.has(h.phase)),
+      ...this.config.probes.map((spec, i) => ({ id: `probe${i + 1}`, spec })),
+      ...this.allBreakpoints().flatMap(({ breakpoint }) =>
+        breakpoint.spec === undefined
+          ? []
+          : [{ id: `bp${breakpoint.id}`, spec: breakpoint.spec, pause: true }],
+      ),
+    ]);
+    const hotspots = new Map(this.config.catalog.hotspots.map((h) => [h.id, h]));
+    for (const { id, spec, hotspot: hotspotId } of built.targets) {
+      const hotspot = hotspotId === undefined ? undefined : hotspots.get(hotspotId);
+      const target: EngineTarget = {
+        id,
+        spec,
+        hotspot,
+        phaseStop: hotspot !== undefined && phases.has(hotspot.phase),
+        breakpoints: new Set(),
+        functionBreakpoint: false,
+      };
+      this.targetsBySpec.set(spec, target);
+      this.targetsById.set(id, target);
     }
-    this.config.probes.forEach((spec, i) => this.addTarget(`probe${i + 1}`, spec));
-    for (const entry of this.allBreakpoints()) {
-      const spec = entry.breakpoint.spec;
-      if (spec !== undefined) this.addTarget(`bp${entry.breakpoint.id}`, spec);
-    }
-    // Every breakpoint has a target now; the pause set goes into the plan itself.
     this.attachBreakpoints();
-    const planTargets: PlanTarget[] = [...this.targetsById.values()].map((t) =>
-      isLineSpec(t.spec) ? { id: t.id, line: t.spec } : { id: t.id, function: t.spec },
-    );
-    const pause = this.pauseTargets();
-    this.lastPauseSet = pause.join("\n");
-    // The runner adds sampling and emulation from the description; 100 ms (the setting's default)
-    // keeps "Peak in scope" host readings when the launch configuration gives no interval.
-    const plan: Plan = { version: 1, targets: planTargets, pause, sample_interval_ms: 100 };
-    const targets = [...this.targetsById.values()].map((t) => ({
-      id: t.id,
-      spec: t.spec,
-      hotspot: t.hotspot?.id,
-    }));
-    return { plan, targets };
+    this.lastPauseSet = (built.plan.pause ?? []).join("\n");
+    return built;
   }
 
   /** Starts the run. Rejects (with the runner's message) if the target could not be started. */
@@ -482,12 +461,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     return [...this.model.processes.values()]
       .filter((p) => !p.exited || this.model.paused.has(p.pid))
       .sort((a, b) => a.firstTs - b.firstTs)
-      .map((p) => {
-        const parts = [`pid ${p.pid}`];
-        if (p.rank !== null) parts.push(`rank ${p.rank}`);
-        parts.push(p.name ?? processRole(p.origin, p.argv));
-        return { pid: p.pid, name: parts.join(" · ") };
-      });
+      .map((p) => ({ pid: p.pid, name: processLabel(p) }));
   }
 
   /** The paused process's probe scope stack, innermost first (as debuggers list frames). */
@@ -521,28 +495,8 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   }
 
   private targetLabel(targetId: string): string {
-    const resolved = [...(this.model.targets.get(targetId)?.resolved.values() ?? [])][0];
-    if (resolved?.qualname) return resolved.qualname;
-    const spec = this.targetsById.get(targetId)?.spec ?? resolved?.spec;
-    if (spec === undefined) return targetId;
-    if (isLineSpec(spec)) {
-      const at = spec.lastIndexOf(":");
-      return `line ${spec.slice(at + 1)} of ${path.basename(spec.slice(0, at))}`;
-    }
-    return spec.slice(spec.indexOf(":") + 1);
+    return targetLabel(this.model, targetId, this.targetsById.get(targetId)?.spec);
   }
-}
-
-function isLineSpec(spec: string): boolean {
-  return /\.py:\d+$/.test(spec);
-}
-
-function processRole(origin: string | undefined, argv: string[] | undefined): string {
-  if (origin === "main" || origin === undefined) {
-    const script = argv?.find((a, i) => i === 0 && a !== "-c" && a !== "-m");
-    return script ? `main (${path.basename(script)})` : "main";
-  }
-  return origin === "subprocess" ? "subprocess" : `${origin} child`;
 }
 
 function exitCodeOf(exitCode: number | null, signal: string | null): number {

@@ -4,17 +4,10 @@
 import { z } from "zod";
 import { PHASE_IDS } from "../catalog/catalog";
 import type { PhaseId } from "../catalog/types";
+import { isProbeSpec } from "../model/targets";
 import type { RunDescription } from "../runner/types";
 
 export { PHASE_IDS };
-
-const FUNCTION_SPEC = /^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$/;
-const LINE_SPEC = /^.+\.py:[1-9]\d*$/;
-
-/** `pkg.mod:Class.method`, as the probe's plan takes it. */
-export function isFunctionSpec(spec: string): boolean {
-  return FUNCTION_SPEC.test(spec);
-}
 
 const stringArray = z.array(z.string());
 
@@ -36,7 +29,7 @@ export const launchArgsSchema = z.object({
   probes: z
     .array(
       z.string().refine(
-        (s) => isFunctionSpec(s) || LINE_SPEC.test(s),
+        isProbeSpec,
         (s) => ({
           message: `"${s}" is neither module:qualname (pkg.mod:Class.method) nor /path/file.py:LINE`,
         }),

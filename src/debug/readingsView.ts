@@ -71,17 +71,6 @@ export function peakVariables(peak: Peak): ReadingVariable[] {
   );
 }
 
-/** now − before for each key both have: the delta of an outer scope, which the probe does not send. */
-export function readingsDelta(now: Readings, before: Readings): Readings {
-  const out: Readings = {};
-  for (const key of READING_KEYS) {
-    const a = now[key];
-    const b = before[key];
-    if (a !== undefined && b !== undefined) out[key] = a - b;
-  }
-  return out;
-}
-
 /** The sources that have at least one reading, each with its readings. */
 export function readingsBySource(
   readings: Readings,

@@ -1,6 +1,8 @@
 // Run model -> the compact view model the panel draws (webview/protocol.ts). No `vscode` import,
 // so the webview tests and the benchmark build exactly what the extension sends.
+import { processLabel } from "../model/processes";
 import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
+import { targetLabel } from "../model/targets";
 import type { RunMeta } from "../runner/types";
 import {
   TIMELINE_READINGS,
@@ -32,22 +34,6 @@ function seconds(ts: number, t0: number): number {
   return (ts - t0) / NS_PER_S;
 }
 
-export function processLabel(p: {
-  pid: number;
-  rank: number | null;
-  device: number | null;
-  origin?: string;
-  /** multiprocessing's name (vLLM: "EngineCore_0"), which says more than the origin. */
-  name?: string;
-}): string {
-  const parts = [`pid ${p.pid}`];
-  if (p.rank !== null) parts.push(`rank ${p.rank}`);
-  if (p.device !== null) parts.push(`cuda:${p.device}`);
-  if (p.name) parts.push(p.name);
-  else if (p.origin && p.origin !== "main") parts.push(p.origin);
-  return parts.join(" · ");
-}
-
 function processes(model: RunModel): ProcessView[] {
   return [...model.processes.values()]
     .sort((a, b) => a.firstTs - b.firstTs || a.pid - b.pid)
@@ -56,7 +42,7 @@ function processes(model: RunModel): ProcessView[] {
       rank: p.rank,
       device: p.device,
       origin: p.origin,
-      label: processLabel({ pid: p.pid, rank: p.rank, device: p.device, origin: p.origin, name: p.name }),
+      label: processLabel(p),
     }));
 }
 
@@ -79,29 +65,6 @@ function series(pid: number, points: readonly SamplePoint[], from: number, t0: n
   const readings: ProcessSeries["readings"] = {};
   for (const column of columns) if (column.seen) readings[column.key] = column.values;
   return { pid, t, readings };
-}
-
-/** A short name for a target: the qualname, the file:line of a line probe, else the plan's spec or id. */
-export function targetLabel(model: RunModel, target: string, spec?: string): string {
-  const info = model.targets.get(target);
-  const resolved = info ? [...info.resolved.values()][0] : undefined;
-  if (resolved?.qualname) return resolved.qualname;
-  if (resolved?.kind === "line" && resolved.file && resolved.line !== undefined) {
-    return `${basename(resolved.file)}:${resolved.line}`;
-  }
-  const s = spec ?? info?.spec;
-  if (s) {
-    const colon = s.lastIndexOf(":");
-    // module:qualname -> qualname; /path/file.py:12 -> file.py:12
-    if (s.includes("/") || s.includes("\\")) return basename(s);
-    return colon >= 0 ? s.slice(colon + 1) : s;
-  }
-  return target;
-}
-
-function basename(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  return i >= 0 ? path.slice(i + 1) : path;
 }
 
 function band(model: RunModel, call: CallRecord, t0: number, labels: Map<string, string>): ScopeBand {

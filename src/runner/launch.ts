@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { finished } from "node:stream/promises";
 import type { ControlMessage, Plan, ProbeEvent, EndEvent } from "../protocol/events";
 import { EventStreamReader } from "../protocol/reader";
+import { withRunSettings } from "../model/plan";
 import { loadExeca, type CommandLine } from "./exec";
 import { RunnerError, sshFailure } from "./errors";
 import { LineFile } from "./lineFile";
@@ -49,12 +50,10 @@ export function defaultLoaderPath(probePath: string): string {
 
 /** The plan as it goes to the probe: sampling and emulation from the description. */
 export function planForRun(plan: Plan, description: RunDescription): Plan {
-  const emulateBytes = emulationBytes(description);
-  return {
-    ...plan,
-    sample_interval_ms: description.sampleIntervalMs ?? plan.sample_interval_ms,
-    emulate_device_bytes: emulateBytes ?? plan.emulate_device_bytes ?? null,
-  };
+  return withRunSettings(plan, {
+    sampleIntervalMs: description.sampleIntervalMs,
+    emulateDeviceBytes: emulationBytes(description),
+  });
 }
 
 function emulationBytes(description: RunDescription): number | undefined {

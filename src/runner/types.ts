@@ -1,4 +1,5 @@
 // One description of a run, shared by "Measure here", the debugger (launch.json) and the CLI.
+import type { RunTarget } from "../model/plan";
 import type { ControlMessage, Plan, ProbeEvent } from "../protocol/events";
 
 export interface PathMapping {
@@ -49,7 +50,7 @@ export interface RunMeta {
   exitCode?: number | null;
   signal?: string | null;
   /** The plan's targets with the catalog id / user pick each came from. */
-  targets?: { id: string; spec: string; hotspot?: string; file?: string; line?: number }[];
+  targets?: RunTarget[];
   error?: string;
   /** Wrapper prefix the target ran inside (docker exec …), if any. */
   wrapper?: string[];

@@ -11,7 +11,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
-import { splitLineSpec } from "../catalog/catalog";
+import { targetKind } from "../model/targets";
 import type { RunEntry } from "../host";
 import type { ProbeEvent } from "../protocol/events";
 import type { PathMapping } from "../runner/types";
@@ -74,7 +74,7 @@ function targetsOf(entry: RunEntry): RunTargetInfo[] | undefined {
   return entry.meta.targets?.map((t) => ({
     id: t.id,
     spec: t.spec,
-    kind: splitLineSpec(t.spec) ? "line" : "function",
+    kind: targetKind(t.spec),
     hotspot: t.hotspot,
   }));
 }

@@ -3,6 +3,7 @@
 import type { Hotspot, Phase } from "../catalog/types";
 import { formatBytes, formatDelta, formatDuration, sourceLabel, summaryLine } from "../model/format";
 import { escapeMarkdown, markdownCode } from "../model/markdown";
+import { processLabel } from "../model/processes";
 import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
 import type { ReadingKey, Readings } from "../protocol/events";
 
@@ -135,9 +136,9 @@ function cell(call: CallRecord, key: ReadingKey): string {
   return text;
 }
 
-/** Markdown for a process: pid and rank come from events, so they are escaped like any text. */
-function processLabel(pid: number, rank: number | null): string {
-  return rank === null ? escapeMarkdown(pid) : `${escapeMarkdown(pid)} (rank ${escapeMarkdown(rank)})`;
+/** Markdown for a process: its name comes from events, so it is escaped like any text. */
+function processCell(model: RunModel, pid: number, rank: number | null): string {
+  return escapeMarkdown(processLabel(model.processes.get(pid) ?? { pid, rank, device: null }));
 }
 
 export interface HoverContext {
@@ -164,7 +165,7 @@ export function measuredHover(model: RunModel, summary: TargetSummary, ctx: Hove
     const peak = p.peakAboveBeforeMax === undefined ? "—" : formatDelta(p.peakAboveBeforeMax);
     const transient = p.transientMax === undefined ? "—" : formatBytes(p.transientMax);
     lines.push(
-      `| ${processLabel(p.pid, p.rank)} | ${p.calls} | ${formatDelta(p.retained)} | ${peak} | ${transient} | ${formatDuration(p.durationNs)} |`,
+      `| ${processCell(model, p.pid, p.rank)} | ${p.calls} | ${formatDelta(p.retained)} | ${peak} | ${transient} | ${formatDuration(p.durationNs)} |`,
     );
   }
   const calls = model.callsOf(summary.target);
@@ -181,7 +182,7 @@ export function measuredHover(model: RunModel, summary: TargetSummary, ctx: Hove
     const raised = call.raised ? ` · raised ${escapeMarkdown(call.raised)}` : "";
     const oom = call.oom ? " · **OOM**" : "";
     lines.push(
-      `| ${processLabel(call.pid, call.rank)} | ${escapeMarkdown(call.call)}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
+      `| ${processCell(model, call.pid, call.rank)} | ${escapeMarkdown(call.call)}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
     );
   }
   if (calls.length > HOVER_MAX_CALLS) {

@@ -3,10 +3,11 @@
 // name and the target's qualname, so a run recorded elsewhere still decorates local sources.
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { splitFunctionSpec, splitLineSpec, type HotspotCatalog } from "../catalog/catalog";
+import type { HotspotCatalog } from "../catalog/catalog";
 import { normalizePath } from "../catalog/moduleName";
 import type { PythonDef } from "../catalog/pythonDefs";
 import { RunModel } from "../model/runModel";
+import { parseFunctionSpec, parseLineSpec, targetKind } from "../model/targets";
 import type { ProbeEvent } from "../protocol/events";
 import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
 import { META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
@@ -64,7 +65,7 @@ export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | 
       return targets.map((t) => ({
         id: t.id,
         spec: t.spec,
-        kind: splitLineSpec(t.spec) ? "line" : "function",
+        kind: targetKind(t.spec),
         hotspot: t.hotspot,
         adHoc: t.hotspot === undefined ? undefined : false,
       }));
@@ -192,7 +193,7 @@ export class RunState {
       if (out.has(id)) continue;
       const spec = info.spec ?? [...info.resolved.values()][0]?.spec;
       if (spec === undefined) continue;
-      out.set(id, { id, spec, kind: info.kind ?? (splitLineSpec(spec) ? "line" : "function") });
+      out.set(id, { id, spec, kind: info.kind ?? targetKind(spec) });
     }
     return [...out.values()].map((t) => ({
       ...t,
@@ -217,7 +218,7 @@ export class RunState {
 
   private placeFunction(target: RunTargetInfo, doc: DocumentAnalysis): Placement | undefined {
     const resolved = [...(this.model.targets.get(target.id)?.resolved.values() ?? [])];
-    const spec = splitFunctionSpec(target.spec);
+    const spec = parseFunctionSpec(target.spec);
     const candidates: { qualname: string; line?: number }[] = [];
     for (const e of resolved) {
       if (this.samePath(e.file, doc) || (e.module !== undefined && e.module === doc.module)) {
@@ -242,7 +243,7 @@ export class RunState {
 
   private placeLine(target: RunTargetInfo, doc: DocumentAnalysis): Placement | undefined {
     let line: number | undefined;
-    const spec = splitLineSpec(target.spec);
+    const spec = parseLineSpec(target.spec);
     if (spec && this.samePath(this.mapper(spec.file), doc)) line = spec.line;
     if (line === undefined) {
       for (const e of this.model.targets.get(target.id)?.resolved.values() ?? []) {

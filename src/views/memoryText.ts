@@ -3,6 +3,7 @@
 import type { Readings } from "../protocol/events";
 import type { RunModel } from "../model/runModel";
 import { formatBytes } from "../model/format";
+import { lastSamples, lastScopeReadings, latestReadings } from "../model/readings";
 
 export interface MemoryText {
   /** "device 12.3 / 79.2 GiB" or "host RSS 512.0 MiB". */
@@ -29,33 +30,6 @@ export function memoryText(readings: Readings | undefined): MemoryText | undefin
   return undefined;
 }
 
-/** The newest readings of a run: the last sample, or the last scope event when sampling is off. */
-export function latestReadings(model: RunModel): Readings | undefined {
-  const sampled = model.latestReadings();
-  if (sampled) return sampled;
-  return lastScopeReadings(model)?.readings;
-}
-
-function lastScopeReadings(model: RunModel, withKey?: keyof Readings): { readings: Readings } | undefined {
-  for (let i = model.calls.length - 1; i >= 0; i--) {
-    const call = model.calls[i]!;
-    for (const readings of [call.after, call.before]) {
-      if (readings && (withKey === undefined || readings[withKey] !== undefined)) return { readings };
-    }
-  }
-  return undefined;
-}
-
-/** The last sample of each process still running (of every process once all have ended). */
-function lastSamples(model: RunModel): { pid: number; ts: number; readings: Readings }[] {
-  const all = [...model.samples.entries()].flatMap(([pid, list]) => {
-    const last = list[list.length - 1];
-    return last ? [{ pid, ts: last.ts, readings: last.readings }] : [];
-  });
-  const running = all.filter((s) => model.processes.get(s.pid)?.exited !== true);
-  return running.length > 0 ? running : all;
-}
-
 /**
  * The run's memory as the status bar and the progress notification word it. Device memory wins
  * when the target uses CUDA (device-wide, so the newest figure of any process): from the samples,
@@ -68,7 +42,7 @@ export function latestMemory(model: RunModel): MemoryText | undefined {
   if (device) return memoryText(device.readings);
   const scoped = lastScopeReadings(model, "device_used");
   if (scoped) {
-    const text = memoryText(scoped.readings)!;
+    const text = memoryText(scoped)!;
     return { short: text.short, source: `${text.source}, at the last probed scope boundary` };
   }
   const rss = samples.filter((s) => s.readings.host_rss !== undefined);

@@ -5,6 +5,7 @@ import type { RunEntry, RunRegistry } from "../host";
 import { hasEvents } from "../runEntries";
 import { formatDuration, summaryLine } from "../model/format";
 import type { RunModel, TargetSummary } from "../model/runModel";
+import { targetLabel } from "../model/targets";
 
 /** Targets shown under a run: the biggest retained first. */
 const TOP_TARGETS = 10;
@@ -37,16 +38,6 @@ export function runDescriptionText(entry: RunEntry): string {
   if (duration !== undefined && entry.meta.status !== "running") parts.push(formatDuration(duration));
   parts.push(entry.meta.host ?? "local");
   return parts.join(" · ");
-}
-
-function targetLabel(entry: RunEntry, summary: TargetSummary): string {
-  const spec =
-    summary.spec ?? entry.meta.targets?.find((t) => t.id === summary.target)?.spec ?? summary.target;
-  if (summary.kind === "line") {
-    const sep = spec.lastIndexOf(":");
-    return `${spec.slice(0, sep).split(/[\\/]/).pop() ?? spec}:${spec.slice(sep + 1)}`;
-  }
-  return spec.split(":").pop() ?? spec;
 }
 
 export function topTargets(model: RunModel): TargetSummary[] {
@@ -118,9 +109,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
 
   private targetItem(runId: string, target: string): vscode.TreeItem {
     const entry = this.runs.get(runId);
-    const summary = entry?.model?.summary(target);
-    if (!entry || !summary) return new vscode.TreeItem(target);
-    const item = new vscode.TreeItem(targetLabel(entry, summary), vscode.TreeItemCollapsibleState.None);
+    const model = entry?.model;
+    const summary = model?.summary(target);
+    if (!entry || !model || !summary) return new vscode.TreeItem(target);
+    const spec = summary.spec ?? entry.meta.targets?.find((t) => t.id === target)?.spec;
+    const item = new vscode.TreeItem(targetLabel(model, target, spec), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${runId}/${target}`;
     item.description = summaryLine(summary);
     item.iconPath = new vscode.ThemeIcon(summary.kind === "line" ? "symbol-field" : "symbol-method");

@@ -74,7 +74,7 @@ void test("a def-line breakpoint stops at the function's entry, a body-line one 
     assert.deepEqual(
       line.frames.map((f) => [f.name, f.line]),
       [
-        [`line ${BODY_LINE} of work.py · entry`, BODY_LINE],
+        [`work.py:${BODY_LINE} · entry`, BODY_LINE],
         ["fill_buffer", DEF_LINE],
       ],
     );
@@ -103,7 +103,7 @@ void test("a def-line breakpoint stops at the function's entry, a body-line one 
         assert.ok(peak - atEntry >= BUFFER_BYTES, `peak ${peak} - entry ${atEntry} >= ${BUFFER_BYTES}`);
       }
     }
-    assert.deepEqual(stops, [`line ${BODY_LINE} of work.py · exit`, "fill_buffer · exit"]);
+    assert.deepEqual(stops, [`work.py:${BODY_LINE} · exit`, "fill_buffer · exit"]);
     assert.match(session.events.output(), new RegExp(`filled ${BUFFER_BYTES} bytes`));
   } finally {
     await session.client.stop();
@@ -174,7 +174,7 @@ void test("breakpoints set while paused: targets in the plan pause at once, new 
 
     await session.client.continueRequest({ threadId: entry.stopped.body.threadId! });
     const line = await nextStop(session);
-    assert.equal(line.top.name, `line ${BODY_LINE} of work.py · entry`);
+    assert.equal(line.top.name, `work.py:${BODY_LINE} · entry`);
     assert.deepEqual(line.stopped.body.hitBreakpointIds, [bodyBp.id]);
     const verified = await session.events.next<BreakpointEvent>(
       "breakpoint",
@@ -183,7 +183,7 @@ void test("breakpoints set while paused: targets in the plan pause at once, new 
     assert.equal(verified.body.breakpoint.verified, true);
     await session.client.continueRequest({ threadId: line.stopped.body.threadId! });
     const lineExit = await nextStop(session);
-    assert.equal(lineExit.top.name, `line ${BODY_LINE} of work.py · exit`);
+    assert.equal(lineExit.top.name, `work.py:${BODY_LINE} · exit`);
     // The def breakpoint is gone, so fill_buffer's exit no longer pauses.
     await session.client.continueRequest({ threadId: lineExit.stopped.body.threadId! });
     await session.events.next("terminated");

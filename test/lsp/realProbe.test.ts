@@ -100,7 +100,7 @@ void test("a real probe run shows up on the workload's source", async () => {
     const hover = await client.hover(uri, lineOf("def load_layer("));
     const text = (hover?.contents as { value: string }).value;
     assert.match(text, /\| process \| call \| host_rss \| host_hwm \| time \|/);
-    assert.equal(text.split("\n").filter((l) => /^\| \d+ \| [123] \| .* → /.test(l)).length, 3);
+    assert.equal(text.split("\n").filter((l) => /^\| pid \d+ · [^|]+ \| [123] \| .* → /.test(l)).length, 3);
 
     const diagnostics = await client.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "not_found"));
     const notFound = diagnostics.find((d) => d.code === "not_found")!;

@@ -245,8 +245,8 @@ void describe("a recorded run", () => {
     assert.ok(hover);
     const text = (hover.contents as { value: string }).value;
     assert.match(text, /prepare_moe_fp4_layer_for_marlin/);
-    assert.match(text, /\| 300 \(rank 0\) \| 24 \| \+4\.7 GiB \| \+500\.0 MiB \| 300\.0 MiB \|/);
-    assert.match(text, /\| 301 \(rank 1\) \| 24 \| \+4\.7 GiB \|/);
+    assert.match(text, /\| pid 300 · rank 0 · [^|]+ \| 24 \| \+4\.7 GiB \| \+500\.0 MiB \| 300\.0 MiB \|/);
+    assert.match(text, /\| pid 301 · rank 1 · [^|]+ \| 24 \| \+4\.7 GiB \|/);
     assert.match(
       text,
       /\| process \| call \| allocated \| reserved \| device_used \| non_torch \| host_rss \| time \|/,
@@ -254,9 +254,11 @@ void describe("a recorded run", () => {
     // First call of rank 0: 1 GiB before, +200 MiB after, 1.5 GiB peak; reserved grew 512 MiB.
     assert.match(
       text,
-      /\| 300 \(rank 0\) \| 1 \| 1\.0 GiB → 1\.2 GiB \(\+200\.0 MiB\) · peak 1\.5 GiB \| 2\.0 GiB → 2\.5 GiB \(\+512\.0 MiB\) · peak 2\.5 GiB \| .* \| 35\.0 ms \|/,
+      /\| pid 300 · rank 0 · [^|]+ \| 1 \| 1\.0 GiB → 1\.2 GiB \(\+200\.0 MiB\) · peak 1\.5 GiB \| 2\.0 GiB → 2\.5 GiB \(\+512\.0 MiB\) · peak 2\.5 GiB \| .* \| 35\.0 ms \|/,
     );
-    const callRows = text.split("\n").filter((l) => /^\| 30[01] \(rank [01]\) \| \d+ \| \d/.test(l));
+    const callRows = text
+      .split("\n")
+      .filter((l) => /^\| pid 30[01] · rank [01] · [^|]+ \| \d+ \| \d/.test(l));
     assert.equal(callRows.length, 48);
     // The body is not the def: no hover there (beyond the catalog one on the header).
     assert.equal(await c.hover(uri, defLine + 3), null);

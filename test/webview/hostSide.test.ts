@@ -10,13 +10,8 @@ import { budgetForRun } from "../../src/panel/budgetSource";
 import { contentSecurityPolicy, panelHtml } from "../../src/panel/html";
 import { parsePanelState, parseWebviewMessage } from "../../src/panel/messages";
 import { decodePngDataUrl, pngSize, writePngDataUrl } from "../../src/panel/png";
-import {
-  buildCompare,
-  buildSnapshot,
-  processLabel,
-  RunViewTracker,
-  type RunSource,
-} from "../../src/panel/viewModel";
+import { processLabel } from "../../src/model/processes";
+import { buildCompare, buildSnapshot, RunViewTracker, type RunSource } from "../../src/panel/viewModel";
 import type { ProbeEvent } from "../../src/protocol/events";
 import type { RunMeta } from "../../src/runner/types";
 import { TIMELINE_READINGS, type ScopeBand } from "../../webview/protocol";
@@ -244,10 +239,18 @@ void describe("LTTB", () => {
   });
 });
 
-void test("a process named by multiprocessing is labelled by that name", () => {
+void test("a process is labelled by multiprocessing's name, else by how it started (as the debugger names threads)", () => {
   assert.equal(
     processLabel({ pid: 7, rank: 0, device: 0, origin: "spawn", name: "EngineCore_0" }),
     "pid 7 · rank 0 · cuda:0 · EngineCore_0",
   );
-  assert.equal(processLabel({ pid: 8, rank: null, device: null, origin: "spawn" }), "pid 8 · spawn");
+  assert.equal(processLabel({ pid: 8, rank: null, device: null, origin: "spawn" }), "pid 8 · spawn child");
+  assert.equal(
+    processLabel({ pid: 9, rank: null, device: null, origin: "main", argv: ["/srv/load_gpt_oss.py", "-x"] }),
+    "pid 9 · main (load_gpt_oss.py)",
+  );
+  assert.equal(
+    processLabel({ pid: 10, rank: null, device: null, origin: "main", argv: ["-c"] }),
+    "pid 10 · main",
+  );
 });

@@ -7,8 +7,6 @@ import {
   HotspotCatalog,
   loadBundledCatalog,
   parseCatalog,
-  splitFunctionSpec,
-  splitLineSpec,
 } from "../../../src/catalog/catalog";
 
 const JSON_FILE = path.resolve(__dirname, "../../../src/catalog/hotspots.json");
@@ -356,12 +354,4 @@ void describe("validation", () => {
     assert.deepEqual(small.expectationsFor("other"), []);
     assert.equal(small.scenario("s")?.process, "EngineCore");
   });
-});
-
-void test("spec helpers", () => {
-  assert.deepEqual(splitFunctionSpec("a.b:C.d"), { module: "a.b", qualname: "C.d" });
-  assert.equal(splitFunctionSpec("nocolon"), undefined);
-  assert.deepEqual(splitLineSpec("/x/y.py:12"), { file: "/x/y.py", line: 12 });
-  assert.deepEqual(splitLineSpec("C:\\x\\y.py:3"), { file: "C:\\x\\y.py", line: 3 });
-  assert.equal(splitLineSpec("vllm.x:Foo"), undefined);
 });

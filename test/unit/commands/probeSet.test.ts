@@ -1,13 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  buildPlan,
-  ProbeSet,
-  runLabel,
-  shortLabel,
-  type ProbeTarget,
-  type StateStore,
-} from "../../../src/commands/probeSet";
+import { ProbeSet, runLabel, type ProbeTarget, type StateStore } from "../../../src/commands/probeSet";
 
 /** workspaceState's contract: values are stored as JSON, so what comes back is a copy. */
 class JsonState implements StateStore {
@@ -65,31 +58,7 @@ test("stored values that are not probe targets are ignored, not trusted", () => 
   assert.deepEqual(new ProbeSet(state).list(), []);
 });
 
-test("the plan has one target per probe with ids t1, t2, … and the meta records where each came from", () => {
-  const { plan, targets } = buildPlan([prepare, stagingLine], { sampleIntervalMs: 20, emulateGpuGiB: 16 });
-  assert.deepEqual(plan, {
-    version: 1,
-    targets: [
-      { id: "t1", function: prepare.spec },
-      { id: "t2", line: stagingLine.spec },
-    ],
-    pause: [],
-    sample_interval_ms: 20,
-    emulate_device_bytes: 16 * 1024 ** 3,
-  });
-  assert.deepEqual(targets, [
-    { id: "t1", spec: prepare.spec, hotspot: prepare.hotspot, file: prepare.file, line: 15 },
-    { id: "t2", spec: stagingLine.spec, hotspot: undefined, file: stagingLine.file, line: 17 },
-  ]);
-  const plain = buildPlan([], { emulateGpuGiB: null }).plan;
-  assert.equal("emulate_device_bytes" in plain, false);
-  assert.equal("sample_interval_ms" in plain, false);
-});
-
-test("labels are short: module tail and qualname, or file name and line", () => {
-  assert.equal(shortLabel(prepare), "marlin_utils_fp4:prepare_moe_fp4_layer_for_marlin");
-  assert.equal(shortLabel(stagingLine), "marlin_utils_fp4.py:17");
-  assert.equal(shortLabel({ kind: "line", spec: "C:\\src\\vllm\\a.py:3" }), "a.py:3");
+test("run labels are short: module tail and qualname, or file name and line", () => {
   assert.equal(runLabel([]), "run without probes");
   assert.equal(runLabel([prepare]), "marlin_utils_fp4:prepare_moe_fp4_layer_for_marlin");
   assert.equal(runLabel([prepare, stagingLine]), "marlin_utils_fp4.py:17 (+1)");

@@ -48,7 +48,7 @@ void test("a hover escapes rank, call and raised from events: no link, HTML, cel
     assert.doesNotMatch(line, unescaped("<"), line);
     assert.doesNotMatch(line, /^#/, line);
   }
-  const rows = text.split("\n").filter((line) => line.startsWith("| 10 "));
+  const rows = text.split("\n").filter((line) => line.startsWith("| pid 10 "));
   assert.equal(rows.length, 2, "one per-process row and one call row, each on its own line");
   for (const row of rows) {
     const cells = row.split(/(?<!\\)\|/).length - 2;
