@@ -108,6 +108,9 @@ const PACKAGE_INPUTS = [
   "python-probe/memlens_probe",
   "media",
   "package.json",
+  "package.nls.json",
+  "package.nls.zh-cn.json",
+  "l10n",
   ".vscodeignore",
   "scripts/build.mjs",
 ];
