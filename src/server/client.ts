@@ -107,6 +107,7 @@ export function createLanguageClient(
     initializationOptions: (): MemlensInitializationOptions => ({
       sourceRoots: currentSourceRoots(),
       trusted: vscode.workspace.isTrusted,
+      locale: vscode.env.language,
     }),
     initializationFailedHandler: (error) => {
       const message = error instanceof Error ? error.message : String(error);

@@ -10,6 +10,8 @@ export interface MemlensInitializationOptions {
   sourceRoots: string[];
   /** Whether the workspace is trusted: untrusted lenses say why they will not run. */
   trusted: boolean;
+  /** The editor's UI language (vscode.env.language, e.g. "zh-cn"): lens, hover and diagnostic text. */
+  locale?: string;
 }
 
 export interface MemlensConfig {

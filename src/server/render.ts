@@ -6,6 +6,8 @@ import { escapeMarkdown, markdownCode } from "../model/markdown";
 import { processLabel } from "../model/processes";
 import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
 import type { ReadingKey, Readings } from "../protocol/events";
+import { translator, type Lang, type Translate } from "../l10n/lang";
+import { SERVER_TEXT, type ServerKey } from "../l10n/server";
 
 const MiB = 1024 * 1024;
 /** A retained or transient amount this large is worth a warning on any card. */
@@ -17,11 +19,11 @@ export const FINDING_FLOOR_BYTES = 1 * MiB;
 /** Hover tables stop here; the panel lists every call. */
 export const HOVER_MAX_CALLS = 100;
 
-export function measureHereTitle(hotspot: Hotspot | undefined, trusted: boolean): string {
-  const question = hotspot ? ` · ${hotspot.question}` : "";
-  return trusted
-    ? `$(pulse) Measure here${question}`
-    : `$(workspace-untrusted) Measure here (workspace not trusted)${question}`;
+/** `hotspot` in `lang` already (localizedHotspot). */
+export function measureHereTitle(hotspot: Hotspot | undefined, trusted: boolean, lang: Lang = "en"): string {
+  const t = translator(SERVER_TEXT, lang);
+  const question = hotspot ? t("lens.question", { question: hotspot.question }) : "";
+  return t(trusted ? "lens.measureHere" : "lens.measureHereUntrusted", { question });
 }
 
 export type TargetState =
@@ -46,22 +48,27 @@ export function notFoundReasons(model: RunModel, targetId: string): string[] {
   return [...new Set([...info.notFound.values()].map((e) => e.reason))];
 }
 
-export function lensTitle(state: TargetState): string {
+export function lensTitle(state: TargetState, lang: Lang = "en"): string {
+  const t = translator(SERVER_TEXT, lang);
   switch (state.kind) {
     case "measured":
-      return summaryLine(state.summary);
+      return summaryLine(state.summary, lang);
     case "waiting":
-      return "$(loading~spin) probed · waiting for the first call";
+      return t("lens.waiting");
     case "not_called":
-      return "$(circle-slash) probed · never called in this run";
+      return t("lens.notCalled");
     case "not_found":
-      return `$(warning) not found in any process: ${state.reasons.join("; ")}`;
+      return t("lens.notFound", { reasons: state.reasons.join("; ") });
   }
 }
 
 /** "← +8.3 MiB allocated ×32": the inlay hint after a measured line. */
-export function inlayLabel(summary: TargetSummary): string {
-  return `← ${formatDelta(summary.retained)} ${sourceLabel(summary.source)} ×${summary.calls}`;
+export function inlayLabel(summary: TargetSummary, lang: Lang = "en"): string {
+  return translator(SERVER_TEXT, lang)("inlay.label", {
+    delta: formatDelta(summary.retained),
+    source: sourceLabel(summary.source, lang),
+    calls: summary.calls,
+  });
 }
 
 export interface Finding {
@@ -84,29 +91,30 @@ function significant(bytes: number, peak: number | undefined): "warning" | "info
 }
 
 /** Findings for a measured target: what it keeps after returning, what it only needs meanwhile. */
-export function findings(summary: TargetSummary): Finding[] {
+export function findings(summary: TargetSummary, lang: Lang = "en"): Finding[] {
+  const t = translator(SERVER_TEXT, lang);
   const out: Finding[] = [];
-  const where = summary.kind === "line" ? "after this line" : "after return";
-  const source = sourceLabel(summary.source);
-  const calls = summary.calls === 1 ? "1 call" : `Σ over ${summary.calls} calls`;
+  const where = t(summary.kind === "line" ? "finding.afterLine" : "finding.afterReturn");
+  const source = sourceLabel(summary.source, lang);
+  const calls = summary.calls === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: summary.calls });
   const retainedLevel =
     summary.retained > 0 ? significant(summary.retained, summary.peakAboveBeforeMax) : undefined;
   if (retainedLevel) {
     out.push({
       severity: retainedLevel,
       code: "retained",
-      message: `retains ${formatBytes(summary.retained)} ${where} (${source}, ${calls})`,
+      message: t("finding.retains", { bytes: formatBytes(summary.retained), where, source, calls }),
     });
   }
   const transient = summary.transientMax;
   const transientLevel =
     transient !== undefined ? significant(transient, summary.peakAboveBeforeMax) : undefined;
   if (transient !== undefined && transientLevel) {
-    const sampled = summary.source === "host_rss" ? ", sampled" : "";
+    const sampled = summary.source === "host_rss" ? t("finding.sampled") : "";
     out.push({
       severity: transientLevel,
       code: "transient",
-      message: `transient peak ${formatBytes(transient)} above what it keeps (${source}, largest call${sampled})`,
+      message: t("finding.transient", { bytes: formatBytes(transient), source, sampled }),
     });
   }
   return out;
@@ -122,7 +130,7 @@ const HOVER_READINGS: readonly ReadingKey[] = [
   "host_hwm",
 ];
 
-function cell(call: CallRecord, key: ReadingKey): string {
+function cell(call: CallRecord, key: ReadingKey, t: Translate<ServerKey>): string {
   const before = call.before[key];
   const after = call.after?.[key];
   const peak = key === "allocated" || key === "reserved" || key === "host_rss" ? call.peak?.[key] : undefined;
@@ -132,7 +140,7 @@ function cell(call: CallRecord, key: ReadingKey): string {
   parts.push(after === undefined ? (call.open ? "…" : "?") : formatBytes(after));
   let text = parts.join(" → ");
   if (before !== undefined && after !== undefined) text += ` (${formatDelta(after - before)})`;
-  if (peak !== undefined) text += ` · peak ${formatBytes(peak)}`;
+  if (peak !== undefined) text += t("hover.peak", { bytes: formatBytes(peak) });
   return text;
 }
 
@@ -144,22 +152,26 @@ function processCell(model: RunModel, pid: number, rank: number | null): string 
 export interface HoverContext {
   runLabel: string;
   spec: string;
+  /** In `lang` already (localizedHotspot). */
   hotspot?: Hotspot;
   phase?: Phase;
+  lang?: Lang;
 }
 
 /** Markdown for a measured target: the summary, per-process totals, then every call's readings. */
 export function measuredHover(model: RunModel, summary: TargetSummary, ctx: HoverContext): string {
+  const lang = ctx.lang ?? "en";
+  const t = translator(SERVER_TEXT, lang);
   const lines: string[] = [];
   lines.push(`**MemLens** · ${escapeMarkdown(ctx.runLabel)} · ${markdownCode(ctx.spec)}`);
   lines.push("");
-  lines.push(escapeMarkdown(summaryLine(summary)));
+  lines.push(escapeMarkdown(summaryLine(summary, lang)));
   if (ctx.hotspot) {
     lines.push("");
     lines.push(`*${escapeMarkdown(ctx.hotspot.question)}*`);
   }
   lines.push("");
-  lines.push("| process | calls | retained | peak above before | largest transient | time |");
+  lines.push(t("hover.processTable"));
   lines.push("|---|---:|---:|---:|---:|---:|");
   for (const p of summary.perProcess) {
     const peak = p.peakAboveBeforeMax === undefined ? "—" : formatDelta(p.peakAboveBeforeMax);
@@ -173,39 +185,40 @@ export function measuredHover(model: RunModel, summary: TargetSummary, ctx: Hove
     calls.some((c) => c.before[key] !== undefined || c.after?.[key] !== undefined),
   );
   lines.push("");
-  lines.push(`Every call (before → after (Δ) · peak; ${sourceLabel(summary.source)} is the delta source):`);
+  lines.push(t("hover.everyCall", { source: sourceLabel(summary.source, lang) }));
   lines.push("");
-  lines.push(`| process | call | ${columns.join(" | ")} | time |`);
+  lines.push(`| ${t("hover.process")} | ${t("hover.call")} | ${columns.join(" | ")} | ${t("hover.time")} |`);
   lines.push(`|---|---:|${columns.map(() => "---|").join("")}---:|`);
   for (const call of calls.slice(0, HOVER_MAX_CALLS)) {
-    const time = call.open ? "running" : formatDuration(call.durationNs ?? 0);
-    const raised = call.raised ? ` · raised ${escapeMarkdown(call.raised)}` : "";
+    const time = call.open ? t("hover.running") : formatDuration(call.durationNs ?? 0);
+    const raised = call.raised ? t("hover.raised", { exception: escapeMarkdown(call.raised) }) : "";
     const oom = call.oom ? " · **OOM**" : "";
     lines.push(
-      `| ${processCell(model, call.pid, call.rank)} | ${escapeMarkdown(call.call)}${raised}${oom} | ${columns.map((k) => cell(call, k)).join(" | ")} | ${time} |`,
+      `| ${processCell(model, call.pid, call.rank)} | ${escapeMarkdown(call.call)}${raised}${oom} | ${columns.map((k) => cell(call, k, t)).join(" | ")} | ${time} |`,
     );
   }
   if (calls.length > HOVER_MAX_CALLS) {
     lines.push("");
-    lines.push(`… and ${calls.length - HOVER_MAX_CALLS} more calls (the memory panel lists them all).`);
+    lines.push(t("hover.more", { n: calls.length - HOVER_MAX_CALLS }));
   }
   return lines.join("\n");
 }
 
 /** Markdown for a catalog hotspot that this run did not measure. */
-export function hotspotHover(hotspot: Hotspot, phase: Phase | undefined, trusted: boolean): string {
+export function hotspotHover(
+  hotspot: Hotspot,
+  phase: Phase | undefined,
+  trusted: boolean,
+  lang: Lang = "en",
+): string {
+  const t = translator(SERVER_TEXT, lang);
   const lines = [
-    `**MemLens hotspot** · ${escapeMarkdown(phase?.title ?? hotspot.phase)}`,
+    t("hover.hotspot", { phase: escapeMarkdown(phase?.title ?? hotspot.phase) }),
     "",
     escapeMarkdown(hotspot.question),
   ];
   if (hotspot.note) lines.push("", `_${escapeMarkdown(hotspot.note)}_`);
-  lines.push(
-    "",
-    trusted
-      ? "Click **Measure here** above the definition to probe it on the next run."
-      : "This workspace is not trusted, so MemLens will not start programs here.",
-  );
+  lines.push("", t(trusted ? "hover.clickMeasure" : "hover.untrusted"));
   return lines.join("\n");
 }
 

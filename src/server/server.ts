@@ -20,6 +20,7 @@ import {
 import { TextDocument } from "vscode-languageserver-textdocument";
 import { loadBundledCatalog, type HotspotCatalog } from "../catalog/catalog";
 import type { PythonDef } from "../catalog/pythonDefs";
+import type { Hotspot } from "../catalog/types";
 import { AnalysisCache, type DocumentAnalysis } from "./documentAnalysis";
 import {
   AppendEventsNotification,
@@ -51,6 +52,9 @@ import {
 import { EditorRefresh } from "./editorRefresh";
 import { EventsFileShrankError } from "./eventsTail";
 import { folderRunKey, RunLoadError, RunState, type Placement } from "./runState";
+import { langOf, translator, type Lang, type Translate } from "../l10n/lang";
+import { SERVER_TEXT, type ServerKey } from "../l10n/server";
+import { localizedHotspot, localizedPhase } from "../l10n/catalog";
 
 function lineRange(line: number, startChar = 0, endChar = 0): Range {
   return { start: { line, character: startChar }, end: { line, character: endChar } };
@@ -75,6 +79,9 @@ export class MemlensServer {
   private readonly analyses = new AnalysisCache([]);
   private sourceRoots: string[] = [];
   private trusted = false;
+  /** The editor's language: the initialize options' locale, else LSP's own `locale`. */
+  private lang: Lang = "en";
+  private t: Translate<ServerKey> = translator(SERVER_TEXT, "en");
   private run: RunState | undefined;
   /** Bumped by every setRun, so a slow folder read cannot replace a newer run. */
   private runGeneration = 0;
@@ -146,6 +153,8 @@ export class MemlensServer {
     const options = (params.initializationOptions ?? {}) as Partial<MemlensInitializationOptions>;
     this.setSourceRoots(stringArray(options.sourceRoots));
     this.trusted = options.trusted === true;
+    this.lang = langOf(typeof options.locale === "string" ? options.locale : params.locale);
+    this.t = translator(SERVER_TEXT, this.lang);
     const workspace = params.capabilities.workspace;
     this.codeLensRefresh = workspace?.codeLens?.refreshSupport === true;
     this.inlayHintRefresh = workspace?.inlayHint?.refreshSupport === true;
@@ -293,7 +302,7 @@ export class MemlensServer {
       lenses.push({
         range,
         command: {
-          title: lensTitle(state),
+          title: lensTitle(state, this.lang),
           command: OPEN_PANEL_COMMAND,
           arguments: [{ runId: run.id, target: p.target.id }],
         },
@@ -311,11 +320,16 @@ export class MemlensServer {
         line: def.defLine + 1,
         hotspot: match.hotspot.id,
       };
+      const hotspot = localizedHotspot(match.hotspot, this.lang);
       lenses.push({
         range: defNameRange(def),
         command: this.trusted
-          ? { title: measureHereTitle(match.hotspot, true), command: MEASURE_HERE_COMMAND, arguments: [args] }
-          : { title: measureHereTitle(match.hotspot, false), command: MANAGE_TRUST_COMMAND },
+          ? {
+              title: measureHereTitle(hotspot, true, this.lang),
+              command: MEASURE_HERE_COMMAND,
+              arguments: [args],
+            }
+          : { title: measureHereTitle(hotspot, false, this.lang), command: MANAGE_TRUST_COMMAND },
       });
     }
     return lenses.sort((a, b) => a.range.start.line - b.range.start.line);
@@ -332,12 +346,14 @@ export class MemlensServer {
         const summary = run.model.summary(p.target.id);
         if (!summary) continue;
         const hotspot = p.target.hotspot ? this.catalog.byId(p.target.hotspot) : undefined;
+        const phase = hotspot ? this.catalog.phase(hotspot.phase) : undefined;
         sections.push(
           measuredHover(run.model, summary, {
             runLabel: run.label,
             spec: p.target.spec,
-            hotspot,
-            phase: hotspot ? this.catalog.phase(hotspot.phase) : undefined,
+            hotspot: hotspot && localizedHotspot(hotspot, this.lang),
+            phase: phase && localizedPhase(phase, this.lang),
+            lang: this.lang,
           }),
         );
       }
@@ -352,11 +368,21 @@ export class MemlensServer {
       return {
         contents: {
           kind: MarkupKind.Markdown,
-          value: hotspotHover(match.hotspot, this.catalog.phase(match.hotspot.phase), this.trusted),
+          value: this.hotspotHover(match.hotspot),
         },
       };
     }
     return null;
+  }
+
+  private hotspotHover(hotspot: Hotspot): string {
+    const phase = this.catalog.phase(hotspot.phase);
+    return hotspotHover(
+      localizedHotspot(hotspot, this.lang),
+      phase && localizedPhase(phase, this.lang),
+      this.trusted,
+      this.lang,
+    );
   }
 
   private inlayHints(uri: string, fromLine: number, toLine: number): InlayHint[] {
@@ -371,9 +397,9 @@ export class MemlensServer {
       if (!summary) continue;
       hints.push({
         position: { line: p.line, character: lineLength(document, p.line) },
-        label: inlayLabel(summary),
+        label: inlayLabel(summary, this.lang),
         paddingLeft: true,
-        tooltip: lensTitle({ kind: "measured", summary }),
+        tooltip: lensTitle({ kind: "measured", summary }, this.lang),
       });
     }
     return hints;
@@ -390,7 +416,7 @@ export class MemlensServer {
       const range = rangeOf(p);
       const summary = run.model.summary(p.target.id);
       if (summary) {
-        for (const f of findings(summary)) {
+        for (const f of findings(summary, this.lang)) {
           out.push({
             range,
             severity: f.severity === "warning" ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information,
@@ -405,7 +431,7 @@ export class MemlensServer {
           severity: DiagnosticSeverity.Warning,
           source: "MemLens",
           code: "not_found",
-          message: `not found in any process: ${notFoundReasons(run.model, p.target.id).join("; ")}`,
+          message: this.t("diag.notFound", { reasons: notFoundReasons(run.model, p.target.id).join("; ") }),
         });
       }
     }
@@ -418,7 +444,11 @@ export class MemlensServer {
         severity: DiagnosticSeverity.Warning,
         source: "MemLens",
         code: "oom",
-        message: `OOM here (pid ${oom.pid}): ${oom.message.split("\n")[0]}${readings ? ` — ${readings}` : ""}`,
+        message: this.t("diag.oom", {
+          pid: oom.pid,
+          message: oom.message.split("\n")[0] ?? "",
+          readings: readings ? ` — ${readings}` : "",
+        }),
       });
     }
     return out;
@@ -435,13 +465,9 @@ export class MemlensServer {
 
   private resolveQualname(params: ResolveQualnameParams): ResolveQualnameResult {
     const doc = this.analysis(params.uri);
-    if (!doc) return { ok: false, reason: `${params.uri} is not open in the editor.` };
-    if (doc.path === undefined) {
-      return {
-        ok: false,
-        reason: "Save the file first: an untitled buffer has no path or module name to probe.",
-      };
-    }
+    const t = this.t;
+    if (!doc) return { ok: false, reason: t("resolve.notOpen", { uri: params.uri }) };
+    if (doc.path === undefined) return { ok: false, reason: t("resolve.untitled") };
     const line = params.position.line;
     const fn = doc.index.enclosingDef(line, "function");
     const want = params.want ?? (fn ? "function" : "line");
@@ -451,14 +477,14 @@ export class MemlensServer {
         return {
           ok: false,
           reason: cls
-            ? `Line ${line + 1} is in the body of class ${cls.qualname}, not in a function. Put the cursor in a method, or measure the line.`
-            : `Line ${line + 1} is not inside a function. Put the cursor in a def, or measure the line.`,
+            ? t("resolve.inClass", { line: line + 1, cls: cls.qualname })
+            : t("resolve.notInFunction", { line: line + 1 }),
         };
       }
       if (doc.module === undefined) {
         return {
           ok: false,
-          reason: `No module name for ${doc.path}: add its folder to memlens.sourceRoots.`,
+          reason: t("resolve.noModule", { path: doc.path }),
         };
       }
       if (fn.qualname.includes("<locals>")) {
@@ -466,7 +492,7 @@ export class MemlensServer {
         const outer = fn.qualname.slice(0, fn.qualname.indexOf(".<locals>."));
         return {
           ok: false,
-          reason: `${fn.name} is defined inside ${outer}, and the probe can only reach functions by name from their module. Measure ${outer}, or a line inside ${fn.name}.`,
+          reason: t("resolve.nested", { name: fn.name, outer }),
         };
       }
       const spec = `${doc.module}:${fn.qualname}`;
@@ -485,7 +511,7 @@ export class MemlensServer {
     if (!statement) {
       return {
         ok: false,
-        reason: `Line ${line + 1} has no code (it is blank or a comment). Pick a line with a statement.`,
+        reason: t("resolve.noCode", { line: line + 1 }),
       };
     }
     const enclosing = doc.index.enclosingDef(statement.startLine, "function");

@@ -57,6 +57,8 @@ export interface StartOptions {
   /** A bundled server file; default: src/server/main.ts through tsx (stdio only). */
   serverModule?: string;
   initializationOptions?: Partial<MemlensInitializationOptions>;
+  /** LSP's own InitializeParams.locale (VS Code's language client sends vscode.env.language). */
+  locale?: string;
 }
 
 type Waiter = { check: () => boolean; resolve: () => void };
@@ -113,6 +115,7 @@ export class LspTestClient {
     client.initializeResult = await connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
       rootUri: null,
+      locale: options.locale,
       capabilities: {
         workspace: { codeLens: { refreshSupport: true }, inlayHint: { refreshSupport: true } },
       },
