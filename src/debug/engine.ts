@@ -21,6 +21,9 @@ import type {
 } from "../protocol/events";
 import type { RunDescription, RunHandle, RunOutcome, RunRequest } from "../runner/types";
 import { resolveBreakpointLocation, type BreakpointLocation, type ResolveContext } from "./breakpoints";
+import { DEBUG_TEXT, type DebugKey } from "../l10n/debug";
+import { translator, type Lang, type Translate } from "../l10n/lang";
+import { localizedCatalog } from "../l10n/catalog";
 
 /** Starts a run; the runner maps host paths in events to local files through `sourceRoots`. */
 export type RunStarter = (request: RunRequest, options: { sourceRoots: string[] }) => Promise<RunHandle>;
@@ -34,6 +37,8 @@ export interface EngineConfig {
   runsDir: string;
   label: string;
   sourceRoots: readonly string[];
+  /** The editor's language (DAP's initialize `locale`): stop descriptions, messages, phase titles. */
+  lang?: Lang;
 }
 
 export interface EngineBreakpoint {
@@ -122,11 +127,14 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
    * calls of conversion hotspots; stopping at each would bury the phase under Continues. */
   private readonly phaseScopes = new Map<PhaseId, { target: string; scopeId: string } | "done">();
   private readonly phaseTitles: Map<PhaseId, Phase>;
+  private readonly t: Translate<DebugKey>;
   private readonly resolveContext: ResolveContext;
 
   constructor(private readonly config: EngineConfig) {
     super();
-    this.phaseTitles = new Map(config.catalog.phases.map((p) => [p.id, p]));
+    const lang = config.lang ?? "en";
+    this.t = translator(DEBUG_TEXT, lang);
+    this.phaseTitles = new Map(localizedCatalog(config.catalog, lang).phases.map((p) => [p.id, p]));
     this.resolveContext = {
       sourceRoots: config.sourceRoots,
       pathMappings: config.description.pathMappings ?? [],
@@ -169,7 +177,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
         ? { kind: "function", spec: name }
         : {
             kind: "error",
-            message: `"${name}" is not module:qualname (e.g. vllm.v1.worker.gpu_worker:Worker.init_device)`,
+            message: this.t("bp.notFunctionSpec", { name }),
           };
       return this.newBreakpoint("function", location, {});
     });
@@ -190,7 +198,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       if (location.kind === "function" && location.line !== undefined) breakpoint.line = location.line;
       breakpoint.message = this.running
         ? undefined
-        : `Pending: verified when the target ${location.kind === "function" ? "imports the function" : "loads the file"}.`;
+        : this.t(location.kind === "function" ? "bp.pendingFunction" : "bp.pendingFile");
     }
     return { breakpoint, kind };
   }
@@ -231,7 +239,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     for (const [entry, target] of attached) this.applyTargetState(entry.breakpoint, target);
     for (const { breakpoint } of unplanned) {
       breakpoint.verified = false;
-      breakpoint.message = "Not in the running plan: takes effect next run.";
+      breakpoint.message = this.t("bp.notInPlan");
     }
     this.sendPauseSet();
   }
@@ -248,7 +256,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     }
     const notFound = info ? [...info.notFound.values()][0] : undefined;
     bp.verified = false;
-    bp.message = notFound ? notFound.reason : "Pending: verified when the target reaches it.";
+    bp.message = notFound ? notFound.reason : this.t("bp.pending");
   }
 
   private narrowPhaseStops(e: PausedEvent): void {
@@ -336,7 +344,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     handle.done.then(
       (outcome) => this.finish(outcomeEnd(outcome)),
       (error: unknown) => {
-        this.emit("output", "stderr", `MemLens: the run failed: ${errorText(error)}\n`);
+        this.emit("output", "stderr", `${this.t("out.runFailed", { error: errorText(error) })}\n`);
         this.finish({ exitCode: 1, signal: null, stopped: false });
       },
     );
@@ -345,8 +353,13 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     this.emit(
       "output",
       "console",
-      `MemLens run ${handle.id} (${handle.dir}): ${plan.targets.length} probed scopes, ${pausing} pause targets` +
-        `${stops ? `; stopping at phases: ${stops}` : ""}.\n`,
+      `${this.t("out.started", {
+        id: handle.id,
+        dir: handle.dir,
+        targets: plan.targets.length,
+        pauses: pausing,
+        stops: stops ? this.t("out.stops", { phases: stops }) : "",
+      })}\n`,
     );
     return { id: handle.id, dir: handle.dir };
   }
@@ -386,13 +399,20 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
         this.emit("output", e.stream, `${e.line}\n`);
         break;
       case "error":
-        this.emit("output", "stderr", `MemLens probe error${e.where ? ` (${e.where})` : ""}: ${e.message}\n`);
+        this.emit(
+          "output",
+          "stderr",
+          `${this.t("out.probeError", {
+            where: e.where ? this.t("out.probeErrorWhere", { where: e.where }) : "",
+            message: e.message,
+          })}\n`,
+        );
         break;
       case "oom":
         this.emit(
           "output",
           "stderr",
-          `CUDA out of memory inside ${this.targetLabel(e.target)}: ${e.message}\n`,
+          `${this.t("out.oom", { target: this.targetLabel(e.target), message: e.message })}\n`,
         );
         break;
       case "target_resolved":
@@ -433,23 +453,23 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   private describeStop(e: PausedEvent): EngineStop {
     const target = this.targetsById.get(e.target);
     const name = this.targetLabel(e.target);
-    const where = e.at === "entry" ? `entry of ${name}` : `exit of ${name}`;
+    const where = this.t(e.at === "entry" ? "stop.entry" : "stop.exit", { name });
     const breakpointIds = e.reason === "pause_target" && target ? [...target.breakpoints] : [];
     let reason: StopReason;
     let description: string;
     if (e.reason === "step") {
       reason = "step";
-      description = `Step: ${where}`;
+      description = this.t("stop.step", { where });
     } else if (e.reason === "pause_request") {
       reason = "pause";
-      description = `Paused at ${where}`;
+      description = this.t("stop.paused", { where });
     } else if (breakpointIds.length > 0) {
       reason = target?.functionBreakpoint ? "function breakpoint" : "breakpoint";
-      description = `Breakpoint: ${where}`;
+      description = this.t("stop.breakpoint", { where });
     } else {
       reason = "phase";
       const phase = target?.hotspot ? this.phaseTitles.get(target.hotspot.phase)?.title : undefined;
-      description = `${phase ?? "Phase"}: ${where}`;
+      description = this.t("stop.phase", { phase: phase ?? this.t("stop.phaseUnknown"), where });
     }
     return { pid: e.pid, reason, description, breakpointIds, paused: e };
   }
@@ -475,7 +495,9 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       const file = f.file ?? resolved?.file;
       return {
         index,
-        name: innermost ? `${label} · ${paused.at}` : label,
+        name: innermost
+          ? `${label} · ${this.t(paused.at === "entry" ? "frame.entry" : "frame.exit")}`
+          : label,
         file,
         line: f.line ?? resolved?.line,
       };

@@ -2,6 +2,8 @@
 // and the source it was read from, so "9.21 GiB (9,892,345,856 B)" can be traced to one reading.
 import { formatBytes, formatDelta } from "../model/format";
 import { READING_KEYS, type Peak, type ReadingKey, type Readings } from "../protocol/events";
+import { DEBUG_TEXT, type DebugKey } from "../l10n/debug";
+import { translator, type Lang } from "../l10n/lang";
 
 export interface ReadingVariable {
   name: string;
@@ -11,18 +13,19 @@ export interface ReadingVariable {
 }
 
 export interface ReadingSource {
-  label: string;
+  /** The source's name in the debug string table ("torch allocator", "CUDA driver", …). */
+  label: DebugKey;
   keys: readonly ReadingKey[];
 }
 
 export const READING_SOURCES: readonly ReadingSource[] = [
-  { label: "torch allocator", keys: ["allocated", "reserved"] },
-  { label: "CUDA driver", keys: ["device_used", "device_total", "non_torch"] },
-  { label: "NVML", keys: ["process_used"] },
-  { label: "host", keys: ["host_rss", "host_hwm"] },
+  { label: "source.torch", keys: ["allocated", "reserved"] },
+  { label: "source.cuda", keys: ["device_used", "device_total", "non_torch"] },
+  { label: "source.nvml", keys: ["process_used"] },
+  { label: "source.host", keys: ["host_rss", "host_hwm"] },
 ];
 
-const SOURCE_OF = new Map<ReadingKey, string>(
+const SOURCE_OF = new Map<ReadingKey, DebugKey>(
   READING_SOURCES.flatMap((source) => source.keys.map((key) => [key, source.label] as const)),
 );
 
@@ -47,36 +50,44 @@ export function deltaValue(bytes: number): string {
 function variablesOf(
   values: Partial<Record<ReadingKey, number>>,
   format: (n: number) => string,
+  lang: Lang,
 ): ReadingVariable[] {
+  const t = translator(DEBUG_TEXT, lang);
   const out: ReadingVariable[] = [];
   for (const key of READING_KEYS) {
     const value = values[key];
     if (value === undefined) continue;
-    out.push({ name: key, value: format(value), type: SOURCE_OF.get(key) ?? "" });
+    const source = SOURCE_OF.get(key);
+    out.push({ name: key, value: format(value), type: source ? t(source) : "" });
   }
   return out;
 }
 
-export function nowVariables(readings: Readings): ReadingVariable[] {
-  return variablesOf(readings, bytesValue);
+/** Reading names (allocated, reserved, …) stay as the probe names them; their sources are in `lang`. */
+export function nowVariables(readings: Readings, lang: Lang = "en"): ReadingVariable[] {
+  return variablesOf(readings, bytesValue, lang);
 }
 
-export function deltaVariables(delta: Readings): ReadingVariable[] {
-  return variablesOf(delta, deltaValue);
+export function deltaVariables(delta: Readings, lang: Lang = "en"): ReadingVariable[] {
+  return variablesOf(delta, deltaValue, lang);
 }
 
-export function peakVariables(peak: Peak): ReadingVariable[] {
-  return variablesOf(peak, bytesValue).map((v) =>
-    v.name === "host_rss" ? { ...v, type: "host (sampled: a lower bound)" } : v,
+export function peakVariables(peak: Peak, lang: Lang = "en"): ReadingVariable[] {
+  const sampled = translator(DEBUG_TEXT, lang)("source.hostSampled");
+  return variablesOf(peak, bytesValue, lang).map((v) =>
+    v.name === "host_rss" ? { ...v, type: sampled } : v,
   );
 }
 
 /** The sources that have at least one reading, each with its readings. */
 export function readingsBySource(
   readings: Readings,
-): { source: ReadingSource; variables: ReadingVariable[] }[] {
+  lang: Lang = "en",
+): { source: ReadingSource; name: string; variables: ReadingVariable[] }[] {
+  const t = translator(DEBUG_TEXT, lang);
   return READING_SOURCES.map((source) => ({
     source,
-    variables: nowVariables(Object.fromEntries(source.keys.map((k) => [k, readings[k]])) as Readings),
+    name: t(source.label),
+    variables: nowVariables(Object.fromEntries(source.keys.map((k) => [k, readings[k]])) as Readings, lang),
   })).filter((group) => group.variables.length > 0);
 }

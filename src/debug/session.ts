@@ -34,6 +34,8 @@ import {
   READING_SOURCES,
   type ReadingVariable,
 } from "./readingsView";
+import { DEBUG_TEXT, type DebugKey } from "../l10n/debug";
+import { langOf, translator, type Lang, type Translate } from "../l10n/lang";
 
 export interface SessionDependencies {
   startRun: RunStarter;
@@ -57,6 +59,9 @@ export class MemlensDebugSession extends LoggingDebugSession {
   private markConfigurationDone!: () => void;
   private readonly frameHandles = new Handles<{ pid: number; index: number }>();
   private readonly variableHandles = new Handles<VariableContainer>();
+  /** The client's UI language, from the initialize request's `locale` (VS Code sends its own). */
+  private lang: Lang = "en";
+  private t: Translate<DebugKey> = translator(DEBUG_TEXT, "en");
 
   constructor(private readonly deps: SessionDependencies) {
     super();
@@ -65,7 +70,12 @@ export class MemlensDebugSession extends LoggingDebugSession {
     this.setDebuggerColumnsStartAt1(true);
   }
 
-  protected override initializeRequest(response: DebugProtocol.InitializeResponse): void {
+  protected override initializeRequest(
+    response: DebugProtocol.InitializeResponse,
+    args: DebugProtocol.InitializeRequestArguments,
+  ): void {
+    this.lang = langOf(args.locale);
+    this.t = translator(DEBUG_TEXT, this.lang);
     response.body = {
       ...response.body,
       supportsConfigurationDoneRequest: true,
@@ -101,6 +111,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
         runsDir: args.runsDirectory ?? path.join(os.tmpdir(), "memlens-runs"),
         label: typeof name === "string" && name !== "" ? name : "memlens debug",
         sourceRoots: args.sourceRoots ?? [],
+        lang: this.lang,
       });
     } catch (error) {
       this.sendError(response, ErrorId.BadLaunch, errorText(error));
@@ -115,11 +126,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
       const body: RunEventBody = run;
       this.sendEvent(new Event(RUN_EVENT, body));
     } catch (error) {
-      this.sendError(
-        response,
-        ErrorId.StartFailed,
-        `MemLens could not start the target: ${errorText(error)}`,
-      );
+      this.sendError(response, ErrorId.StartFailed, this.t("error.startFailed", { error: errorText(error) }));
       return;
     }
     this.sendResponse(response);
@@ -162,11 +169,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
   ): void {
     const file = args.source.path;
     if (!this.engine || file === undefined) {
-      this.sendError(
-        response,
-        ErrorId.NotLaunched,
-        "Breakpoints need a launched memlens session and a file path.",
-      );
+      this.sendError(response, ErrorId.NotLaunched, this.t("error.breakpointsNeedLaunch"));
       return;
     }
     const lines = (args.breakpoints ?? args.lines?.map((line) => ({ line })) ?? []).map((b) =>
@@ -182,7 +185,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
     args: DebugProtocol.SetFunctionBreakpointsArguments,
   ): void {
     if (!this.engine) {
-      this.sendError(response, ErrorId.NotLaunched, "Function breakpoints need a launched memlens session.");
+      this.sendError(response, ErrorId.NotLaunched, this.t("error.functionBreakpointsNeedLaunch"));
       return;
     }
     const breakpoints = this.engine.setFunctionBreakpoints(args.breakpoints.map((b) => b.name));
@@ -228,12 +231,13 @@ export class MemlensDebugSession extends LoggingDebugSession {
     if (readings) {
       const list = (name: string, variables: ReadingVariable[]) =>
         scopes.push(new Scope(name, this.variableHandles.create({ kind: "list", variables }), false));
-      list("Now", nowVariables(readings.now));
-      if (readings.sinceEntry) list("Since scope entry", deltaVariables(readings.sinceEntry));
+      const { t, lang } = this;
+      list(t("scope.now"), nowVariables(readings.now, lang));
+      if (readings.sinceEntry) list(t("scope.sinceEntry"), deltaVariables(readings.sinceEntry, lang));
       if (readings.peak && Object.keys(readings.peak).length > 0)
-        list("Peak in scope", peakVariables(readings.peak));
+        list(t("scope.peak"), peakVariables(readings.peak, lang));
       scopes.push(
-        new Scope("Per source", this.variableHandles.create({ kind: "sources", ...readings }), false),
+        new Scope(t("scope.perSource"), this.variableHandles.create({ kind: "sources", ...readings }), false),
       );
     }
     response.body = { scopes };
@@ -250,10 +254,10 @@ export class MemlensDebugSession extends LoggingDebugSession {
       for (const v of container.variables)
         variables.push({ name: v.name, value: v.value, type: v.type, variablesReference: 0 });
     } else if (container?.kind === "sources") {
-      for (const group of readingsBySource(container.now)) {
+      for (const group of readingsBySource(container.now, this.lang)) {
         const children = this.sourceChildren(group.source.keys, container);
         variables.push({
-          name: group.source.label,
+          name: group.name,
           value: group.variables.map((v) => `${v.name} ${v.value.split(" (")[0]}`).join(" · "),
           variablesReference: this.variableHandles.create({ kind: "list", variables: children }),
         });
@@ -271,9 +275,15 @@ export class MemlensDebugSession extends LoggingDebugSession {
     const pick = <T extends object>(values: T | undefined): T =>
       Object.fromEntries(keys.map((k) => [k, (values as Record<string, number> | undefined)?.[k]])) as T;
     return [
-      ...nowVariables(pick(readings.now)),
-      ...deltaVariables(pick(readings.sinceEntry)).map((v) => ({ ...v, name: `${v.name} since entry` })),
-      ...peakVariables(pick(readings.peak)).map((v) => ({ ...v, name: `${v.name} peak` })),
+      ...nowVariables(pick(readings.now), this.lang),
+      ...deltaVariables(pick(readings.sinceEntry), this.lang).map((v) => ({
+        ...v,
+        name: this.t("var.sinceEntry", { name: v.name }),
+      })),
+      ...peakVariables(pick(readings.peak), this.lang).map((v) => ({
+        ...v,
+        name: this.t("var.peak", { name: v.name }),
+      })),
     ];
   }
 
@@ -336,7 +346,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
     try {
       await this.engine?.stop();
     } catch (error) {
-      this.sendEvent(new OutputEvent(`MemLens: stopping the run failed: ${errorText(error)}\n`, "stderr"));
+      this.sendEvent(new OutputEvent(`${this.t("out.stopFailed", { error: errorText(error) })}\n`, "stderr"));
     }
   }
 

@@ -25,7 +25,16 @@ interface DebuggerContribution {
   configurationSnippets: { label: string; body: Record<string, unknown> }[];
 }
 
-const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+/** package.json as VS Code reads it in English: each "%key%" replaced from package.nls.json. */
+const nls = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.nls.json"), "utf8")) as Record<
+  string,
+  string
+>;
+const manifest = JSON.parse(
+  readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"),
+  (_key, value: unknown) =>
+    typeof value === "string" && /^%[\w.]+%$/.test(value) ? (nls[value.slice(1, -1)] ?? value) : value,
+) as {
   contributes: { debuggers: DebuggerContribution[]; breakpoints: { language: string }[] };
 };
 const contribution = manifest.contributes.debuggers.find((d) => d.type === "memlens")!;

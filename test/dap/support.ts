@@ -145,8 +145,11 @@ export interface Session {
   events: EventLog;
 }
 
-/** Starts the shipped adapter; `initialize` is sent, `launch` is left to the test. */
-export async function startAdapter(): Promise<Session> {
+/**
+ * Starts the shipped adapter; `initialize` is sent (with `locale`, as VS Code sends its UI
+ * language, when given), `launch` is left to the test.
+ */
+export async function startAdapter(locale?: string): Promise<Session> {
   const client = new DebugClient(process.execPath, ADAPTER, "memlens", undefined, true);
   client.defaultTimeout = EVENT_TIMEOUT_MS;
   const events = new EventLog(client);
@@ -156,6 +159,7 @@ export async function startAdapter(): Promise<Session> {
     linesStartAt1: true,
     columnsStartAt1: true,
     pathFormat: "path",
+    locale,
   });
   return { client, events };
 }
