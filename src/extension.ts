@@ -9,9 +9,9 @@ import { MeasureCommands } from "./commands/measure";
 import { ProbeSet } from "./commands/probeSet";
 import { registerPreflightCommand } from "./commands/preflight";
 import { registerRunCommands } from "./commands/runs";
-import { MemlensHostImpl } from "./hostImpl";
+import { MemlensHostImpl } from "./host/extensionHost";
 import { setProcessGate } from "./runner/exec";
-import { LanguageFeatures } from "./languageFeatures";
+import { LanguageFeatures } from "./server/languageFeatures";
 import { MemoryStatusBar } from "./views/statusBar";
 import { RunsTreeProvider } from "./views/runsTree";
 

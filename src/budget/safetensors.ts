@@ -2,7 +2,7 @@
 // source (ssh to the GPU host), and checks them so a broken checkpoint gives a clear error.
 import { readdir, stat } from "node:fs/promises";
 import * as path from "node:path";
-import { FileReadError, openRegularFile, parseJson } from "../fileRead";
+import { FileReadError, openRegularFile, parseJson } from "../files/read";
 
 /** Where checkpoint bytes come from: the local disk, or the remote host through the runner. */
 export interface ByteSource {

@@ -4,7 +4,7 @@
 import * as vscode from "vscode";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import type { MemlensHost, RunEntry } from "../host";
+import type { MemlensHost, RunEntry } from "../host/host";
 import type { RunModel } from "../model/runModel";
 import { ChecklistTreeProvider, type ChecklistNode } from "../views/checklistTree";
 import { evaluateChecklist, type ChecklistResult } from "./rules";
@@ -22,20 +22,10 @@ import { findProbeLine } from "./probeLine";
 const LOG_FILE_KEY = "memlens.checklist.logFile";
 const TEMPLATE = "media/templates/investigation-log.md";
 const BUDGET_URI = vscode.Uri.from({ scheme: "memlens-budget", path: "/Memory Budget.md" });
-const GiB = 1024 ** 3;
 
 export interface ChecklistOptions {
   /** Adds a probe to the extension's probe set (so lenses refresh); default: the same stored set. */
   addProbe?: (target: ProbeTarget) => Promise<boolean>;
-}
-
-function settings() {
-  const c = vscode.workspace.getConfiguration("memlens");
-  return {
-    targetBytes: Math.round(c.get<number>("targetGpuGiB", 16) * GiB),
-    gpuMemoryUtilization: c.get<number>("gpuMemoryUtilization", 0.98),
-    model: c.get<string>("model", ""),
-  };
 }
 
 /** Source lines of local files, for matching line probes by their text. */
@@ -80,8 +70,8 @@ class ChecklistController implements vscode.Disposable {
 
   /** The checkpoint budget of memlens.model (cached per setting; remote reads happen once). */
   async modelBudget(): Promise<ModelBudget | undefined> {
-    const s = settings();
-    const description = this.host.runDescription();
+    const s = this.host.settings();
+    const description = s.description;
     const trusted = vscode.workspace.isTrusted;
     const key = JSON.stringify([s.model, description.host, description.wrapper, description.python, trusted]);
     if (this.model?.key !== key) {
@@ -122,7 +112,7 @@ class ChecklistController implements vscode.Disposable {
 
   async showBudget(): Promise<void> {
     const entry = this.host.runs.current();
-    const s = settings();
+    const s = this.host.settings();
     const run = await this.runModel(entry);
     const model = await this.modelBudget();
     const computed = computeBudget(run, {
@@ -131,7 +121,7 @@ class ChecklistController implements vscode.Disposable {
       gpuMemoryUtilization: s.gpuMemoryUtilization,
       meta: entry?.meta.targets,
     });
-    const title = `Memory budget: ${s.model || "model"} on a ${s.targetBytes / GiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
+    const title = `Memory budget: ${s.model || "model"} on a ${s.targetGpuGiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
     let text = budgetMarkdown(computed.view, title, model);
     if (!model && this.model?.why) text += `\nNo checkpoint: ${this.model.why}\n`;
     this.budgetText = text;
@@ -195,7 +185,7 @@ class ChecklistController implements vscode.Disposable {
     }
     const uri = await this.logFile();
     if (!uri) return;
-    const s = settings();
+    const s = this.host.settings();
     const run = await this.runModel(entry);
     if (!run) {
       void vscode.window.showWarningMessage(

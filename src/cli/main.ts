@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { RunModel } from "../model/runModel";
 import { loadRun, eventsFileOf, EVENTS_FILE } from "../runner/store";
-import { FileReadError, MAX_SOURCE_BYTES, readSmallTextFileSync } from "../fileRead";
+import { FileReadError, MAX_SOURCE_BYTES, readSmallTextFileSync } from "../files/read";
 import type { RunMeta } from "../runner/types";
 import { CheckpointError, LocalByteSource } from "../budget/safetensors";
 import { ConfigError } from "../budget/kvcache";
@@ -16,6 +16,7 @@ import { computeFindings, findingsInput, reportJson, reportMarkdown } from "../e
 import { exportFindings, logLanguage, LogFormatError } from "../export/logExport";
 import { BUDGET_TEXT } from "../l10n/budget";
 import { parseLang, translator, type Lang } from "../l10n/lang";
+import { SETTING_DEFAULTS } from "../settings/settings";
 import { runMain } from "./run";
 
 const GIB = 1024 ** 3;
@@ -25,7 +26,7 @@ const USAGE = `memlens — GPU memory of model loading, from MemLens runs and ch
 Usage:
   memlens run [options] -- COMMAND [ARG...]   (memlens run --help for its options)
   memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U] [--lang L]
-  memlens budget MODEL [--target-gib 16] [--gpu-memory-utilization 0.9] [--run RUN_DIR] [--json] [--lang L]
+  memlens budget MODEL [--target-gib N] [--gpu-memory-utilization U] [--run RUN_DIR] [--json] [--lang L]
   memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N] [--lang L]
 
   RUN_DIR   a run folder (events.jsonl, meta.json, plan.json), e.g. .memlens/runs/20251126-…
@@ -33,8 +34,8 @@ Usage:
             model MemLens knows by name (${knownModelNames().join(", ")})
 
 Options:
-  --target-gib N                 usable size of the card to fit, GiB (default 16; 16 GB cards give 15.5–15.9)
-  --gpu-memory-utilization U     vLLM's gpu_memory_utilization for the verdict (default 0.9)
+  --target-gib N                 usable size of the card to fit, GiB (default ${SETTING_DEFAULTS.targetGpuGiB}; 16 GB cards give 15.5–15.9)
+  --gpu-memory-utilization U     vLLM's gpu_memory_utilization for the verdict (default ${SETTING_DEFAULTS.gpuMemoryUtilization}, as memlens.gpuMemoryUtilization)
   --model DIR|NAME               model for report/export: exact checkpoint sizes beside the measurements
   --run RUN_DIR                  budget: put a run's measurements beside the theory
   --log FILE                     export: the investigation log to write the Day entry into
@@ -182,14 +183,14 @@ export async function main(
     const targetGiB = numberOption(
       values["target-gib"],
       "target-gib",
-      16,
+      SETTING_DEFAULTS.targetGpuGiB,
       (n) => n > 0,
       "a positive number of GiB",
     );
     const util = numberOption(
       values["gpu-memory-utilization"],
       "gpu-memory-utilization",
-      0.9,
+      SETTING_DEFAULTS.gpuMemoryUtilization,
       (n) => n > 0 && n <= 1,
       "a number in (0, 1]",
     );

@@ -11,6 +11,7 @@ import type { ProbeEvent } from "../protocol/events";
 import { RunnerError } from "../runner/errors";
 import { startRun } from "../runner/launch";
 import type { RunDescription } from "../runner/types";
+import { SETTING_DEFAULTS } from "../settings/settings";
 
 export const RUN_USAGE = `Usage:
   memlens run [options] -- COMMAND [ARG...]
@@ -23,10 +24,10 @@ Options:
   --probe SPEC          also measure module:qualname or /abs/file.py:LINE (repeatable)
   --no-catalog          probe only the --probe targets
   --runs-dir DIR        parent folder of runs (default .memlens/runs)
-  --python PY           Python that runs the probe launcher (default python3)
+  --python PY           Python that runs the probe launcher (default ${SETTING_DEFAULTS.python})
   --label TEXT          the run's label (default: the command)
   --emulate-gib N       cap torch allocations at N GiB, as on a smaller card
-  --sample-ms N         timeline sample interval in ms (default 100; 0 turns sampling off)
+  --sample-ms N         timeline sample interval in ms (default ${SETTING_DEFAULTS.sampleIntervalMs}; 0 turns sampling off)
   --cwd DIR             the target's working directory
   --env KEY=VALUE       extra environment for the target (repeatable)
   --quiet               no progress lines
@@ -139,11 +140,12 @@ export async function runMain(
       ...(values.probe ?? []).map(userTarget),
     ];
     description = {
-      python: values.python ?? "python3",
+      python: values.python ?? SETTING_DEFAULTS.python,
       command,
       env: parseEnv(values.env ?? []),
       cwd: values.cwd,
-      sampleIntervalMs: positiveNumber(values["sample-ms"], "sample-ms", true) ?? 100,
+      sampleIntervalMs:
+        positiveNumber(values["sample-ms"], "sample-ms", true) ?? SETTING_DEFAULTS.sampleIntervalMs,
       emulateGpuGiB: positiveNumber(values["emulate-gib"], "emulate-gib", false) ?? null,
     };
   } catch (e) {

@@ -3,8 +3,8 @@
 // and report how it went.
 import * as vscode from "vscode";
 import type { HotspotCatalog } from "../catalog/catalog";
-import type { RunEntry } from "../host";
-import type { LiveRun, MemlensHostImpl } from "../hostImpl";
+import type { RunEntry } from "../host/host";
+import type { LiveRun, MemlensHostImpl } from "../host/extensionHost";
 import { buildPlan } from "../model/plan";
 import type { CallRecord, RunModel } from "../model/runModel";
 import { specLabel } from "../model/targets";
@@ -216,7 +216,7 @@ export class MeasureCommands {
       if (choice !== stopAndRun) return undefined;
       await Promise.all(going.map(({ handle }) => handle.stop()));
     }
-    const description = host.runDescription();
+    const description = host.settings().description;
     const targets = this.deps.probes.list();
     const { plan, targets: metaTargets } = buildPlan(targets);
     const label = runLabel(targets, focus);

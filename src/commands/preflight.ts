@@ -2,7 +2,7 @@
 // and memlens.wrapper, or this machine), with progress, findings in the output channel and a
 // summary the user can act on.
 import * as vscode from "vscode";
-import type { MemlensHostImpl } from "../hostImpl";
+import type { MemlensHostImpl } from "../host/extensionHost";
 import { describePlace, placeOf } from "../runner/place";
 import { preflightPlace } from "../runner/preflight";
 import { defaultSession, DEFAULT_REMOTE_CACHE_DIR } from "../runner/remote";
@@ -18,7 +18,7 @@ async function checkHost(host: MemlensHostImpl): Promise<void> {
     );
     return;
   }
-  const description = host.runDescription();
+  const description = host.settings().description;
   const { output } = host;
   let where = "this machine";
   try {

@@ -1,7 +1,7 @@
 // Commands on stored runs: open (select it, so lenses and the panel show it), delete, and the
 // output channel.
 import * as vscode from "vscode";
-import type { MemlensHostImpl } from "../hostImpl";
+import type { MemlensHostImpl } from "../host/extensionHost";
 import type { RunsTreeNode } from "../views/runsTree";
 
 function runIdOf(arg: unknown): string | undefined {
@@ -38,7 +38,9 @@ export function registerRunCommands(deps: RunCommandDeps): vscode.Disposable[] {
       }
       if (id === undefined) return;
       if (!host.runs.get(id)) {
-        void vscode.window.showWarningMessage(`MemLens: run ${id} is no longer in ${host.runsDirectory()}.`);
+        void vscode.window.showWarningMessage(
+          `MemLens: run ${id} is no longer in ${host.settings().runsDirectory}.`,
+        );
         return;
       }
       host.runs.select(id);

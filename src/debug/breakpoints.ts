@@ -1,6 +1,6 @@
 // Where a breakpoint in a Python file pauses: on a `def` line (or its decorators or signature),
 // the function's entry by module:qualname; on any other code line, that line (file:line).
-import { MAX_SOURCE_BYTES, readErrorText, readSmallTextFileSync } from "../fileRead";
+import { MAX_SOURCE_BYTES, readErrorText, readSmallTextFileSync } from "../files/read";
 import path from "node:path";
 import { resolveModuleNameOnDisk } from "../catalog/moduleName";
 import { indexPythonSource, type PythonDef, type PythonSourceIndex } from "../catalog/pythonDefs";

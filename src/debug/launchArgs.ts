@@ -6,6 +6,7 @@ import { PHASE_IDS } from "../catalog/catalog";
 import type { PhaseId } from "../catalog/types";
 import { isProbeSpec } from "../model/targets";
 import type { RunDescription } from "../runner/types";
+import { runDescriptionFromSettings } from "../settings/settings";
 
 export { PHASE_IDS };
 
@@ -28,12 +29,9 @@ export const launchArgsSchema = z.object({
   stopAtPhases: z.array(z.enum(PHASE_IDS)).optional(),
   probes: z
     .array(
-      z.string().refine(
-        isProbeSpec,
-        (s) => ({
-          message: `"${s}" is neither module:qualname (pkg.mod:Class.method) nor /path/file.py:LINE`,
-        }),
-      ),
+      z.string().refine(isProbeSpec, (s) => ({
+        message: `"${s}" is neither module:qualname (pkg.mod:Class.method) nor /path/file.py:LINE`,
+      })),
     )
     .optional(),
   runsDirectory: z.string().optional(),
@@ -72,8 +70,6 @@ type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] ext
   : false;
 const _sameFields: SameKeys<SchemaArgs, MemlensLaunchArguments> = true;
 
-export const DEFAULT_PYTHON = "python3";
-
 /** The gpt-oss-20b starter: package.json's initialConfigurations holds the same object. */
 export const STARTER_CONFIGURATION = {
   type: "memlens",
@@ -99,21 +95,11 @@ export function parseLaunchArgs(raw: unknown): MemlensLaunchArguments {
   throw new LaunchArgumentError(`The memlens launch configuration is not valid. ${problems.join("; ")}.`);
 }
 
-/** The part of the launch arguments that the runner understands. */
+/**
+ * The part of the launch arguments that the runner understands. They carry the settings' names,
+ * so they are read as the settings are, with the same defaults.
+ */
 export function runDescriptionOf(args: MemlensLaunchArguments): RunDescription {
-  return {
-    python: args.python ?? DEFAULT_PYTHON,
-    command: args.command,
-    model: args.model,
-    env: args.env,
-    cwd: args.cwd,
-    host: args.host,
-    sshArgs: args.sshArgs,
-    wrapper: args.wrapper,
-    remoteCacheDir: args.remoteCacheDir,
-    pathMappings: args.pathMappings,
-    sampleIntervalMs: args.sampleIntervalMs,
-    gpuMemoryUtilization: args.gpuMemoryUtilization,
-    emulateGpuGiB: args.emulateGpuGiB,
-  };
+  const fields = args as Record<string, unknown>;
+  return runDescriptionFromSettings({ get: <T>(key: string) => fields[key] as T | undefined }, undefined);
 }

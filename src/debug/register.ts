@@ -3,10 +3,11 @@
 // panel and status bar follow a debug run live.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { LoadedRunEntry, MemlensHost } from "../host";
+import type { LoadedRunEntry, MemlensHost } from "../host/host";
 import { RunModel } from "../model/runModel";
-import { loadedRunEntry } from "../runEntries";
+import { loadedRunEntry } from "../host/runEntries";
 import type { RunMeta } from "../runner/types";
+import { resolveCwd, resolveSourceRoots } from "../settings/settings";
 import { STARTER_CONFIGURATION, type MemlensLaunchArguments } from "./launchArgs";
 import { PROBE_EVENT, RUN_EVENT, type ProbeEventBody, type RunEventBody } from "./customEvents";
 
@@ -37,21 +38,22 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
       !debugConfiguration.type && !debugConfiguration.request && !debugConfiguration.name
         ? { ...this.provideDebugConfigurations()[0]! }
         : { ...debugConfiguration };
-    const defaults = this.host.runDescription();
+    const settings = this.host.settings();
     const filled: LaunchConfiguration = { ...config };
-    for (const [key, value] of Object.entries(defaults) as [keyof MemlensLaunchArguments, unknown][]) {
+    for (const [key, value] of Object.entries(settings.description) as [
+      keyof MemlensLaunchArguments,
+      unknown,
+    ][]) {
       if (filled[key] === undefined && value !== undefined) (filled as Record<string, unknown>)[key] = value;
     }
     const workspaceFolder = folder?.uri.fsPath ?? vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    if (filled.cwd !== undefined && !filled.host && workspaceFolder && !path.isAbsolute(filled.cwd)) {
-      filled.cwd = path.join(workspaceFolder, filled.cwd);
-    }
-    filled.runsDirectory ??= this.host.runsDirectory();
-    if (filled.sourceRoots === undefined) {
-      const roots = vscode.workspace.getConfiguration("memlens").get<string[]>("sourceRoots") ?? [];
-      filled.sourceRoots =
-        roots.length > 0 ? roots : (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
-    }
+    if (filled.cwd !== undefined) filled.cwd = resolveCwd(filled.cwd, filled.host, workspaceFolder);
+    filled.runsDirectory ??= settings.runsDirectory;
+    // The adapter gets them resolved, as the language server and the runner do.
+    filled.sourceRoots =
+      filled.sourceRoots === undefined
+        ? settings.sourceRoots
+        : resolveSourceRoots(filled.sourceRoots, workspaceFolder, settings.sourceRoots);
     return filled;
   }
 }

@@ -4,7 +4,7 @@
 // at `ready`, since a snapshot built then already holds everything the increments carried.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { LoadedRunEntry, MemlensHost, RunEntry } from "../host";
+import type { LoadedRunEntry, MemlensHost, RunEntry } from "../host/host";
 import {
   AppendRun,
   CapturePng,
@@ -30,7 +30,6 @@ import { decodePngDataUrl } from "./png";
 import { buildCompare, RunViewTracker } from "./viewModel";
 
 export const PANEL_VIEW_TYPE = "memlens.panel";
-const GIB = 1024 ** 3;
 /** Run data: superseded by the snapshot sent at `ready`, so never queued. */
 const SNAPSHOT_METHODS = new Set([ShowRun.method, AppendRun.method, ShowBudget.method, ShowCompare.method]);
 const BUDGET_REFRESH_MS = 2000;
@@ -206,18 +205,9 @@ export class MemoryPanel implements vscode.Disposable {
     if (this.compare && (this.compare.a === run.id || this.compare.b === run.id)) this.sendCompare();
   }
 
-  private settings(): { targetBytes: number; gpuMemoryUtilization: number; model?: string } {
-    const config = vscode.workspace.getConfiguration("memlens");
-    return {
-      targetBytes: Math.round((config.get<number>("targetGpuGiB") ?? 16) * GIB),
-      gpuMemoryUtilization: config.get<number>("gpuMemoryUtilization") ?? 0.98,
-      model: config.get<string>("model") || undefined,
-    };
-  }
-
   private sendBudget(run: RunEntry | undefined): void {
     this.budgetSentAt = Date.now();
-    this.post(ShowBudget, budgetForRun(run && isLoaded(run) ? run : undefined, this.settings()));
+    this.post(ShowBudget, budgetForRun(run && isLoaded(run) ? run : undefined, this.host.settings()));
   }
 
   private sendCompare(): void {

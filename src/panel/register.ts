@@ -1,7 +1,7 @@
 // The memory panel's commands (open, compare) and its serializer, so a panel open when the window
 // closed comes back after a reload showing what it showed.
 import * as vscode from "vscode";
-import type { MemlensHost, RunEntry } from "../host";
+import type { MemlensHost, RunEntry } from "../host/host";
 import type { ChartName } from "../../webview/protocol";
 import { parsePanelState } from "./messages";
 import { MemoryPanel, PANEL_VIEW_TYPE, type PanelChoice } from "./memoryPanel";

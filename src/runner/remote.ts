@@ -5,11 +5,14 @@
 import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
 import * as path from "node:path";
+import manifest from "../../package.json";
 import { runToEnd, tailLines, type EndedCommand } from "./exec";
 import { RunnerError, sshFailure, type RunnerStep } from "./errors";
 import { commandAt, describePlace, placeKey, type ExecutionPlace } from "./place";
 
-export const DEFAULT_REMOTE_CACHE_DIR = "~/.cache/memlens";
+/** memlens.remoteCacheDir's default, as package.json declares it. */
+export const DEFAULT_REMOTE_CACHE_DIR =
+  manifest.contributes.configuration.properties["memlens.remoteCacheDir"].default;
 
 /** Check: resolve the cache folder, list which files are there, find the interpreter. */
 const CHECK_SCRIPT = `d=$1; py=$2; shift 2

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { createGunzip } from "node:zlib";
 import { z } from "zod/v4";
-import { FileReadError, openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../fileRead";
+import { FileReadError, openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../files/read";
 import type { Plan } from "../protocol/events";
 import { EventStreamReader, type MalformedLine, type ReadReport } from "../protocol/reader";
 import type { ProbeEvent } from "../protocol/events";

@@ -12,7 +12,7 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { targetKind } from "../model/targets";
-import type { RunEntry } from "../host";
+import type { RunEntry } from "../host/host";
 import type { ProbeEvent } from "../protocol/events";
 import type { PathMapping } from "../runner/types";
 import {
@@ -61,15 +61,6 @@ export interface MemlensLanguageClient extends vscode.Disposable {
   ): Promise<ResolveQualnameResult>;
 }
 
-/** memlens.sourceRoots, else the workspace folders. */
-export function currentSourceRoots(): string[] {
-  const configured = vscode.workspace.getConfiguration("memlens").get<string[]>("sourceRoots", []);
-  if (configured.length > 0) return configured;
-  return (vscode.workspace.workspaceFolders ?? [])
-    .filter((f) => f.uri.scheme === "file")
-    .map((f) => f.uri.fsPath);
-}
-
 function targetsOf(entry: RunEntry): RunTargetInfo[] | undefined {
   return entry.meta.targets?.map((t) => ({
     id: t.id,
@@ -82,6 +73,8 @@ function targetsOf(entry: RunEntry): RunTargetInfo[] | undefined {
 export function createLanguageClient(
   context: vscode.ExtensionContext,
   serverModulePath: string,
+  /** memlens.sourceRoots resolved (src/settings), else the workspace folders. */
+  sourceRoots: () => string[],
   outputChannel?: vscode.OutputChannel,
 ): MemlensLanguageClient {
   if (!existsSync(serverModulePath)) {
@@ -105,7 +98,7 @@ export function createLanguageClient(
     ],
     outputChannel,
     initializationOptions: (): MemlensInitializationOptions => ({
-      sourceRoots: currentSourceRoots(),
+      sourceRoots: sourceRoots(),
       trusted: vscode.workspace.isTrusted,
       locale: vscode.env.language,
     }),
@@ -153,12 +146,12 @@ export function createLanguageClient(
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("memlens.sourceRoots") && client.isRunning()) {
-        void client.sendNotification(SetConfigNotification, { sourceRoots: currentSourceRoots() });
+        void client.sendNotification(SetConfigNotification, { sourceRoots: sourceRoots() });
       }
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
       if (client.isRunning())
-        void client.sendNotification(SetConfigNotification, { sourceRoots: currentSourceRoots() });
+        void client.sendNotification(SetConfigNotification, { sourceRoots: sourceRoots() });
     }),
   ];
 

@@ -2,7 +2,7 @@
 // bytes appended since the last one, so following a run from its folder (a debug session) costs
 // the new events, not the whole file again every time.
 import { StringDecoder } from "node:string_decoder";
-import { openRegularFile } from "../fileRead";
+import { openRegularFile } from "../files/read";
 import type { ProbeEvent } from "../protocol/events";
 import { EventStreamReader, type ProtocolVersionError } from "../protocol/reader";
 

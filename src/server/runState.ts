@@ -12,7 +12,7 @@ import type { ProbeEvent } from "../protocol/events";
 import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
 import { META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
 import type { PathMapping } from "../runner/types";
-import { parseJson, readSmallTextFile } from "../fileRead";
+import { parseJson, readSmallTextFile } from "../files/read";
 import type { DocumentAnalysis } from "./documentAnalysis";
 import { EventsFileShrankError, EventsFileTail } from "./eventsTail";
 import type { RunPayload, RunTargetInfo } from "./protocol";

@@ -2,7 +2,7 @@
 // catalog phase of the innermost open probed scope) and its memory right now. Cancel stops the
 // whole process tree.
 import * as vscode from "vscode";
-import type { LoadedRunEntry, RunEntry } from "../host";
+import type { LoadedRunEntry, RunEntry } from "../host/host";
 import type { CallRecord, RunModel } from "../model/runModel";
 import { latestMemory } from "./memoryText";
 

@@ -1,8 +1,8 @@
 // The "Runs" view: runs newest first (label, status, duration, host), each with its top targets
 // and their summary lines. Clicking a run selects it; the lenses and the panel follow.
 import * as vscode from "vscode";
-import type { RunEntry, RunRegistry } from "../host";
-import { hasEvents } from "../runEntries";
+import type { RunEntry, RunRegistry } from "../host/host";
+import { hasEvents } from "../host/runEntries";
 import { formatDuration, summaryLine } from "../model/format";
 import type { RunModel, TargetSummary } from "../model/runModel";
 import { targetLabel } from "../model/targets";

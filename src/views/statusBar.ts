@@ -1,7 +1,7 @@
 // A status-bar item with the live memory of the current run (device_used/device_total when the
 // target uses CUDA, else host RSS), its source named in the tooltip. Hidden when no run has readings.
 import * as vscode from "vscode";
-import type { RunEntry, RunRegistry } from "../host";
+import type { RunEntry, RunRegistry } from "../host/host";
 import { latestMemory } from "./memoryText";
 import { escapeMarkdown } from "../model/markdown";
 

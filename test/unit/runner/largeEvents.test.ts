@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { writeLargeRun } from "../../../scripts/bench-events";
-import { readEventsModel } from "../../../src/runEntries";
+import { readEventsModel } from "../../../src/host/runEntries";
 import { loadRun } from "../../../src/runner/store";
 import { EventsFileTail } from "../../../src/server/eventsTail";
 import { tempDir } from "../../remote/helpers";

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { deleteRun, isRunId, listRuns, loadRun, newRunId, writeMetaSync } from "../../../src/runner/store";
 import type { RunMeta } from "../../../src/runner/types";
 import type { ProbeEvent } from "../../../src/protocol/events";
-import { readEventsModel } from "../../../src/runEntries";
+import { readEventsModel } from "../../../src/host/runEntries";
 import { EventsFileTail } from "../../../src/server/eventsTail";
 import { tempDir } from "../../remote/helpers";
 

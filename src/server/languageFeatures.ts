@@ -2,14 +2,14 @@
 // the client and keeps the server showing the current run — a live run as its events arrive, a
 // finished or stored one from its folder.
 import * as vscode from "vscode";
-import type { RunEntry } from "./host";
-import type { LiveRun, MemlensHostImpl } from "./hostImpl";
-import type { QualnameResolver } from "./commands/measure";
-import type { ProbeEvent } from "./protocol/events";
-import { createLanguageClient, type MemlensLanguageClient } from "./server/client";
-import { targetKind } from "./model/targets";
-import { hasEvents } from "./runEntries";
-import type { RunTargetInfo } from "./server/protocol";
+import type { RunEntry } from "../host/host";
+import type { LiveRun, MemlensHostImpl } from "../host/extensionHost";
+import type { QualnameResolver } from "../commands/measure";
+import type { ProbeEvent } from "../protocol/events";
+import { createLanguageClient, type MemlensLanguageClient } from "./client";
+import { targetKind } from "../model/targets";
+import { hasEvents } from "../host/runEntries";
+import type { RunTargetInfo } from "./protocol";
 
 /** Live events reach the server in batches at most this often. */
 const APPEND_INTERVAL_MS = 250;
@@ -35,7 +35,11 @@ export class LanguageFeatures implements vscode.Disposable {
   /** Starts the server; a failure is reported and the rest of MemLens keeps working without lenses. */
   async start(): Promise<void> {
     try {
-      this.client = createLanguageClient(this.extension, this.extension.asAbsolutePath("dist/server.js"));
+      this.client = createLanguageClient(
+        this.extension,
+        this.extension.asAbsolutePath("dist/server.js"),
+        () => this.host.settings().sourceRoots,
+      );
       await this.client.start();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -1,6 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { resolveRunsDirectory, runDescriptionFromSettings, type SettingsReader } from "../../src/runSettings";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { DEFAULT_REMOTE_CACHE_DIR } from "../../../src/runner/remote";
+import {
+  readSettings,
+  resolveRunsDirectory,
+  resolveSourceRoots,
+  runDescriptionFromSettings,
+  type SettingsReader,
+} from "../../../src/settings/settings";
 
 function settings(values: Record<string, unknown>): SettingsReader {
   return { get: <T>(key: string) => values[key] as T | undefined };
@@ -81,4 +90,42 @@ test("runs go to <workspace>/.memlens/runs unless memlens.runsDirectory says oth
   assert.equal(resolveRunsDirectory("/data/runs", "/ws", "/storage/runs"), "/data/runs");
   assert.equal(resolveRunsDirectory("runs", "/ws", "/storage/runs"), "/ws/runs");
   assert.equal(resolveRunsDirectory("${workspaceFolder}/out", "/ws", "/storage/runs"), "/ws/out");
+});
+
+test("every default is package.json's: nothing set reads as the declared defaults", () => {
+  const manifest = JSON.parse(readFileSync(path.join(__dirname, "../../../package.json"), "utf8")) as {
+    contributes: { configuration: { properties: Record<string, { default: unknown }> } };
+  };
+  const declared = (name: string) =>
+    manifest.contributes.configuration.properties[`memlens.${name}`]!.default;
+  const s = readSettings(settings({}), {
+    folder: "/ws",
+    folders: ["/ws", "/other"],
+    storage: "/storage/runs",
+  });
+  assert.equal(s.description.python, declared("python"));
+  assert.equal(s.description.model, declared("model"));
+  assert.equal(s.description.sampleIntervalMs, declared("sampleIntervalMs"));
+  assert.equal(s.gpuMemoryUtilization, declared("gpuMemoryUtilization"));
+  assert.equal(
+    s.description.gpuMemoryUtilization,
+    s.gpuMemoryUtilization,
+    "the loader and the verdict use one value",
+  );
+  assert.equal(s.targetGpuGiB, declared("targetGpuGiB"));
+  assert.equal(s.targetBytes, (declared("targetGpuGiB") as number) * 1024 ** 3);
+  assert.equal(s.description.emulateGpuGiB, declared("emulateGpuGiB"));
+  assert.equal(DEFAULT_REMOTE_CACHE_DIR, declared("remoteCacheDir"));
+  assert.deepEqual(s.sourceRoots, ["/ws", "/other"], "no memlens.sourceRoots: every workspace folder");
+  assert.equal(s.runsDirectory, "/ws/.memlens/runs");
+});
+
+test("memlens.sourceRoots are resolved once: ${workspaceFolder} substituted, relative ones under the workspace", () => {
+  const s = readSettings(settings({ sourceRoots: ["${workspaceFolder}/vllm", "third_party", "/abs/src"] }), {
+    folder: "/ws",
+    folders: ["/ws"],
+    storage: "/storage/runs",
+  });
+  assert.deepEqual(s.sourceRoots, ["/ws/vllm", "/ws/third_party", "/abs/src"]);
+  assert.deepEqual(resolveSourceRoots([], "/ws", ["/a", "/b"]), ["/a", "/b"]);
 });

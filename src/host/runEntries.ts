@@ -3,11 +3,11 @@
 // it; a run started in this window has its model from the start.
 import { stat } from "node:fs/promises";
 import type { LoadedRunEntry, RunEntry } from "./host";
-import { RunModel } from "./model/runModel";
-import { readErrorText } from "./fileRead";
-import type { ProtocolVersionError } from "./protocol/reader";
-import { eventsFileOf, listRuns, readEventsFile, type LoadOptions } from "./runner/store";
-import type { RunHandle, RunMeta } from "./runner/types";
+import { RunModel } from "../model/runModel";
+import { readErrorText } from "../files/read";
+import type { ProtocolVersionError } from "../protocol/reader";
+import { eventsFileOf, listRuns, readEventsFile, type LoadOptions } from "../runner/store";
+import type { RunHandle, RunMeta } from "../runner/types";
 
 /** What reading a run's events found besides the events. */
 export interface EventsReport {

@@ -5,9 +5,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
-import { resolveBreakpointLocation } from "../../src/debug/breakpoints";
-import { FileReadError, parseJson, readSmallTextFile, readSmallTextFileSync } from "../../src/fileRead";
-import { tempDir } from "../remote/helpers";
+import { resolveBreakpointLocation } from "../../../src/debug/breakpoints";
+import { FileReadError, parseJson, readSmallTextFile, readSmallTextFileSync } from "../../../src/files/read";
+import { tempDir } from "../../remote/helpers";
 
 const unix = { skip: process.platform === "win32" && "no FIFOs or /dev/zero on Windows" };
 

@@ -6,9 +6,9 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFile
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { RunModel } from "../../src/model/runModel";
-import type { ProbeEvent } from "../../src/protocol/events";
-import { parseEventsText } from "../../src/protocol/reader";
+import { RunModel } from "../../../src/model/runModel";
+import type { ProbeEvent } from "../../../src/protocol/events";
+import { parseEventsText } from "../../../src/protocol/reader";
 import {
   chooseCurrentRun,
   hasEvents,
@@ -16,10 +16,10 @@ import {
   loadedRunEntry,
   StoredRunEntry,
   type EventsReport,
-} from "../../src/runEntries";
-import type { RunMeta } from "../../src/runner/types";
+} from "../../../src/host/runEntries";
+import type { RunMeta } from "../../../src/runner/types";
 
-const FIXTURE = path.join(__dirname, "../fixtures/events/gpt_oss_load.jsonl");
+const FIXTURE = path.join(__dirname, "../../fixtures/events/gpt_oss_load.jsonl");
 const fixtureText = readFileSync(FIXTURE, "utf8");
 const fixtureEvents: ProbeEvent[] = parseEventsText(fixtureText).events;
 

@@ -1,8 +1,9 @@
 // What src/extension.ts hands to each feature's register function (panel, debug, checklist,
 // remote). Features depend on this interface, not on each other.
 import type * as vscode from "vscode";
-import type { RunModel } from "./model/runModel";
-import type { RunDescription, RunMeta, RunRequest, RunHandle } from "./runner/types";
+import type { RunModel } from "../model/runModel";
+import type { RunMeta, RunRequest, RunHandle } from "../runner/types";
+import type { MemlensSettings } from "../settings/settings";
 
 export interface RunEntry {
   id: string;
@@ -49,10 +50,8 @@ export interface MemlensHost {
   readonly context: vscode.ExtensionContext;
   readonly runs: RunRegistry;
   readonly output: vscode.OutputChannel;
-  /** Run description from settings (memlens.*), for "Measure here" and as launch.json defaults. */
-  runDescription(): RunDescription;
-  /** Where runs are stored (memlens.runsDirectory, else the workspace's .memlens/runs). */
-  runsDirectory(): string;
+  /** The memlens.* settings, resolved: the run description, source roots, runs folder, target card. */
+  settings(): MemlensSettings;
   /** Starts a run through the runner (local, ssh or wrapper), stores it and registers it. */
   startRun(request: Omit<RunRequest, "runsDir">): Promise<RunEntry>;
   /** Absolute path of the probe zipapp shipped in the extension. */
