@@ -1,14 +1,18 @@
-// Finds the checkpoint behind memlens.model: a local folder, the local Hugging Face cache, a
-// folder on the GPU host (through the runner's ssh/wrapper place), or a bundled inventory.
+// Finds the checkpoint behind memlens.model (or the CLI's MODEL): a local folder, the local Hugging
+// Face cache, a folder on the GPU host (through the runner's ssh/wrapper place), or a bundled
+// inventory. The panel, the checklist and the CLI all resolve a model here.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import * as path from "node:path";
 import type { ExecutionPlace } from "../runner/place";
-import { knownModelBudget, loadModelBudget, type ModelBudget } from "./modelBudget";
+import { knownModelBudget, knownModelNames, loadModelBudget, type ModelBudget } from "./modelBudget";
 import { RemoteByteSource } from "./remoteSource";
 import { LocalByteSource } from "./safetensors";
 
 export interface ResolveOptions {
+  /** What the spec is called in messages: "memlens.model" (the default) or the CLI's "model". */
+  name?: string;
+  /** Relative paths resolve against it. */
   workspaceFolder?: string;
   /** Where runs go; a remote place makes absolute model paths remote ones. */
   place?: ExecutionPlace;
@@ -51,8 +55,9 @@ export async function resolveModelBudget(
   spec: string,
   options: ResolveOptions,
 ): Promise<{ budget?: ModelBudget; why?: string }> {
+  const name = options.name ?? "memlens.model";
   const trimmed = spec.trim();
-  if (!trimmed) return { why: "memlens.model is empty." };
+  if (!trimmed) return { why: `${name} is empty.` };
   const remote = options.place && options.place.host !== null;
   if (!remote) {
     const local = path.isAbsolute(trimmed)
@@ -61,6 +66,7 @@ export async function resolveModelBudget(
         ? path.join(options.workspaceFolder, trimmed)
         : trimmed;
     if (isDir(local)) return { budget: await loadModelBudget(new LocalByteSource(), local) };
+    if (existsSync(local)) return { why: `${local} is a file; give the model folder (with config.json).` };
   }
   if (remote && (trimmed.startsWith("/") || trimmed.startsWith("~"))) {
     // Reading on the host runs ssh (and the wrapper) with the workspace's arguments.
@@ -74,7 +80,7 @@ export async function resolveModelBudget(
   if (known) return { budget: known };
   return {
     why:
-      `memlens.model "${trimmed}" is not a folder${remote ? " path on the host" : " here"}, not in the local Hugging Face cache, ` +
-      `and not a model MemLens carries an inventory of. Set it to the folder with config.json and the .safetensors files.`,
+      `${name} "${trimmed}" is neither a folder${remote ? " path on the host" : " here"} nor in the local Hugging Face cache ` +
+      `nor a model MemLens knows (${knownModelNames().join(", ")}). Give the folder that holds config.json and the .safetensors files.`,
   };
 }

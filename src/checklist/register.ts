@@ -2,8 +2,9 @@
 // the user's log file), "Choose Investigation Log File", "Show Memory Budget" and "Add the Probe
 // This Item Needs".
 import * as vscode from "vscode";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import * as path from "node:path";
+import { sourceLineReader } from "../files/read";
 import type { MemlensHost, RunEntry } from "../host/host";
 import type { RunModel } from "../model/runModel";
 import { ChecklistTreeProvider, type ChecklistNode } from "../views/checklistTree";
@@ -12,11 +13,8 @@ import { computeFindings, findingsInput } from "../export/findings";
 import { exportFindings, minimalEdit } from "../export/logExport";
 import { computeBudget } from "../budget/view";
 import { budgetMarkdown } from "../budget/markdown";
-import { resolveModelBudget } from "../budget/resolve";
-import type { ModelBudget } from "../budget/modelBudget";
 import type { ProbeNeed } from "../budget/targets";
 import { ProbeSet, type ProbeTarget } from "../commands/probeSet";
-import { placeOf } from "../runner/place";
 import { findProbeLine } from "./probeLine";
 
 const LOG_FILE_KEY = "memlens.checklist.logFile";
@@ -28,21 +26,6 @@ export interface ChecklistOptions {
   addProbe?: (target: ProbeTarget) => Promise<boolean>;
 }
 
-/** Source lines of local files, for matching line probes by their text. */
-function lineReader(): (file: string, line: number) => string | undefined {
-  const cache = new Map<string, string[] | null>();
-  return (file, line) => {
-    if (!cache.has(file)) {
-      try {
-        cache.set(file, readFileSync(file, "utf8").split(/\r?\n/));
-      } catch {
-        cache.set(file, null);
-      }
-    }
-    return cache.get(file)?.[line - 1];
-  };
-}
-
 function today(): string {
   const d = new Date();
   const pad = (n: number): string => String(n).padStart(2, "0");
@@ -51,7 +34,6 @@ function today(): string {
 
 class ChecklistController implements vscode.Disposable {
   readonly tree = new ChecklistTreeProvider();
-  private model: { key: string; budget?: ModelBudget; why?: string } | undefined;
   private budgetText = "";
   private readonly budgetEmitter = new vscode.EventEmitter<vscode.Uri>();
   private readonly probes: ProbeSet;
@@ -68,43 +50,15 @@ class ChecklistController implements vscode.Disposable {
     provideTextDocumentContent: () => this.budgetText,
   };
 
-  /** The checkpoint budget of memlens.model (cached per setting; remote reads happen once). */
-  async modelBudget(): Promise<ModelBudget | undefined> {
-    const s = this.host.settings();
-    const description = s.description;
-    const trusted = vscode.workspace.isTrusted;
-    const key = JSON.stringify([s.model, description.host, description.wrapper, description.python, trusted]);
-    if (this.model?.key !== key) {
-      try {
-        const found = await resolveModelBudget(s.model, {
-          workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
-          place: placeOf(description),
-          python: description.python,
-          // This runs at activation, before the user asked for anything: in Restricted Mode the
-          // host, sshArgs and wrapper of a workspace must not reach ssh.
-          processesRefused: trusted
-            ? undefined
-            : "the workspace is not trusted, and reading over ssh starts a program. Trust the workspace to read it.",
-        });
-        this.model = { key, ...found };
-      } catch (error) {
-        this.model = { key, why: error instanceof Error ? error.message : String(error) };
-      }
-      if (this.model.why)
-        this.host.output.appendLine(`[checklist] budget without checkpoint: ${this.model.why}`);
-    }
-    return this.model.budget;
-  }
-
   async refresh(): Promise<ChecklistResult[]> {
     const entry = this.host.runs.current();
     const run = await this.runModel(entry);
-    const model = await this.modelBudget();
+    const budget = await this.host.budget();
     const results = evaluateChecklist({
       run,
       meta: entry?.meta.targets,
-      model,
-      lineText: lineReader(),
+      model: budget.checkpoint,
+      lineText: sourceLineReader(),
     });
     this.tree.update(results);
     return results;
@@ -112,18 +66,17 @@ class ChecklistController implements vscode.Disposable {
 
   async showBudget(): Promise<void> {
     const entry = this.host.runs.current();
-    const s = this.host.settings();
     const run = await this.runModel(entry);
-    const model = await this.modelBudget();
+    const budget = await this.host.budget();
     const computed = computeBudget(run, {
-      checkpoint: model,
-      targetBytes: s.targetBytes,
-      gpuMemoryUtilization: s.gpuMemoryUtilization,
+      checkpoint: budget.checkpoint,
+      targetBytes: budget.targetBytes,
+      gpuMemoryUtilization: budget.gpuMemoryUtilization,
       meta: entry?.meta.targets,
     });
-    const title = `Memory budget: ${s.model || "model"} on a ${s.targetGpuGiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
-    let text = budgetMarkdown(computed.view, title, model);
-    if (!model && this.model?.why) text += `\nNo checkpoint: ${this.model.why}\n`;
+    const title = `Memory budget: ${budget.model || "model"} on a ${budget.targetGpuGiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
+    let text = budgetMarkdown(computed.view, title, budget.checkpoint);
+    if (!budget.checkpoint && budget.why) text += `\nNo checkpoint: ${budget.why}\n`;
     this.budgetText = text;
     this.budgetEmitter.fire(BUDGET_URI);
     await vscode.commands.executeCommand("markdown.showPreview", BUDGET_URI);
@@ -185,7 +138,6 @@ class ChecklistController implements vscode.Disposable {
     }
     const uri = await this.logFile();
     if (!uri) return;
-    const s = this.host.settings();
     const run = await this.runModel(entry);
     if (!run) {
       void vscode.window.showWarningMessage(
@@ -193,12 +145,13 @@ class ChecklistController implements vscode.Disposable {
       );
       return;
     }
+    const budget = await this.host.budget();
     const findings = computeFindings(run, {
       meta: entry.meta,
-      model: await this.modelBudget(),
-      targetBytes: s.targetBytes,
-      gpuMemoryUtilization: s.gpuMemoryUtilization,
-      lineText: lineReader(),
+      model: budget.checkpoint,
+      targetBytes: budget.targetBytes,
+      gpuMemoryUtilization: budget.gpuMemoryUtilization,
+      lineText: sourceLineReader(),
     });
     const document = await vscode.workspace.openTextDocument(uri);
     const before = document.getText();

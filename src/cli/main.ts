@@ -5,11 +5,12 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { RunModel } from "../model/runModel";
 import { loadRun, eventsFileOf, EVENTS_FILE } from "../runner/store";
-import { FileReadError, MAX_SOURCE_BYTES, readSmallTextFileSync } from "../files/read";
+import { FileReadError, sourceLineReader } from "../files/read";
 import type { RunMeta } from "../runner/types";
-import { CheckpointError, LocalByteSource } from "../budget/safetensors";
+import { CheckpointError } from "../budget/safetensors";
 import { ConfigError } from "../budget/kvcache";
-import { knownModelBudget, knownModelNames, loadModelBudget, type ModelBudget } from "../budget/modelBudget";
+import { knownModelNames, type ModelBudget } from "../budget/modelBudget";
+import { resolveModelBudget } from "../budget/resolve";
 import { computeBudget } from "../budget/view";
 import { budgetMarkdown } from "../budget/markdown";
 import { computeFindings, findingsInput, reportJson, reportMarkdown } from "../export/findings";
@@ -66,17 +67,9 @@ function numberOption(
 }
 
 async function resolveModel(spec: string): Promise<ModelBudget> {
-  if (existsSync(spec)) {
-    if (!statSync(spec).isDirectory())
-      throw new UsageError(`${spec} is a file; give the model folder (with config.json).`);
-    return loadModelBudget(new LocalByteSource(), path.resolve(spec));
-  }
-  const known = knownModelBudget(spec);
-  if (known) return known;
-  throw new UsageError(
-    `model "${spec}" is neither a folder here nor a model MemLens knows (${knownModelNames().join(", ")}). ` +
-      `Give the folder that holds config.json and the .safetensors files.`,
-  );
+  const found = await resolveModelBudget(spec, { name: "model", workspaceFolder: process.cwd(), python: "" });
+  if (!found.budget) throw new UsageError(found.why ?? `model "${spec}" was not found.`);
+  return found.budget;
 }
 
 async function readRun(dir: string): Promise<{ run: RunModel; meta?: RunMeta; warnings: string[] }> {
@@ -98,24 +91,6 @@ async function readRun(dir: string): Promise<{ run: RunModel; meta?: RunMeta; wa
   if (stored.duplicates > 0) warnings.push(`${EVENTS_FILE}: ${stored.duplicates} repeated line(s) read once`);
   const meta = existsSync(path.join(dir, "meta.json")) ? stored.meta : undefined;
   return { run, meta, warnings };
-}
-
-/** Source lines of probed files that exist here (line probes are matched by their text). */
-function localLineText(): (file: string, line: number) => string | undefined {
-  const cache = new Map<string, string[] | null>();
-  return (file, line) => {
-    let lines = cache.get(file);
-    if (lines === undefined) {
-      try {
-        // The path comes from the run's events: only a regular file of source size is read.
-        lines = readSmallTextFileSync(file, MAX_SOURCE_BYTES).split(/\r?\n/);
-      } catch {
-        lines = null;
-      }
-      cache.set(file, lines);
-    }
-    return lines?.[line - 1];
-  };
 }
 
 /** --lang: zh-CN, en (any case, "zh" too) or auto. */
@@ -207,7 +182,7 @@ export async function main(
         model,
         targetBytes,
         gpuMemoryUtilization: util,
-        lineText: localLineText(),
+        lineText: sourceLineReader(),
         lang,
       });
     };

@@ -146,3 +146,24 @@ export function readErrorText(error: unknown): string {
   if (code === "ELOOP") return "is a loop of symbolic links.";
   return `cannot be read (${code ?? (error instanceof Error ? error.message : String(error))}).`;
 }
+
+/**
+ * Lines of local source files by path and 1-based line, for matching line probes by their text
+ * (the checklist, reports). Paths come from runs, so only a regular file of source size is read;
+ * each file once.
+ */
+export function sourceLineReader(): (file: string, line: number) => string | undefined {
+  const cache = new Map<string, string[] | null>();
+  return (file, line) => {
+    let lines = cache.get(file);
+    if (lines === undefined) {
+      try {
+        lines = readSmallTextFileSync(file, MAX_SOURCE_BYTES).split(/\r?\n/);
+      } catch {
+        lines = null;
+      }
+      cache.set(file, lines);
+    }
+    return lines?.[line - 1];
+  };
+}

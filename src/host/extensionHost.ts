@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { BudgetResolver, type ResolvedBudget } from "./budget";
 import type { LoadedRunEntry, MemlensHost, RunEntry } from "./host";
 import { RunModel } from "../model/runModel";
 import { RunRegistryImpl } from "./registry";
@@ -24,6 +25,7 @@ export interface LiveRun {
 
 export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
   readonly runs: RunRegistryImpl;
+  private readonly budgets: BudgetResolver;
   private readonly liveRuns = new Map<string, LiveRun>();
   private readonly startedEmitter = new vscode.EventEmitter<LiveRun>();
   /** Fires for each run started through startRun (progress, status bar, error reporting). */
@@ -35,6 +37,15 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
     readonly probePath: string,
   ) {
     this.runs = new RunRegistryImpl((line) => output.appendLine(line));
+    this.budgets = new BudgetResolver((line) => output.appendLine(line));
+  }
+
+  budget(): Promise<ResolvedBudget> {
+    return this.budgets.resolve(
+      this.settings(),
+      vscode.workspace.isTrusted,
+      vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    );
   }
 
   settings(): MemlensSettings {

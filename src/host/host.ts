@@ -4,6 +4,7 @@ import type * as vscode from "vscode";
 import type { RunModel } from "../model/runModel";
 import type { RunMeta, RunRequest, RunHandle } from "../runner/types";
 import type { MemlensSettings } from "../settings/settings";
+import type { ResolvedBudget } from "./budget";
 
 export interface RunEntry {
   id: string;
@@ -52,6 +53,8 @@ export interface MemlensHost {
   readonly output: vscode.OutputChannel;
   /** The memlens.* settings, resolved: the run description, source roots, runs folder, target card. */
   settings(): MemlensSettings;
+  /** memlens.model resolved to a checkpoint (once per settings and trust), with the target card. */
+  budget(): Promise<ResolvedBudget>;
   /** Starts a run through the runner (local, ssh or wrapper), stores it and registers it. */
   startRun(request: Omit<RunRequest, "runsDir">): Promise<RunEntry>;
   /** Absolute path of the probe zipapp shipped in the extension. */

@@ -107,7 +107,10 @@ void test("budget errors: missing shard and bad numbers exit 2 with what to do",
   assert.match(badUtil.stderr, /--gpu-memory-utilization 1\.5: expected a number in \(0, 1\]/);
   const nowhere = await cli(["budget", path.join(dir, "nope")]);
   assert.equal(nowhere.code, 2);
-  assert.match(nowhere.stderr, /neither a folder here nor a model MemLens knows/);
+  assert.match(
+    nowhere.stderr,
+    /neither a folder here nor in the local Hugging Face cache nor a model MemLens knows/,
+  );
   const unknownFlag = await cli(["budget", dir, "--frobnicate"]);
   assert.equal(unknownFlag.code, 2);
   assert.match(unknownFlag.stderr, /Unknown option '--frobnicate'/);
