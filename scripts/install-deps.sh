@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# fonts-wqy-zenhei: a CJK font, so Chromium draws the zh-CN UI in the screenshots (not boxes).
 APT_PACKAGES=(python3-pytest black chromium openssh-server openssh-client libkrb5-dev libsecret-1-dev
-  libx11-dev libxkbfile-dev ripgrep)
+  libx11-dev libxkbfile-dev ripgrep fonts-wqy-zenhei)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,10 +15,11 @@ import { el } from "./dom";
 import { binaryStep, bytesTitle, tickBytes } from "./format";
 import type { BudgetRow, BudgetView, ShowBudgetParams } from "./protocol";
 import { withAlpha, type Palette } from "./theme";
+import { s } from "./text";
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale);
 
-const BARS = ["Theory", "Measured"] as const;
+const BARS = ["budget.theory", "budget.measured"] as const;
 
 /** The rows that add up in the bars (all of them when the budget marks none). */
 export function stackedRows(view: BudgetView): BudgetRow[] {
@@ -53,7 +54,7 @@ export class BudgetChart {
     const { section, note, table, verdict, arithmetic } = this.dom;
     if (!params.budget) {
       section.classList.add("unavailable");
-      note.textContent = params.unavailable ?? "No budget for this run.";
+      note.textContent = params.unavailable ?? s("budget.none");
       table.replaceChildren();
       verdict.textContent = "";
       arithmetic.textContent = "";
@@ -82,7 +83,7 @@ export class BudgetChart {
       const color = p.series[i % p.series.length]!;
       const estimate = row.kind === "estimate";
       return {
-        label: estimate ? `${row.label} (estimate)` : row.label,
+        label: estimate ? s("budget.estimateLabel", { label: row.label }) : row.label,
         data: [row.theoryBytes ?? null, row.measuredBytes ?? null],
         backgroundColor: withAlpha(color, estimate ? 0.35 : 0.8),
         borderColor: color,
@@ -98,7 +99,7 @@ export class BudgetChart {
     const top = Math.max(view.targetBytes, ...totals) * 1.08;
     const chart = new Chart(this.dom.canvas, {
       type: "bar",
-      data: { labels: [...BARS], datasets },
+      data: { labels: BARS.map((bar) => s(bar)), datasets },
       plugins: [this.targetPlugin(view.targetBytes), this.backgroundPlugin()],
       options: {
         indexAxis: "y",
@@ -152,7 +153,7 @@ export class BudgetChart {
         ctx.textAlign = px > area.right - 120 ? "right" : "left";
         ctx.textBaseline = "bottom";
         ctx.fillText(
-          `target ${formatBytes(targetBytes, 2)}`,
+          s("budget.target", { bytes: formatBytes(targetBytes, 2) }),
           px + (ctx.textAlign === "right" ? -4 : 4),
           area.top - 4,
         );
@@ -193,7 +194,7 @@ export class BudgetChart {
           el("td", { class: "part" }, swatch, row.label),
           bytesCell(row.theoryBytes),
           bytesCell(row.measuredBytes),
-          el("td", {}, row.kind),
+          el("td", { class: "kind" }, s(`kind.${row.kind}`)),
           el("td", { class: "source" }, row.source),
         ),
       );
@@ -206,23 +207,23 @@ export class BudgetChart {
       el(
         "tr",
         {},
-        el("th", { scope: "row" }, "Stacked parts"),
+        el("th", { scope: "row" }, s("budget.stacked")),
         bytesCell(theory),
         bytesCell(measured),
         el("td", {}),
-        el("td", { class: "source" }, "sum of the rows with a colour"),
+        el("td", { class: "source" }, s("budget.stackedSource")),
       ),
       el(
         "tr",
         {},
-        el("th", { scope: "row" }, "Target card"),
+        el("th", { scope: "row" }, s("budget.targetCard")),
         el(
           "td",
           { class: "num", colspan: 2, "data-bytes": view.targetBytes, title: bytesTitle(view.targetBytes) },
           formatBytes(view.targetBytes, 2),
         ),
         el("td", {}),
-        el("td", { class: "source" }, "setting memlens.targetGpuGiB"),
+        el("td", { class: "source" }, s("budget.targetSource")),
       ),
     );
     const head = el(
@@ -231,13 +232,18 @@ export class BudgetChart {
       el(
         "tr",
         {},
-        ...["Part", "Theory", "Measured", "Kind", "Source"].map((h) =>
-          el("th", { scope: "col", class: h === "Theory" || h === "Measured" ? "num" : "" }, h),
+        ...(["budget.part", "budget.theory", "budget.measured", "budget.kind", "budget.source"] as const).map(
+          (h) =>
+            el(
+              "th",
+              { scope: "col", class: h === "budget.theory" || h === "budget.measured" ? "num" : "" },
+              s(h),
+            ),
         ),
       ),
     );
     this.dom.table.replaceChildren(
-      el("table", { class: "budget", "aria-label": "Memory budget parts" }, head, body, foot),
+      el("table", { class: "budget", "aria-label": s("budget.tableAria") }, head, body, foot),
     );
   }
 }

@@ -3,42 +3,34 @@ import { formatDelta } from "../src/model/format";
 import { el } from "./dom";
 import { bytesTitle, compareSummary, deltaHeader, signedCount } from "./format";
 import type { CompareRow, CompareView } from "./protocol";
+import { s } from "./text";
 
 export function renderCompare(container: HTMLElement, heading: HTMLElement, view: CompareView): void {
-  heading.textContent = `B: ${view.b.label}  vs  A: ${view.a.label}`;
+  heading.textContent = s("compare.vs", { a: view.a.label, b: view.b.label });
   if (view.rows.length === 0) {
-    container.replaceChildren(
-      el("p", { class: "muted" }, "Neither run has a finished probed call to compare."),
-    );
+    container.replaceChildren(el("p", { class: "muted" }, s("compare.none")));
     return;
   }
   const sources = [...new Set(view.rows.map((r) => r.source))];
-  const unit = sources.length === 1 ? ` (${deltaHeader(sources[0]!)})` : "";
+  const unit = sources.length === 1 ? s("compare.unit", { header: deltaHeader(sources[0]!) }) : "";
   const head = el(
     "thead",
     {},
     el(
       "tr",
       {},
-      el("th", { scope: "col" }, "Target"),
-      el("th", { scope: "col", class: "num" }, `A retained${unit}`),
-      el("th", { scope: "col", class: "num" }, `B retained${unit}`),
-      el("th", { scope: "col", class: "num" }, "Δ retained"),
-      el("th", { scope: "col", class: "num" }, "Δ peak"),
-      el("th", { scope: "col", class: "num" }, "Δ calls"),
-      el("th", { scope: "col" }, "Change"),
+      el("th", { scope: "col" }, s("compare.target")),
+      el("th", { scope: "col", class: "num" }, s("compare.aRetained", { unit })),
+      el("th", { scope: "col", class: "num" }, s("compare.bRetained", { unit })),
+      el("th", { scope: "col", class: "num" }, s("compare.deltaRetained")),
+      el("th", { scope: "col", class: "num" }, s("compare.deltaPeak")),
+      el("th", { scope: "col", class: "num" }, s("compare.deltaCalls")),
+      el("th", { scope: "col" }, s("compare.change")),
     ),
   );
   const body = el("tbody");
   for (const row of view.rows) body.append(compareRow(row));
-  container.replaceChildren(
-    el(
-      "table",
-      { class: "compare", "aria-label": "Per-hotspot differences between the two runs" },
-      head,
-      body,
-    ),
-  );
+  container.replaceChildren(el("table", { class: "compare", "aria-label": s("compare.aria") }, head, body));
 }
 
 /** Retained bytes and their differences are all deltas, so they carry a sign. */

@@ -1,23 +1,32 @@
 // Panel-specific wording on top of src/model/format.ts (shared with lenses and hovers).
-import { formatBytes, formatDelta, sourceLabel } from "../src/model/format";
+import { formatBytes, formatDelta } from "../src/model/format";
 import type { DeltaSource } from "../src/model/runModel";
 import type { CompareRow } from "./protocol";
+import { s } from "./text";
+
+/** "allocated" or "host RSS": the reading a row's bytes come from. */
+export function sourceName(source: DeltaSource): string {
+  return s(source === "allocated" ? "source.allocated" : "source.host_rss");
+}
 
 /** "allocated Δ" or "host RSS Δ": which reading a byte column is computed from. */
 export function deltaHeader(source: DeltaSource): string {
-  return `${sourceLabel(source)} Δ`;
+  return s("delta.header", { source: sourceName(source) });
 }
 
 /** "−1.1 GiB retained · +2 calls", or where a hotspot was only seen in one run. */
 export function compareSummary(row: CompareRow): string {
-  if (!row.a) return `only in B: ${formatDelta(row.b?.retained ?? 0)} retained`;
-  if (!row.b) return `only in A: ${formatDelta(row.a.retained)} retained`;
+  if (!row.a) return s("compare.onlyB", { delta: formatDelta(row.b?.retained ?? 0) });
+  if (!row.b) return s("compare.onlyA", { delta: formatDelta(row.a.retained) });
   const parts: string[] = [];
-  if (row.retainedDelta !== 0) parts.push(`${formatDelta(row.retainedDelta)} retained`);
-  if (row.peakDelta !== undefined && row.peakDelta !== 0) parts.push(`${formatDelta(row.peakDelta)} peak`);
-  if (row.callsDelta !== 0)
-    parts.push(`${signedCount(row.callsDelta)} ${Math.abs(row.callsDelta) === 1 ? "call" : "calls"}`);
-  return parts.length === 0 ? "no change" : parts.join(" · ");
+  if (row.retainedDelta !== 0) parts.push(s("compare.retained", { delta: formatDelta(row.retainedDelta) }));
+  if (row.peakDelta !== undefined && row.peakDelta !== 0)
+    parts.push(s("compare.peak", { delta: formatDelta(row.peakDelta) }));
+  if (row.callsDelta !== 0) {
+    const n = signedCount(row.callsDelta);
+    parts.push(s(Math.abs(row.callsDelta) === 1 ? "compare.calls.one" : "compare.calls.other", { n }));
+  }
+  return parts.length === 0 ? s("compare.noChange") : parts.join(" · ");
 }
 
 export function signedCount(n: number): string {
@@ -44,5 +53,5 @@ export function binaryStep(range: number, ticks = 5): number {
 }
 
 export function bytesTitle(bytes: number): string {
-  return `${bytes.toLocaleString("en-US")} bytes`;
+  return s("bytes.title", { n: bytes.toLocaleString("en-US") });
 }

@@ -1,10 +1,11 @@
 // Hotspot table: one row per probed target, sortable by any column (buttons in the headers, so
 // the keyboard sorts too), expandable per process, and a row opens the source at the definition.
-import { formatBytes, formatDelta, formatDuration, sourceLabel } from "../src/model/format";
+import { formatBytes, formatDelta, formatDuration } from "../src/model/format";
 import type { DeltaSource } from "../src/model/runModel";
 import { el, onActivate } from "./dom";
-import { bytesTitle, deltaHeader } from "./format";
-import type { HotspotRow, PanelState, ProcessHotspotRow, SortColumn } from "./protocol";
+import { bytesTitle, deltaHeader, sourceName } from "./format";
+import type { HotspotRow, PanelKey, PanelState, ProcessHotspotRow, SortColumn } from "./protocol";
+import { s } from "./text";
 
 type Sort = PanelState["sort"];
 
@@ -16,7 +17,7 @@ export interface HotspotTableEvents {
 
 interface Column {
   id: SortColumn;
-  title: string;
+  title: PanelKey;
   /** Byte columns carry the reading they come from in the header. */
   bytes: boolean;
   value(row: HotspotRow | ProcessHotspotRow): number | string;
@@ -29,22 +30,24 @@ const dash = "—";
 const COLUMNS: Column[] = [
   {
     id: "label",
-    title: "Target",
+    title: "hotspots.target",
     bytes: false,
     value: (r) => ("label" in r ? r.label.toLowerCase() : r.pid),
     text: (r) => ("label" in r ? r.label : ""),
   },
   {
     id: "calls",
-    title: "Calls",
+    title: "hotspots.calls",
     bytes: false,
     value: (r) => r.calls,
     text: (r) =>
-      "openCalls" in r && r.openCalls > 0 ? `${r.calls} (${r.openCalls} running)` : String(r.calls),
+      "openCalls" in r && r.openCalls > 0
+        ? s("hotspots.callsRunning", { calls: r.calls, running: r.openCalls })
+        : String(r.calls),
   },
   {
     id: "retained",
-    title: "Retained",
+    title: "hotspots.retained",
     bytes: true,
     value: (r) => r.retained,
     text: (r) => formatDelta(r.retained),
@@ -52,7 +55,7 @@ const COLUMNS: Column[] = [
   },
   {
     id: "transient",
-    title: "Transient",
+    title: "hotspots.transient",
     bytes: true,
     value: (r) => r.transientMax ?? -Infinity,
     text: (r) => (r.transientMax === undefined ? dash : formatBytes(r.transientMax)),
@@ -60,7 +63,7 @@ const COLUMNS: Column[] = [
   },
   {
     id: "peak",
-    title: "Peak above before",
+    title: "hotspots.peak",
     bytes: true,
     value: (r) => r.peakAboveBeforeMax ?? -Infinity,
     text: (r) => (r.peakAboveBeforeMax === undefined ? dash : formatDelta(r.peakAboveBeforeMax)),
@@ -68,18 +71,18 @@ const COLUMNS: Column[] = [
   },
   {
     id: "duration",
-    title: "Duration",
+    title: "hotspots.duration",
     bytes: false,
     value: (r) => r.durationNs,
     text: (r) => formatDuration(r.durationNs),
   },
 ];
 
-const DESCRIPTIONS: Partial<Record<SortColumn, string>> = {
-  retained: "Σ over calls of after − before",
-  transient: "largest over calls of peak − max(before, after): memory used only while the call ran",
-  peak: "largest over calls of peak − before",
-  duration: "total time inside the target",
+const DESCRIPTIONS: Partial<Record<SortColumn, PanelKey>> = {
+  retained: "hotspots.retainedHelp",
+  transient: "hotspots.transientHelp",
+  peak: "hotspots.peakHelp",
+  duration: "hotspots.durationHelp",
 };
 
 export function sortRows(rows: HotspotRow[], sort: Sort): HotspotRow[] {
@@ -112,14 +115,12 @@ export class HotspotTable {
     const focused =
       document.activeElement instanceof HTMLElement ? document.activeElement.dataset.focusKey : undefined;
     if (rows.length === 0) {
-      this.container.replaceChildren(
-        el("p", { class: "muted empty" }, "No probed function has run yet. Rows appear as calls finish."),
-      );
+      this.container.replaceChildren(el("p", { class: "muted empty" }, s("hotspots.empty")));
       return;
     }
     const sources = [...new Set(rows.map((r) => r.source))];
     const mixed = sources.length > 1;
-    const table = el("table", { class: "hotspots", "aria-label": "Hotspots: memory per probed function" });
+    const table = el("table", { class: "hotspots", "aria-label": s("hotspots.aria") });
     table.append(this.header(mixed ? undefined : sources[0]!), this.body(mixed));
     this.container.replaceChildren(table);
     if (focused) {
@@ -135,12 +136,13 @@ export class HotspotTable {
       el(
         "th",
         { scope: "col", class: "expander-col" },
-        el("span", { class: "visually-hidden" }, "Processes"),
+        el("span", { class: "visually-hidden" }, s("hotspots.processes")),
       ),
     );
     for (const column of COLUMNS) {
       const active = this.sort.column === column.id;
-      const unit = column.bytes ? (source ? deltaHeader(source) : "Δ of the row's reading") : undefined;
+      const unit = column.bytes ? (source ? deltaHeader(source) : s("delta.mixed")) : undefined;
+      const help = DESCRIPTIONS[column.id];
       const button = el(
         "button",
         {
@@ -148,9 +150,9 @@ export class HotspotTable {
           type: "button",
           "data-column": column.id,
           "data-focus-key": `sort:${column.id}`,
-          title: DESCRIPTIONS[column.id],
+          title: help ? s(help) : undefined,
         },
-        column.title,
+        s(column.title),
         el(
           "span",
           { class: "sort-mark", "aria-hidden": "true" },
@@ -187,7 +189,9 @@ export class HotspotTable {
         "data-target": row.target,
         "data-focus-key": `row:${row.target}`,
         tabindex: 0,
-        "aria-label": canOpen ? `${row.label}: open ${row.file}:${row.line}` : row.label,
+        "aria-label": canOpen
+          ? s("hotspots.open", { label: row.label, file: row.file!, line: row.line! })
+          : row.label,
         title: canOpen ? `${row.spec ?? row.label}\n${row.file}:${row.line}` : (row.spec ?? row.label),
       });
       const expandCell = el("td", { class: "expander-col" });
@@ -198,7 +202,10 @@ export class HotspotTable {
             class: "expand",
             type: "button",
             "aria-expanded": isExpanded ? "true" : "false",
-            "aria-label": `${isExpanded ? "Hide" : "Show"} ${row.perProcess.length} processes of ${row.label}`,
+            "aria-label": s(isExpanded ? "hotspots.hide" : "hotspots.show", {
+              n: row.perProcess.length,
+              label: row.label,
+            }),
             "data-focus-key": `expand:${row.target}`,
           },
           isExpanded ? "▾" : "▸",
@@ -227,7 +234,9 @@ export class HotspotTable {
                 el(
                   "td",
                   { class: "process-label" },
-                  `pid ${p.pid}${p.rank !== null ? ` · rank ${p.rank}` : ""}`,
+                  p.rank !== null
+                    ? s("hotspots.processRank", { pid: p.pid, rank: p.rank })
+                    : s("hotspots.process", { pid: p.pid }),
                 ),
               );
             } else sub.append(this.cell(column, p, false));
@@ -252,8 +261,8 @@ export class HotspotTable {
       column.text(row),
     );
     if (column.id === "label" && "label" in row) {
-      if (mixed) td.append(el("span", { class: "badge" }, sourceLabel(row.source)));
-      if (row.kind === "line") td.append(el("span", { class: "badge" }, "line"));
+      if (mixed) td.append(el("span", { class: "badge" }, sourceName(row.source)));
+      if (row.kind === "line") td.append(el("span", { class: "badge" }, s("hotspots.line")));
     }
     return td;
   }

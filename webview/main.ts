@@ -12,10 +12,10 @@ import {
   CapturePng,
   ClearCompare,
   envelope,
+  Init,
   isMessage,
   OpenSource,
   PickCompare,
-  READING_LABELS,
   Ready,
   SavePng,
   ShowBudget,
@@ -35,6 +35,7 @@ import {
 } from "./protocol";
 import { readPalette, watchTheme } from "./theme";
 import { Timeline } from "./timeline";
+import { s, setStrings } from "./text";
 
 interface VsCodeApi {
   postMessage(message: unknown): void;
@@ -138,22 +139,24 @@ function renderHeader(): void {
   const title = byId("run-title");
   const meta = byId("run-meta");
   if (!snapshot) {
-    title.textContent = "MemLens memory";
+    title.textContent = s("header.title");
     meta.textContent = "";
     return;
   }
   title.replaceChildren(
     snapshot.label,
     snapshot.status === "running"
-      ? el("span", { class: "badge live" }, "live")
-      : el("span", { class: `badge status-${snapshot.status}` }, snapshot.status),
+      ? el("span", { class: "badge live" }, s("run.live"))
+      : el("span", { class: `badge status-${snapshot.status}` }, s(`status.${snapshot.status}`)),
   );
   meta.textContent = [
-    snapshot.host ? `on ${snapshot.host}` : "local",
-    `started ${new Date(snapshot.t0Ns / 1e6).toLocaleString()}`,
+    snapshot.host ? s("run.on", { host: snapshot.host }) : s("run.local"),
+    s("run.started", {
+      time: new Date(snapshot.t0Ns / 1e6).toLocaleString(document.documentElement.lang || undefined),
+    }),
     formatDuration(durationS * 1e9),
-    `${processCount} ${processCount === 1 ? "process" : "processes"}`,
-    `${sampleCount.toLocaleString("en-US")} samples`,
+    processCount === 1 ? s("run.processes.one") : s("run.processes.other", { n: processCount }),
+    s("run.samples", { n: sampleCount.toLocaleString("en-US") }),
   ].join(" · ");
   meta.title = snapshot.command.join(" ");
 }
@@ -164,7 +167,7 @@ function renderToggles(): void {
   const readings = timeline.readings();
   const groups: HTMLElement[] = [];
   if (processes.length > 0) {
-    const group = el("fieldset", { class: "toggle-group" }, el("legend", {}, "Processes"));
+    const group = el("fieldset", { class: "toggle-group" }, el("legend", {}, s("toggles.processes")));
     for (const p of processes) {
       const input = el("input", {
         type: "checkbox",
@@ -185,14 +188,14 @@ function renderToggles(): void {
           {},
           input,
           p.label,
-          dash.length > 0 ? el("span", { class: "muted" }, " (dashed)") : undefined,
+          dash.length > 0 ? el("span", { class: "muted" }, s("toggles.dashed")) : undefined,
         ),
       );
     }
     groups.push(group);
   }
   if (readings.length > 0) {
-    const group = el("fieldset", { class: "toggle-group" }, el("legend", {}, "Readings"));
+    const group = el("fieldset", { class: "toggle-group" }, el("legend", {}, s("toggles.readings")));
     for (const reading of readings) {
       const input = el("input", {
         type: "checkbox",
@@ -208,18 +211,11 @@ function renderToggles(): void {
       });
       const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
       swatch.style.backgroundColor = palette.readings[reading];
-      group.append(el("label", {}, input, swatch, READING_LABELS[reading]));
+      group.append(el("label", {}, input, swatch, s(`reading.${reading}`)));
     }
     groups.push(group);
   }
-  if (groups.length === 0)
-    groups.push(
-      el(
-        "p",
-        { class: "muted" },
-        "No memory samples in this run (the sampler was off or no process reported yet).",
-      ),
-    );
+  if (groups.length === 0) groups.push(el("p", { class: "muted" }, s("toggles.noSamples")));
   box.replaceChildren(...groups);
 }
 
@@ -232,7 +228,7 @@ function showRun(params: ShowRunParams): void {
     timeline.destroy();
     content.hidden = true;
     empty.hidden = false;
-    empty.textContent = params.emptyReason ?? "No run to show.";
+    empty.textContent = params.emptyReason ?? s("run.none");
     renderHeader();
     return;
   }
@@ -289,7 +285,8 @@ function savePng(chart: ChartName, path?: string): void {
 }
 
 function handle(message: Envelope): void {
-  if (isMessage(message, ShowRun)) showRun(message.params);
+  if (isMessage(message, Init)) setStrings(message.params.strings);
+  else if (isMessage(message, ShowRun)) showRun(message.params);
   else if (isMessage(message, AppendRun)) appendRun(message.params);
   else if (isMessage(message, ShowBudget)) budget.show(message.params);
   else if (isMessage(message, ShowCompare)) {

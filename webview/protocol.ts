@@ -4,6 +4,10 @@
 import type { BudgetRow, BudgetView } from "../src/budget/view";
 import type { DeltaSource } from "../src/model/runModel";
 import type { RunMeta } from "../src/runner/types";
+import type { Lang } from "../src/l10n/lang";
+import type { PanelKey, PanelStrings } from "../src/l10n/panel";
+
+export type { PanelKey, PanelStrings };
 
 export class MessageType<P> {
   /** Phantom: carries the params type for `envelope` and `isMessage`. */
@@ -34,13 +38,6 @@ export function isMessage<P>(message: unknown, type: MessageType<P>): message is
 /** The readings the timeline draws, in legend order. */
 export const TIMELINE_READINGS = ["allocated", "reserved", "device_used", "host_rss"] as const;
 export type TimelineReading = (typeof TIMELINE_READINGS)[number];
-
-export const READING_LABELS: Record<TimelineReading, string> = {
-  allocated: "allocated",
-  reserved: "reserved",
-  device_used: "device used",
-  host_rss: "host RSS",
-};
 
 export interface ProcessView {
   pid: number;
@@ -198,6 +195,13 @@ export interface PanelState {
 
 // ---- host -> webview -------------------------------------------------------------------------
 
+/** Sent first, before any run: the editor's language and every string the panel shows. */
+export interface InitParams {
+  lang: Lang;
+  strings: PanelStrings;
+}
+export const Init = new MessageType<InitParams>("memlens/init");
+
 export interface ShowRunParams {
   snapshot: RunSnapshot | null;
   /** Why there is nothing to show ("No runs yet…"), when snapshot is null. */
@@ -255,5 +259,5 @@ export interface WebviewErrorParams {
 }
 export const WebviewError = new MessageType<WebviewErrorParams>("memlens/webviewError");
 
-export const HOST_TO_WEBVIEW = [ShowRun, AppendRun, ShowBudget, ShowCompare, CapturePng] as const;
+export const HOST_TO_WEBVIEW = [Init, ShowRun, AppendRun, ShowBudget, ShowCompare, CapturePng] as const;
 export const WEBVIEW_TO_HOST = [Ready, OpenSource, SavePng, PickCompare, ClearCompare, WebviewError] as const;

@@ -17,7 +17,6 @@ import { el } from "./dom";
 import { binaryStep, tickBytes } from "./format";
 import { decimate, indexAtOrBefore, lowerBound, type XY } from "./lttb";
 import {
-  READING_LABELS,
   TIMELINE_READINGS,
   type ProcessSeries,
   type ProcessView,
@@ -28,6 +27,7 @@ import {
   type TimelineReading,
 } from "./protocol";
 import { withAlpha, type Palette } from "./theme";
+import { s } from "./text";
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, zoomPlugin);
 
@@ -311,8 +311,8 @@ export class Timeline {
       return {
         ...key,
         label: multi
-          ? `${process?.label ?? `pid ${key.pid}`} ${READING_LABELS[key.reading]}`
-          : READING_LABELS[key.reading],
+          ? `${process?.label ?? `pid ${key.pid}`} ${s(`reading.${key.reading}`)}`
+          : s(`reading.${key.reading}`),
         data: [],
         borderColor: color,
         backgroundColor: color,
@@ -369,7 +369,7 @@ export class Timeline {
             max: undefined,
             suggestedMin: 0,
             suggestedMax: this.durationS,
-            title: { display: true, text: "time since start (s)" },
+            title: { display: true, text: s("timeline.axisTime") },
             ticks: {
               maxRotation: 0,
               callback: (v) => `${Number(v).toLocaleString("en-US", { maximumFractionDigits: 3 })}`,
@@ -380,7 +380,7 @@ export class Timeline {
           y: {
             type: "linear",
             beginAtZero: true,
-            title: { display: true, text: "bytes" },
+            title: { display: true, text: s("timeline.axisBytes") },
             ticks: { callback: (v) => tickBytes(Number(v)) },
             afterDataLimits: (scale: Scale) => {
               const step = binaryStep(scale.max - scale.min);
@@ -639,13 +639,7 @@ export class Timeline {
   private renderReadout(): void {
     const at = this.crossS;
     if (at === undefined) {
-      this.readout.replaceChildren(
-        el(
-          "span",
-          { class: "muted" },
-          "Point at the chart (or focus it and use ← →) to read every series at one instant.",
-        ),
-      );
+      this.readout.replaceChildren(el("span", { class: "muted" }, s("timeline.pointAt")));
       return;
     }
     const rows = this.readAt(at);
@@ -659,12 +653,16 @@ export class Timeline {
         el(
           "tr",
           {},
-          el("td", {}, swatch, multi ? `${process?.label ?? row.pid} ` : "", READING_LABELS[row.reading]),
+          el("td", {}, swatch, multi ? `${process?.label ?? row.pid} ` : "", s(`reading.${row.reading}`)),
           el("td", { class: "num" }, Number.isNaN(row.value) ? "—" : formatBytes(row.value, 2)),
         ),
       );
     }
-    const open = this.scopesAt(at).map((b) => `${b.label} (call ${b.call}${multi ? `, pid ${b.pid}` : ""})`);
+    const open = this.scopesAt(at).map((b) =>
+      multi
+        ? s("timeline.scopeCallPid", { label: b.label, call: b.call, pid: b.pid })
+        : s("timeline.scopeCall", { label: b.label, call: b.call }),
+    );
     const chart = this.chart;
     const near = chart
       ? this.markers.filter(
@@ -672,8 +670,12 @@ export class Timeline {
             Math.abs(chart.scales.x!.getPixelForValue(m.atS) - chart.scales.x!.getPixelForValue(at)) <= 4,
         )
       : [];
-    const parts: HTMLElement[] = [el("div", { class: "readout-time" }, `at ${at.toFixed(3)} s`), table];
-    if (open.length > 0) parts.push(el("div", { class: "readout-scopes" }, `inside: ${open.join(" › ")}`));
+    const parts: HTMLElement[] = [
+      el("div", { class: "readout-time" }, s("timeline.at", { seconds: at.toFixed(3) })),
+      table,
+    ];
+    if (open.length > 0)
+      parts.push(el("div", { class: "readout-scopes" }, s("timeline.inside", { scopes: open.join(" › ") })));
     for (const m of near)
       parts.push(el("div", { class: `readout-marker ${m.kind}` }, `${m.label}: ${m.detail}`));
     this.readout.replaceChildren(...parts);

@@ -5,6 +5,8 @@ import { knownModelBudget } from "../budget/modelBudget";
 import type { RunModel } from "../model/runModel";
 import type { RunMeta } from "../runner/types";
 import type { ShowBudgetParams } from "../../webview/protocol";
+import { translator, type Lang } from "../l10n/lang";
+import { PANEL_TEXT } from "../l10n/panel";
 
 export interface BudgetSettings {
   targetBytes: number;
@@ -16,6 +18,8 @@ export interface BudgetSettings {
 export function budgetForRun(
   run: { id: string; model: RunModel; meta: RunMeta } | undefined,
   settings: BudgetSettings,
+  /** The editor's language: the budget's labels, sources and verdict. */
+  lang: Lang = "en",
 ): ShowBudgetParams {
   try {
     const checkpoint = settings.model ? knownModelBudget(settings.model) : undefined;
@@ -24,13 +28,16 @@ export function budgetForRun(
       targetBytes: settings.targetBytes,
       gpuMemoryUtilization: settings.gpuMemoryUtilization,
       meta: run?.meta.targets,
+      lang,
     });
     return { runId: run?.id ?? null, budget: view };
   } catch (error) {
     return {
       runId: run?.id ?? null,
       budget: null,
-      unavailable: `The budget could not be computed: ${error instanceof Error ? error.message : String(error)}`,
+      unavailable: translator(PANEL_TEXT, lang)("budget.unavailable", {
+        error: error instanceof Error ? error.message : String(error),
+      }),
     };
   }
 }

@@ -1,6 +1,8 @@
 // The panel's HTML. No `vscode` import: the webview tests serve this very page (with a fake
 // cspSource and nonce), so what they check is what the extension shows.
 import { randomBytes } from "node:crypto";
+import type { Lang } from "../l10n/lang";
+import { PANEL_TEXT, type PanelKey } from "../l10n/panel";
 
 export interface PanelHtmlOptions {
   /** webview.cspSource */
@@ -10,6 +12,8 @@ export interface PanelHtmlOptions {
   scriptUri: string;
   /** asWebviewUri(dist/webview/panel.css) */
   styleUri: string;
+  /** The editor's language: the page's own text (the rest comes in the Init message). Default English. */
+  lang?: Lang;
 }
 
 export function makeNonce(): string {
@@ -31,64 +35,66 @@ export function contentSecurityPolicy(cspSource: string, nonce: string): string 
 }
 
 export function panelHtml(o: PanelHtmlOptions): string {
+  const lang = o.lang ?? "en";
+  const t = (key: PanelKey): string => attr(PANEL_TEXT[lang][key]);
   return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${lang}">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${attr(contentSecurityPolicy(o.cspSource, o.nonce))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${attr(o.styleUri)}">
-<title>MemLens: memory</title>
+<title>${t("page.title")}</title>
 </head>
 <body>
 <header class="run-header">
   <div class="run-title-box">
-    <h1 id="run-title">MemLens memory</h1>
+    <h1 id="run-title">${t("header.title")}</h1>
     <p id="run-meta" class="muted"></p>
   </div>
   <div class="actions">
-    <button id="compare-button" type="button">Compare two runs…</button>
+    <button id="compare-button" type="button">${t("header.compare")}</button>
   </div>
 </header>
 <p id="empty" class="empty" hidden></p>
 <main id="content" hidden>
   <section id="timeline-section" aria-labelledby="timeline-heading">
     <div class="section-head">
-      <h2 id="timeline-heading">Memory over time</h2>
+      <h2 id="timeline-heading">${t("timeline.heading")}</h2>
       <div class="actions">
-        <button id="reset-zoom" type="button" disabled>Reset zoom</button>
-        <button id="save-timeline" type="button">Save PNG</button>
+        <button id="reset-zoom" type="button" disabled>${t("timeline.resetZoom")}</button>
+        <button id="save-timeline" type="button">${t("timeline.savePng")}</button>
       </div>
     </div>
     <div id="toggles" class="toggles"></div>
     <div class="chart-box timeline-box">
-      <canvas id="timeline" tabindex="0" role="img" aria-describedby="timeline-help readout" aria-label="Memory timeline"></canvas>
+      <canvas id="timeline" tabindex="0" role="img" aria-describedby="timeline-help readout" aria-label="${t("timeline.aria")}"></canvas>
     </div>
     <div id="readout" class="readout" aria-live="off"></div>
-    <p id="timeline-help" class="hint muted">Wheel or drag to zoom, Shift+drag to pan. Keyboard: focus the chart, ← → move the crosshair, + − zoom, 0 resets.</p>
+    <p id="timeline-help" class="hint muted">${t("timeline.help")}</p>
   </section>
   <section id="hotspots-section" aria-labelledby="hotspots-heading">
-    <div class="section-head"><h2 id="hotspots-heading">Hotspots</h2></div>
+    <div class="section-head"><h2 id="hotspots-heading">${t("hotspots.heading")}</h2></div>
     <div id="hotspots"></div>
   </section>
   <section id="budget-section" aria-labelledby="budget-heading">
     <div class="section-head">
-      <h2 id="budget-heading">Budget against the target card</h2>
-      <div class="actions"><button id="save-budget" type="button">Save PNG</button></div>
+      <h2 id="budget-heading">${t("budget.heading")}</h2>
+      <div class="actions"><button id="save-budget" type="button">${t("budget.savePng")}</button></div>
     </div>
     <p id="budget-note" class="muted"></p>
-    <div class="chart-box budget-box"><canvas id="budget" role="img" aria-label="Memory budget: theory and measured parts against the target card size"></canvas></div>
+    <div class="chart-box budget-box"><canvas id="budget" role="img" aria-label="${t("budget.aria")}"></canvas></div>
     <div id="budget-table"></div>
     <p id="verdict" class="verdict"></p>
     <details id="budget-arithmetic">
-      <summary>How the verdict is computed</summary>
+      <summary>${t("budget.howComputed")}</summary>
       <pre id="arithmetic"></pre>
     </details>
   </section>
   <section id="compare-section" aria-labelledby="compare-title" hidden>
     <div class="section-head">
-      <h2 id="compare-title">Compare runs</h2>
-      <div class="actions"><button id="clear-compare" type="button">Close comparison</button></div>
+      <h2 id="compare-title">${t("compare.heading")}</h2>
+      <div class="actions"><button id="clear-compare" type="button">${t("compare.close")}</button></div>
     </div>
     <p id="compare-heading" class="muted"></p>
     <div id="compare"></div>

@@ -10,6 +10,7 @@ import {
   CapturePng,
   ClearCompare,
   envelope,
+  Init,
   isMessage,
   OpenSource,
   PickCompare,
@@ -28,6 +29,9 @@ import { makeNonce, panelHtml } from "./html";
 import { parseWebviewMessage } from "./messages";
 import { decodePngDataUrl } from "./png";
 import { buildCompare, RunViewTracker } from "./viewModel";
+import { translator, type Args } from "../l10n/lang";
+import { PANEL_TEXT, panelInit, type PanelKey } from "../l10n/panel";
+import { uiLang } from "../l10n/vscode";
 
 export const PANEL_VIEW_TYPE = "memlens.panel";
 /** Run data: superseded by the snapshot sent at `ready`, so never queued. */
@@ -69,6 +73,7 @@ export class MemoryPanel implements vscode.Disposable {
       nonce: makeNonce(),
       scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "panel.js")).toString(),
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "panel.css")).toString(),
+      lang: uiLang(),
     });
     panel.iconPath = vscode.Uri.joinPath(host.context.extensionUri, "media", "memlens.svg");
     this.disposables.push(
@@ -124,6 +129,11 @@ export class MemoryPanel implements vscode.Disposable {
     this.onDisposed();
   }
 
+  /** The panel's own text (src/l10n/panel.ts) in the editor's language. */
+  private text(key: PanelKey, args?: Args): string {
+    return translator(PANEL_TEXT, uiLang())(key, args);
+  }
+
   private shownRun(): RunEntry | undefined {
     if (this.pinnedRunId !== undefined) {
       const pinned = this.host.runs.get(this.pinnedRunId);
@@ -149,14 +159,12 @@ export class MemoryPanel implements vscode.Disposable {
       return;
     }
     const run = shown;
-    this.tracker = run ? new RunViewTracker(run) : undefined;
+    this.tracker = run ? new RunViewTracker(run, uiLang()) : undefined;
     this.sentEvents = run?.model.eventCount ?? -1;
     this.sentStatus = run?.meta.status;
     this.post(ShowRun, {
       snapshot: this.tracker?.snapshot() ?? null,
-      emptyReason: run
-        ? undefined
-        : "No runs yet. Click “Measure here” on a function in a Python file, or run MemLens: Run with Current Probes.",
+      emptyReason: run ? undefined : this.text("empty.noRuns"),
       pinned: this.pinnedRunId !== undefined,
     });
     this.sendBudget(run);
@@ -170,7 +178,7 @@ export class MemoryPanel implements vscode.Disposable {
     this.sentStatus = undefined;
     this.post(ShowRun, {
       snapshot: null,
-      emptyReason: `Reading the events of “${run.meta.label}”…`,
+      emptyReason: this.text("empty.reading", { label: run.meta.label }),
       pinned: this.pinnedRunId !== undefined,
     });
     this.sendBudget(undefined);
@@ -180,7 +188,7 @@ export class MemoryPanel implements vscode.Disposable {
       if (!model && this.ready && !this.disposed && this.shownRun() === run) {
         this.post(ShowRun, {
           snapshot: null,
-          emptyReason: `The events of “${run.meta.label}” could not be read; the MemLens output says why.`,
+          emptyReason: this.text("empty.unreadable", { label: run.meta.label }),
           pinned: this.pinnedRunId !== undefined,
         });
       }
@@ -207,7 +215,10 @@ export class MemoryPanel implements vscode.Disposable {
 
   private sendBudget(run: RunEntry | undefined): void {
     this.budgetSentAt = Date.now();
-    this.post(ShowBudget, budgetForRun(run && isLoaded(run) ? run : undefined, this.host.settings()));
+    this.post(
+      ShowBudget,
+      budgetForRun(run && isLoaded(run) ? run : undefined, this.host.settings(), uiLang()),
+    );
   }
 
   private sendCompare(): void {
@@ -247,12 +258,14 @@ export class MemoryPanel implements vscode.Disposable {
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);
       this.host.output.appendLine(`[panel] ${message.method} failed: ${text}`);
-      void vscode.window.showErrorMessage(`MemLens panel: ${text}`);
+      void vscode.window.showErrorMessage(vscode.l10n.t("MemLens panel: {0}", text));
     }
   }
 
   private onReady(): void {
     this.ready = true;
+    // Before any run: the panel's text in the editor's language.
+    void this.panel.webview.postMessage(envelope(Init, panelInit(uiLang())));
     this.sendSnapshot();
     const queued = this.queue.splice(0);
     for (const message of queued) void this.panel.webview.postMessage(message);
@@ -264,7 +277,10 @@ export class MemoryPanel implements vscode.Disposable {
       await vscode.workspace.fs.stat(uri);
     } catch {
       throw new Error(
-        `${file} is not on this machine. Set memlens.sourceRoots (or memlens.pathMappings) so that the host's paths map to your local checkout.`,
+        vscode.l10n.t(
+          "{0} is not on this machine. Set memlens.sourceRoots (or memlens.pathMappings) so that the host's paths map to your local checkout.",
+          file,
+        ),
       );
     }
     const position = new vscode.Position(Math.max(0, line - 1), 0);
@@ -297,12 +313,16 @@ export class MemoryPanel implements vscode.Disposable {
     const name = `memlens-${chart}${run ? `-${run.id}` : ""}.png`;
     const target = await vscode.window.showSaveDialog({
       defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
-      filters: { "PNG image": ["png"] },
-      saveLabel: "Save chart",
+      filters: { [vscode.l10n.t("PNG image")]: ["png"] },
+      saveLabel: vscode.l10n.t("Save chart"),
     });
     if (!target) return;
     await vscode.workspace.fs.writeFile(target, bytes);
-    void vscode.window.showInformationMessage(`MemLens: saved the ${chart} chart to ${target.fsPath}.`);
+    void vscode.window.showInformationMessage(
+      chart === "timeline"
+        ? vscode.l10n.t("MemLens: saved the timeline chart to {0}.", target.fsPath)
+        : vscode.l10n.t("MemLens: saved the budget chart to {0}.", target.fsPath),
+    );
   }
 }
 

@@ -4,6 +4,8 @@ import { processLabel } from "../model/processes";
 import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
 import { targetLabel } from "../model/targets";
 import type { RunMeta } from "../runner/types";
+import { translator, type Lang } from "../l10n/lang";
+import { PANEL_TEXT } from "../l10n/panel";
 import {
   TIMELINE_READINGS,
   type CompareRow,
@@ -87,7 +89,13 @@ function factLabel(kind: string): string {
   return kind.replace(/_/g, " ");
 }
 
-function markersFrom(model: RunModel, t0: number, factsFrom: number, oomsFrom: number): TimeMarker[] {
+function markersFrom(
+  model: RunModel,
+  t0: number,
+  factsFrom: number,
+  oomsFrom: number,
+  lang: Lang,
+): TimeMarker[] {
   const out: TimeMarker[] = [];
   for (let i = factsFrom; i < model.facts.length; i++) {
     const f = model.facts[i]!;
@@ -105,7 +113,7 @@ function markersFrom(model: RunModel, t0: number, factsFrom: number, oomsFrom: n
       key: `oom/${i}`,
       atS: seconds(o.ts, t0),
       kind: "oom",
-      label: `CUDA OOM in ${targetLabel(model, o.target)}`,
+      label: translator(PANEL_TEXT, lang)("marker.oom", { target: targetLabel(model, o.target) }),
       detail: o.message,
     });
   }
@@ -166,7 +174,11 @@ export class RunViewTracker {
   private oomsSent = 0;
   private readonly labels = new Map<string, string>();
 
-  constructor(private readonly run: RunSource) {}
+  constructor(
+    private readonly run: RunSource,
+    /** The editor's language: the few labels the host writes (OOM markers). */
+    private readonly lang: Lang = "en",
+  ) {}
 
   get runId(): string {
     return this.run.id;
@@ -214,7 +226,7 @@ export class RunViewTracker {
       if (call.open) this.openCalls.add(i);
     }
     this.callsSent = model.calls.length;
-    const markers = markersFrom(model, t0, this.factsSent, this.oomsSent);
+    const markers = markersFrom(model, t0, this.factsSent, this.oomsSent, this.lang);
     this.factsSent = model.facts.length;
     this.oomsSent = model.ooms.length;
     return {
@@ -231,8 +243,8 @@ export class RunViewTracker {
   }
 }
 
-export function buildSnapshot(run: RunSource): RunSnapshot {
-  return new RunViewTracker(run).snapshot();
+export function buildSnapshot(run: RunSource, lang: Lang = "en"): RunSnapshot {
+  return new RunViewTracker(run, lang).snapshot();
 }
 
 function compareKey(s: TargetSummary): string {

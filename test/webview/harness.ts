@@ -11,7 +11,9 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { makeNonce, panelHtml } from "../../src/panel/html";
-import type { Envelope } from "../../webview/protocol";
+import { parseLang, type Lang } from "../../src/l10n/lang";
+import { panelInit } from "../../src/l10n/panel";
+import { envelope, Init, type Envelope } from "../../webview/protocol";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const RESULTS_DIR = path.join(REPO_ROOT, "test-results");
@@ -48,6 +50,7 @@ export function ensureBundle(): void {
     newestMtime(path.join(REPO_ROOT, "webview")),
     newestMtime(path.join(REPO_ROOT, "src", "model")),
     newestMtime(path.join(REPO_ROOT, "src", "protocol")),
+    newestMtime(path.join(REPO_ROOT, "src", "l10n")),
   );
   if (
     existsSync(bundle) &&
@@ -263,6 +266,7 @@ export class PanelServer {
             nonce: makeNonce(),
             scriptUri: `${origin}/dist/webview/panel.js`,
             styleUri: `${origin}/dist/webview/panel.css`,
+            lang: parseLang(url.searchParams.get("lang") ?? "en"),
           });
           res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
           res.end(html);
@@ -319,16 +323,19 @@ export interface PanelPage {
   /** Resolves with the next posted message of `method` (or one already posted after `after`). */
   waitForPosted(method: string, after?: number): Promise<Envelope>;
   send(message: Envelope): Promise<void>;
+  /** Sends the Init message the host sends at every `ready` (the panel's strings in `lang`). */
+  init(): Promise<void>;
   setTheme(theme: Theme): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Opens the panel page and waits until the webview has posted `ready`. */
+/** Opens the panel page, waits until the webview has posted `ready` and sends Init, as the host does. */
 export async function openPanel(
   browser: Browser,
   server: PanelServer,
-  options: { theme?: Theme; width?: number; height?: number } = {},
+  options: { theme?: Theme; width?: number; height?: number; lang?: Lang } = {},
 ): Promise<PanelPage> {
+  const lang = options.lang ?? "en";
   const context = await browser.newContext({
     viewport: { width: options.width ?? 1100, height: options.height ?? 900 },
     deviceScaleFactor: 1,
@@ -374,8 +381,10 @@ export async function openPanel(
     }
   };
   const ready = waitForPosted("memlens/ready");
-  await page.goto(`${server.origin}/`);
+  await page.goto(`${server.origin}/?lang=${lang}`);
   await ready;
+  const sendInit = () => sendHostMessage(page, envelope(Init, panelInit(lang)));
+  await sendInit();
   return {
     page,
     problems: async () => [
@@ -385,6 +394,7 @@ export async function openPanel(
     posted,
     waitForPosted,
     send: (message) => sendHostMessage(page, message),
+    init: sendInit,
     setTheme: async (theme) => {
       await page.evaluate(
         (t) => (window as unknown as { __applyTheme: (t: unknown) => void }).__applyTheme(t),

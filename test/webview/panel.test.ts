@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import type { Browser } from "playwright-core";
 import { formatBytes, formatDelta } from "../../src/model/format";
 import { RunModel } from "../../src/model/runModel";
+import { knownModelBudget } from "../../src/budget/modelBudget";
 import { budgetForRun } from "../../src/panel/budgetSource";
 import { decodePngDataUrl, pngSize } from "../../src/panel/png";
 import { buildCompare, buildSnapshot, RunViewTracker, type RunSource } from "../../src/panel/viewModel";
@@ -437,7 +438,7 @@ void describe("generated vLLM load", () => {
       const budget = budgetForRun(r, {
         targetBytes: 16 * GiB,
         gpuMemoryUtilization: 0.98,
-        model: "openai/gpt-oss-20b",
+        checkpoint: knownModelBudget("openai/gpt-oss-20b"),
       });
       assert.ok(budget.budget, budget.unavailable);
       await panel.send(showRun(buildSnapshot(r)));
@@ -530,6 +531,7 @@ void describe("generated vLLM load", () => {
       const readyAgain = panel.waitForPosted("memlens/ready", Number.MAX_SAFE_INTEGER);
       await panel.page.reload();
       await readyAgain;
+      await panel.init();
       await panel.send(showRun(snapshot));
       await panel.page.waitForSelector('tr.process-row[data-parent="t8"]');
       const state = await panel.page.evaluate(() => (window as unknown as MemlensDebug).__memlens.state());
@@ -699,7 +701,11 @@ void describe("generated vLLM load", () => {
       await panel.send(
         envelope(
           ShowBudget,
-          budgetForRun(r, { targetBytes: 16 * GiB, gpuMemoryUtilization: 0.98, model: "openai/gpt-oss-20b" }),
+          budgetForRun(r, {
+            targetBytes: 16 * GiB,
+            gpuMemoryUtilization: 0.98,
+            checkpoint: knownModelBudget("openai/gpt-oss-20b"),
+          }),
         ),
       );
       await panel.send(
