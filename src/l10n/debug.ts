@@ -66,7 +66,8 @@ export const DEBUG_TEXT: Tables<DebugKey> = {
     "stop.phaseUnknown": "阶段",
     "frame.entry": "入口",
     "frame.exit": "出口",
-    "bp.notFunctionSpec": "“{name}”不是 module:qualname 形式（例如 vllm.v1.worker.gpu_worker:Worker.init_device）",
+    "bp.notFunctionSpec":
+      "“{name}”不是 module:qualname 形式（例如 vllm.v1.worker.gpu_worker:Worker.init_device）",
     "bp.pendingFunction": "待验证：目标程序导入该函数时验证。",
     "bp.pendingFile": "待验证：目标程序加载该文件时验证。",
     "bp.notInPlan": "不在正在运行的计划中：下次运行时生效。",

@@ -35,7 +35,8 @@ const en = {
   "resolve.untitled": "Save the file first: an untitled buffer has no path or module name to probe.",
   "resolve.inClass":
     "Line {line} is in the body of class {cls}, not in a function. Put the cursor in a method, or measure the line.",
-  "resolve.notInFunction": "Line {line} is not inside a function. Put the cursor in a def, or measure the line.",
+  "resolve.notInFunction":
+    "Line {line} is not inside a function. Put the cursor in a def, or measure the line.",
   "resolve.noModule": "No module name for {path}: add its folder to memlens.sourceRoots.",
   "resolve.nested":
     "{name} is defined inside {outer}, and the probe can only reach functions by name from their module. Measure {outer}, or a line inside {name}.",
@@ -77,7 +78,8 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "diag.oom": "此处显存不足（OOM，pid {pid}）：{message}{readings}",
     "resolve.notOpen": "{uri} 未在编辑器中打开。",
     "resolve.untitled": "请先保存文件：未命名的缓冲区没有可用于探针的路径或模块名。",
-    "resolve.inClass": "第 {line} 行位于类 {cls} 的类体中，不在函数内。请把光标放在某个方法中，或改为测量这一行。",
+    "resolve.inClass":
+      "第 {line} 行位于类 {cls} 的类体中，不在函数内。请把光标放在某个方法中，或改为测量这一行。",
     "resolve.notInFunction": "第 {line} 行不在任何函数内。请把光标放在某个 def 中，或改为测量这一行。",
     "resolve.noModule": "无法确定 {path} 的模块名：请把它所在的文件夹加入 memlens.sourceRoots。",
     "resolve.nested":
