@@ -53,6 +53,7 @@ export class MemoryPanel implements vscode.Disposable {
   private sentEvents = -1;
   private sentStatus: string | undefined;
   private budgetSentAt = 0;
+  private budgetsAsked = 0;
   private readonly pendingCaptures = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
@@ -215,10 +216,13 @@ export class MemoryPanel implements vscode.Disposable {
 
   private sendBudget(run: RunEntry | undefined): void {
     this.budgetSentAt = Date.now();
-    this.post(
-      ShowBudget,
-      budgetForRun(run && isLoaded(run) ? run : undefined, this.host.settings(), uiLang()),
-    );
+    const sent = ++this.budgetsAsked;
+    const loaded = run && isLoaded(run) ? run : undefined;
+    // The first resolution may read a checkpoint's headers (over ssh too): a newer ask wins.
+    void this.host.budget().then((budget) => {
+      if (sent === this.budgetsAsked && !this.disposed)
+        this.post(ShowBudget, budgetForRun(loaded, budget, uiLang()));
+    });
   }
 
   private sendCompare(): void {
