@@ -1,12 +1,14 @@
 // The entries of the run registry, without `vscode`: stored runs are listed from their meta.json
 // alone, and their events.jsonl (hundreds of MB for a vLLM load) is parsed only when a view needs
-// it; a run started in this window has its model from the start.
+// it; a run started in this window has its model from the start; a run another process writes is
+// followed from its folder.
 import { stat } from "node:fs/promises";
 import type { LoadedRunEntry, RunEntry } from "./host";
 import { RunModel } from "../model/runModel";
 import { readErrorText } from "../files/read";
 import type { ProtocolVersionError } from "../protocol/reader";
-import { eventsFileOf, listRuns, readEventsFile, type LoadOptions } from "../runner/store";
+import { EventsFollower, readEventsFile } from "../runner/eventsFile";
+import { eventsFileOf, listRuns, readRunMeta, type LoadOptions } from "../runner/store";
 import type { RunHandle, RunMeta } from "../runner/types";
 
 /** What reading a run's events found besides the events. */
@@ -130,4 +132,51 @@ export function chooseCurrentRun(
   isLive: (entry: RunEntry) => boolean,
 ): RunEntry | undefined {
   return runs.find(isLive) ?? selected ?? runs.find(hasEvents) ?? runs[0];
+}
+
+/**
+ * A run another process writes (a debug session's adapter), followed from its folder with the
+ * reader the language server uses: the events as they are appended, the status as its meta.json
+ * (the runner's) says.
+ */
+export class FollowedRunEntry implements LoadedRunEntry {
+  readonly model = new RunModel();
+  private readonly follower: EventsFollower;
+  private reading: Promise<boolean> = Promise.resolve(false);
+
+  constructor(
+    readonly id: string,
+    readonly dir: string,
+    public meta: RunMeta,
+  ) {
+    this.follower = new EventsFollower(eventsFileOf(dir));
+  }
+
+  loadModel(): Promise<RunModel> {
+    return Promise.resolve(this.model);
+  }
+
+  /**
+   * Reads the events appended since the last read, and meta.json; `ended`: the writer is done, so
+   * the last line counts and a meta.json still "running" is checked against its process. Reads
+   * queue up, never overlap. Resolves whether anything changed.
+   */
+  refresh(ended = false): Promise<boolean> {
+    const read = () => this.readOnce(ended);
+    this.reading = this.reading.then(read, read);
+    return this.reading;
+  }
+
+  private async readOnce(ended: boolean): Promise<boolean> {
+    const events = this.model.eventCount;
+    const status = this.meta.status;
+    try {
+      await this.follower.read((event) => this.model.add(event), ended);
+    } catch (error) {
+      // The runner creates events.jsonl with the first event.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+    this.meta = await readRunMeta(this.dir, { isLive: () => !ended });
+    return this.model.eventCount !== events || this.meta.status !== status;
+  }
 }

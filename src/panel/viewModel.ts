@@ -1,6 +1,7 @@
 // Run model -> the compact view model the panel draws (webview/protocol.ts). No `vscode` import,
 // so the webview tests and the benchmark build exactly what the extension sends.
 import { processLabel } from "../model/processes";
+import { shownStatus } from "../model/runStatus";
 import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
 import { targetLabel } from "../model/targets";
 import type { RunMeta } from "../runner/types";
@@ -231,7 +232,7 @@ export class RunViewTracker {
     this.oomsSent = model.ooms.length;
     return {
       runId: this.run.id,
-      status: model.finished && meta.status === "running" ? "finished" : meta.status,
+      status: shownStatus(meta.status, model.end),
       durationS: durationS(model, t0),
       processes: processes(model),
       timeline,

@@ -355,6 +355,23 @@ export class EventStreamReader {
     this.skippingLongLine = false;
   }
 
+  /**
+   * For a file still being written: the text after the last newline is read now if it is a whole
+   * event already (a writer that ends its file without a newline); else it waits for the rest. An
+   * unfinished line is never a valid JSON object on its own.
+   */
+  flushWholeLine(): void {
+    if (this.versionError || this.skippingLongLine || !this.pending.trimStart().startsWith("{")) return;
+    try {
+      JSON.parse(this.pending);
+    } catch {
+      return;
+    }
+    const line = this.pending;
+    this.pending = "";
+    this.handleLine(line);
+  }
+
   private handleLine(raw: string): void {
     this.lineNumber++;
     let line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;

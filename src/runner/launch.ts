@@ -7,6 +7,7 @@ import { finished } from "node:stream/promises";
 import type { ControlMessage, Plan, ProbeEvent, EndEvent } from "../protocol/events";
 import { EventStreamReader } from "../protocol/reader";
 import { withRunSettings } from "../model/plan";
+import { endedStatus } from "../model/runStatus";
 import { loadExeca, type CommandLine } from "./exec";
 import { RunnerError, sshFailure } from "./errors";
 import { LineFile } from "./lineFile";
@@ -479,13 +480,12 @@ function followRun(spawned: Spawned, context: FollowContext): RunHandle {
     if (recordErrors.length) meta.recordError = recordErrors.join("; ");
     const stderrTail = [...targetStderr, ...ownStderr].slice(-STDERR_TAIL_LINES);
     const error = failureMessage({ place, endEvent, result, stopRequested, reader, targetStderr, ownStderr });
-    if (reader.versionError) {
-      meta.status = "failed";
-    } else if (stopRequested || endEvent?.stopped) {
-      meta.status = "stopped";
-    } else {
-      meta.status = error === undefined ? "finished" : "failed";
-    }
+    meta.status = endedStatus({
+      end: endEvent,
+      stopRequested,
+      failure: error,
+      streamRefused: reader.versionError !== undefined,
+    });
     if (error !== undefined && meta.status !== "stopped") {
       meta.error = error;
       meta.stderrTail = stderrTail;

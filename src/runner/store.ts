@@ -13,13 +13,12 @@ import {
 } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { StringDecoder } from "node:string_decoder";
-import { createGunzip } from "node:zlib";
 import { z } from "zod/v4";
-import { FileReadError, openRegularFile, parseJson, readErrorText, readSmallTextFile } from "../files/read";
+import { FileReadError, parseJson, readErrorText, readSmallTextFile } from "../files/read";
 import type { Plan } from "../protocol/events";
-import { EventStreamReader, type MalformedLine, type ReadReport } from "../protocol/reader";
+import type { MalformedLine, ReadReport } from "../protocol/reader";
 import type { ProbeEvent } from "../protocol/events";
+import { readEventsFile } from "./eventsFile";
 import type { RunMeta } from "./types";
 
 export const META_FILE = "meta.json";
@@ -231,6 +230,11 @@ async function readMeta(dir: string, id: string, options: LoadOptions): Promise<
   return meta;
 }
 
+/** A run folder's meta.json as listRuns reads it (a dead "running" run is "interrupted"). */
+export function readRunMeta(dir: string, options: LoadOptions = {}): Promise<RunMeta> {
+  return readMeta(dir, path.basename(dir), options);
+}
+
 /** Runs in a folder, newest first. Folders that are not run folders are skipped. */
 export async function listRuns(runsDir: string, options: LoadOptions = {}): Promise<RunSummary[]> {
   let names: string[];
@@ -247,54 +251,6 @@ export async function listRuns(runsDir: string, options: LoadOptions = {}): Prom
       return { id, dir, meta: await readMeta(dir, id, options) };
     }),
   );
-}
-
-/** Bytes read at a time from events.jsonl: a vLLM load writes hundreds of MB of it. */
-const EVENTS_CHUNK_BYTES = 1 << 20;
-
-async function* fileChunks(handle: fs.FileHandle): AsyncGenerator<Buffer> {
-  const buffer = Buffer.allocUnsafe(EVENTS_CHUNK_BYTES);
-  let offset = 0;
-  for (;;) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-    if (bytesRead === 0) return;
-    offset += bytesRead;
-    yield buffer.subarray(0, bytesRead);
-  }
-}
-
-/**
- * Reads an events file (events.jsonl, or events.jsonl.gz decompressed on the fly) as a stream,
- * chunk by chunk, handing each event to onEvent: the text is never held whole (a 564 MB file is more than V8's longest string). Rejects with the file
- * system's error (ENOENT for a missing file) or a FileReadError for a file that is not a regular
- * one; malformed and repeated lines are counted in the report, never thrown.
- */
-export async function readEventsFile(
-  file: string,
-  onEvent: (event: ProbeEvent) => void,
-): Promise<ReadReport> {
-  const reader = new EventStreamReader(onEvent);
-  const handle = await openRegularFile(file);
-  try {
-    const decoder = new StringDecoder("utf8");
-    const chunks = file.endsWith(".gz")
-      ? (handle.createReadStream({ autoClose: false }).pipe(createGunzip()) as AsyncIterable<Buffer>)
-      : fileChunks(handle);
-    for await (const chunk of chunks) {
-      reader.push(decoder.write(chunk));
-      if (reader.versionError) break;
-    }
-    reader.push(decoder.end());
-  } finally {
-    await handle.close();
-  }
-  reader.finish();
-  return {
-    malformed: reader.malformed,
-    malformedCount: reader.malformedCount,
-    duplicates: reader.duplicates,
-    versionError: reader.versionError,
-  };
 }
 
 export interface LoadRunOptions extends LoadOptions {

@@ -1,5 +1,6 @@
 // One description of a run, shared by "Measure here", the debugger (launch.json) and the CLI.
 import type { RunTarget } from "../model/plan";
+import type { RunStatus } from "../model/runStatus";
 import type { ControlMessage, Plan, ProbeEvent } from "../protocol/events";
 
 export interface PathMapping {
@@ -45,8 +46,7 @@ export interface RunMeta {
   finished?: string;
   host: string | null;
   command: string[];
-  /** "interrupted": meta said running but its process is gone (MemLens or the machine stopped first). */
-  status: "running" | "finished" | "failed" | "stopped" | "interrupted";
+  status: RunStatus;
   exitCode?: number | null;
   signal?: string | null;
   /** The plan's targets with the catalog id / user pick each came from. */

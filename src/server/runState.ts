@@ -10,11 +10,11 @@ import { RunModel } from "../model/runModel";
 import { parseFunctionSpec, parseLineSpec, targetKind } from "../model/targets";
 import type { ProbeEvent } from "../protocol/events";
 import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
-import { META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
+import { eventsFileOf, META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
 import type { PathMapping } from "../runner/types";
 import { parseJson, readSmallTextFile } from "../files/read";
 import type { DocumentAnalysis } from "./documentAnalysis";
-import { EventsFileShrankError, EventsFileTail } from "./eventsTail";
+import { EventsFileShrankError, EventsFollower } from "../runner/eventsFile";
 import type { RunPayload, RunTargetInfo } from "./protocol";
 
 export class RunLoadError extends Error {}
@@ -82,7 +82,7 @@ export async function readFolderTargets(dir: string): Promise<RunTargetInfo[] | 
 
 /** Events of a run folder's events.jsonl appended since the last call (all of them the first time), each to onEvent. */
 async function readAppended(
-  tail: EventsFileTail,
+  tail: EventsFollower,
   dir: string,
   onEvent: (event: ProbeEvent) => void,
 ): Promise<void> {
@@ -108,7 +108,7 @@ export class RunState {
   private targetInfo = new Map<string, RunTargetInfo>();
   private readonly mapper: HostPathMapper;
   /** For a run shown from its folder: where reading events.jsonl goes on from. */
-  private tail: { dir: string; reader: EventsFileTail } | undefined;
+  private tail: { dir: string; reader: EventsFollower } | undefined;
 
   constructor(
     readonly id: string,
@@ -140,7 +140,7 @@ export class RunState {
       return { state, malformed: 0 };
     }
     const dir = payload.source.dir;
-    const reader = new EventsFileTail(path.join(dir, "events.jsonl"));
+    const reader = new EventsFollower(eventsFileOf(dir));
     const state = new RunState(
       payload.id,
       payload.label ?? payload.id,

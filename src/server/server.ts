@@ -50,7 +50,7 @@ import {
   targetState,
 } from "./render";
 import { EditorRefresh } from "./editorRefresh";
-import { EventsFileShrankError } from "./eventsTail";
+import { EventsFileShrankError } from "../runner/eventsFile";
 import { folderRunKey, RunLoadError, RunState, type Placement } from "./runState";
 import { langOf, translator, type Lang, type Translate } from "../l10n/lang";
 import { SERVER_TEXT, type ServerKey } from "../l10n/server";

@@ -10,7 +10,7 @@ import { deleteRun, isRunId, listRuns, loadRun, newRunId, writeMetaSync } from "
 import type { RunMeta } from "../../../src/runner/types";
 import type { ProbeEvent } from "../../../src/protocol/events";
 import { readEventsModel } from "../../../src/host/runEntries";
-import { EventsFileTail } from "../../../src/server/eventsTail";
+import { EventsFollower } from "../../../src/runner/eventsFile";
 import { tempDir } from "../../remote/helpers";
 
 const EVENT_START =
@@ -235,7 +235,10 @@ void test(
     assert.match(listed?.meta.error ?? "", /meta\.json is a named pipe \(FIFO\), not a regular file/);
     await assert.rejects(loadRun(dir), /events\.jsonl is a named pipe \(FIFO\), not a regular file/);
     await assert.rejects(readEventsModel(path.join(dir, "events.jsonl")), /named pipe/);
-    await assert.rejects(new EventsFileTail(path.join(dir, "events.jsonl")).read(), /named pipe/);
+    await assert.rejects(
+      new EventsFollower(path.join(dir, "events.jsonl")).read(() => undefined),
+      /named pipe/,
+    );
     rmSync(path.join(dir, "events.jsonl"));
     mkdirSync(path.join(dir, "events.jsonl"));
     await assert.rejects(loadRun(dir), /events\.jsonl is a directory, not a regular file/);
