@@ -50,19 +50,22 @@ export async function activate(extension: vscode.ExtensionContext): Promise<void
     await activateIn(ctx);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    void vscode.window.showErrorMessage(`MemLens failed to start: ${message}`);
+    void vscode.window.showErrorMessage(vscode.l10n.t("MemLens failed to start: {0}", message));
     throw error;
   }
 }
 
 /** Said when the trust gate stops a process that no command-level check stopped first. */
-export const UNTRUSTED_PROCESS_MESSAGE =
-  "MemLens starts no program in an untrusted workspace: the Python path, command, host, ssh arguments and wrapper come from this workspace's settings. Trust the workspace to run.";
+export function untrustedProcessMessage(): string {
+  return vscode.l10n.t(
+    "MemLens starts no program in an untrusted workspace: the Python path, command, host, ssh arguments and wrapper come from this workspace's settings. Trust the workspace to run.",
+  );
+}
 
 async function activateIn(ctx: MemlensContext): Promise<void> {
   const extension = ctx.extension;
   // Installed before anything else can start a process (the checklist reads budgets at activation).
-  setProcessGate(() => (vscode.workspace.isTrusted ? undefined : UNTRUSTED_PROCESS_MESSAGE));
+  setProcessGate(() => (vscode.workspace.isTrusted ? undefined : untrustedProcessMessage()));
   ctx.push({ dispose: () => setProcessGate(undefined) });
   const output = ctx.push(vscode.window.createOutputChannel("MemLens"));
   const host = ctx.push(
@@ -142,10 +145,16 @@ function registerFeatures(ctx: MemlensContext, host: MemlensHostImpl, probes: Pr
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       host.output.appendLine(`[memlens] the ${feature.name} failed to start: ${message}`);
-      void vscode.window.showErrorMessage(`MemLens: the ${feature.name} failed to start: ${message}`);
+      void vscode.window.showErrorMessage(featureFailed(feature.name, message));
     }
   }
   return panel;
+}
+
+function featureFailed(feature: string, message: string): string {
+  if (feature === "panel") return vscode.l10n.t("MemLens: the memory panel failed to start: {0}", message);
+  if (feature === "debugger") return vscode.l10n.t("MemLens: the debugger failed to start: {0}", message);
+  return vscode.l10n.t("MemLens: the checklist failed to start: {0}", message);
 }
 
 export function deactivate(): void {

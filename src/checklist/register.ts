@@ -16,6 +16,10 @@ import { budgetMarkdown } from "../budget/markdown";
 import type { ProbeNeed } from "../budget/targets";
 import { ProbeSet, type ProbeTarget } from "../commands/probeSet";
 import { findProbeLine } from "./probeLine";
+import { logLanguage } from "../export/logExport";
+import { BUDGET_TEXT } from "../l10n/budget";
+import { translator } from "../l10n/lang";
+import { uiLang } from "../l10n/vscode";
 
 const LOG_FILE_KEY = "memlens.checklist.logFile";
 const TEMPLATE = "media/templates/investigation-log.md";
@@ -59,6 +63,8 @@ class ChecklistController implements vscode.Disposable {
       meta: entry?.meta.targets,
       model: budget.checkpoint,
       lineText: sourceLineReader(),
+      // The view speaks the editor's language, each item in the checklist's own words.
+      lang: uiLang(),
     });
     this.tree.update(results);
     return results;
@@ -73,10 +79,16 @@ class ChecklistController implements vscode.Disposable {
       targetBytes: budget.targetBytes,
       gpuMemoryUtilization: budget.gpuMemoryUtilization,
       meta: entry?.meta.targets,
+      lang: uiLang(),
     });
-    const title = `Memory budget: ${budget.model || "model"} on a ${budget.targetGpuGiB} GiB card${entry ? ` (run ${entry.id})` : ""}`;
-    let text = budgetMarkdown(computed.view, title, budget.checkpoint);
-    if (!budget.checkpoint && budget.why) text += `\nNo checkpoint: ${budget.why}\n`;
+    const t = translator(BUDGET_TEXT, uiLang());
+    const title = t("md.title", {
+      model: budget.model || t("md.model"),
+      gib: budget.targetGpuGiB,
+      run: entry ? t("md.titleRun", { id: entry.id }) : "",
+    });
+    let text = budgetMarkdown(computed.view, title, budget.checkpoint, uiLang());
+    if (!budget.checkpoint && budget.why) text += `\n${t("md.noCheckpoint", { why: budget.why })}\n`;
     this.budgetText = text;
     this.budgetEmitter.fire(BUDGET_URI);
     await vscode.commands.executeCommand("markdown.showPreview", BUDGET_URI);
@@ -90,7 +102,7 @@ class ChecklistController implements vscode.Disposable {
   async chooseLogFile(): Promise<vscode.Uri | undefined> {
     const picked = await vscode.window.showOpenDialog({
       canSelectMany: false,
-      openLabel: "Use as Investigation Log",
+      openLabel: vscode.l10n.t("Use as Investigation Log"),
       filters: { Markdown: ["md", "markdown", "txt"] },
       defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
     });
@@ -107,10 +119,10 @@ class ChecklistController implements vscode.Disposable {
       if (uri.scheme !== "file" || existsSync(uri.fsPath)) return uri;
     }
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-    const create = "Create from Template";
-    const choose = "Choose a File…";
+    const create = vscode.l10n.t("Create from Template");
+    const choose = vscode.l10n.t("Choose a File…");
     const answer = await vscode.window.showInformationMessage(
-      "MemLens: which investigation log should the findings go into?",
+      vscode.l10n.t("MemLens: which investigation log should the findings go into?"),
       { modal: false },
       ...(folder ? [create] : []),
       choose,
@@ -132,7 +144,9 @@ class ChecklistController implements vscode.Disposable {
     const entry: RunEntry | undefined = this.host.runs.current();
     if (!entry) {
       void vscode.window.showWarningMessage(
-        "MemLens: no run to export yet. Start one with Measure Here or Run with Current Probes.",
+        vscode.l10n.t(
+          "MemLens: no run to export yet. Start one with Measure Here or Run with Current Probes.",
+        ),
       );
       return;
     }
@@ -141,20 +155,27 @@ class ChecklistController implements vscode.Disposable {
     const run = await this.runModel(entry);
     if (!run) {
       void vscode.window.showWarningMessage(
-        `MemLens: the events of run ${entry.id} could not be read (see the MemLens output); nothing exported.`,
+        vscode.l10n.t(
+          "MemLens: the events of run {0} could not be read (see the MemLens output); nothing exported.",
+          entry.id,
+        ),
       );
       return;
     }
     const budget = await this.host.budget();
+    const document = await vscode.workspace.openTextDocument(uri);
+    const before = document.getText();
+    // The findings go in the log's own language (memlens.logLanguage may name one); a log that
+    // does not tell gets the editor's.
+    const lang = logLanguage(before, this.host.settings().logLanguage, uiLang());
     const findings = computeFindings(run, {
       meta: entry.meta,
       model: budget.checkpoint,
       targetBytes: budget.targetBytes,
       gpuMemoryUtilization: budget.gpuMemoryUtilization,
       lineText: sourceLineReader(),
+      lang,
     });
-    const document = await vscode.workspace.openTextDocument(uri);
-    const before = document.getText();
     const result = exportFindings(before, findingsInput(findings, today()));
     const edit = minimalEdit(before, result.text);
     const workspaceEdit = new vscode.WorkspaceEdit();
@@ -164,7 +185,9 @@ class ChecklistController implements vscode.Disposable {
       edit.text,
     );
     if (!(await vscode.workspace.applyEdit(workspaceEdit))) {
-      void vscode.window.showErrorMessage(`MemLens: could not edit ${uri.fsPath} (is it read-only?).`);
+      void vscode.window.showErrorMessage(
+        vscode.l10n.t("MemLens: could not edit {0} (is it read-only?).", uri.fsPath),
+      );
       return;
     }
     await document.save();
@@ -172,15 +195,20 @@ class ChecklistController implements vscode.Disposable {
     const dayAt = document.positionAt(result.text.indexOf(`### Day ${result.day}:`));
     editor.revealRange(new vscode.Range(dayAt, dayAt), vscode.TextEditorRevealType.AtTop);
     void vscode.window.showInformationMessage(
-      `MemLens: wrote Day ${result.day} to ${path.basename(uri.fsPath)}: ${result.ticked.length} item(s) ticked, ` +
-        `${result.cells.length} 状态 cell(s) filled. Undo (Ctrl+Z) takes it back.`,
+      vscode.l10n.t(
+        "MemLens: wrote Day {0} to {1}: {2} item(s) ticked, {3} 状态 cell(s) filled. Undo (Ctrl+Z) takes it back.",
+        result.day,
+        path.basename(uri.fsPath),
+        result.ticked.length,
+        result.cells.length,
+      ),
     );
   }
 
   async addProbeForItem(node: ChecklistNode | undefined): Promise<void> {
     const result = node?.kind === "item" ? node.result : undefined;
     if (!result) {
-      void vscode.window.showWarningMessage("MemLens: pick an item in the Checklist view.");
+      void vscode.window.showWarningMessage(vscode.l10n.t("MemLens: pick an item in the Checklist view."));
       return;
     }
     const added: string[] = [];
@@ -198,14 +226,19 @@ class ChecklistController implements vscode.Disposable {
       break;
     }
     if (added.length === 0) {
+      const item = uiLang() === "zh-CN" ? result.item.seed : result.item.gloss;
       void vscode.window.showErrorMessage(
-        `MemLens: no probe added for "${result.item.gloss}". ${problems.join(" ") || "This item is answered from vLLM's log; run again."}`,
+        vscode.l10n.t(
+          'MemLens: no probe added for "{0}". {1}',
+          item,
+          problems.join(" ") || vscode.l10n.t("This item is answered from vLLM's log; run again."),
+        ),
       );
       return;
     }
-    const runNow = "Run with Current Probes";
+    const runNow = vscode.l10n.t("Run with Current Probes");
     const answer = await vscode.window.showInformationMessage(
-      `MemLens: probe added: ${added.join(", ")}.`,
+      vscode.l10n.t("MemLens: probe added: {0}.", added.join(", ")),
       runNow,
     );
     if (answer === runNow) await vscode.commands.executeCommand("memlens.runProbes");
@@ -214,7 +247,7 @@ class ChecklistController implements vscode.Disposable {
   /** A function probe as is; a line probe by finding the line in the workspace's copy of the file. */
   private async probeTarget(need: ProbeNeed): Promise<ProbeTarget | string> {
     if (need.function) return { kind: "function", spec: need.function, hotspot: need.hotspot };
-    if (!need.line) return "The item names no probe.";
+    if (!need.line) return vscode.l10n.t("The item names no probe.");
     const wanted = need.line;
     const files = await vscode.workspace.findFiles(`**/${wanted.file}`, undefined, 20);
     for (const file of files) {
@@ -223,9 +256,10 @@ class ChecklistController implements vscode.Disposable {
       if (line !== undefined)
         return { kind: "line", spec: `${file.fsPath}:${line}`, file: file.fsPath, line };
     }
-    return (
-      `No ${wanted.file} in the workspace has a line with ${wanted.contains}: open the vLLM source tree as a workspace folder ` +
-      `(or add it to memlens.sourceRoots) and try again.`
+    return vscode.l10n.t(
+      "No {0} in the workspace has a line with {1}: open the vLLM source tree as a workspace folder (or add it to memlens.sourceRoots) and try again.",
+      wanted.file,
+      wanted.contains,
     );
   }
 
@@ -237,13 +271,14 @@ class ChecklistController implements vscode.Disposable {
 
 export function registerChecklist(host: MemlensHost, options: ChecklistOptions = {}): vscode.Disposable {
   const controller = new ChecklistController(host, options);
+  /** `what` is said in the editor's language (vscode.l10n.t at the call). */
   const report = (what: string) => (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     host.output.appendLine(`[checklist] ${what} failed: ${message}`);
-    void vscode.window.showErrorMessage(`MemLens: ${what} failed: ${message}`);
+    void vscode.window.showErrorMessage(vscode.l10n.t("MemLens: {0} failed: {1}", what, message));
   };
   const refresh = (): void => {
-    controller.refresh().catch(report("checklist refresh"));
+    controller.refresh().catch(report(vscode.l10n.t("checklist refresh")));
   };
   const disposables: vscode.Disposable[] = [
     controller,
@@ -251,23 +286,23 @@ export function registerChecklist(host: MemlensHost, options: ChecklistOptions =
     vscode.workspace.registerTextDocumentContentProvider(BUDGET_URI.scheme, controller.budgetProvider),
     vscode.commands.registerCommand("memlens.refreshChecklist", refresh),
     vscode.commands.registerCommand("memlens.exportFindings", () =>
-      controller.exportFindings().catch(report("export")),
+      controller.exportFindings().catch(report(vscode.l10n.t("export"))),
     ),
     vscode.commands.registerCommand("memlens.chooseLogFile", () =>
-      controller.chooseLogFile().catch(report("choosing the log file")),
+      controller.chooseLogFile().catch(report(vscode.l10n.t("choosing the log file"))),
     ),
     vscode.commands.registerCommand("memlens.showBudget", () =>
-      controller.showBudget().catch(report("the budget")),
+      controller.showBudget().catch(report(vscode.l10n.t("the budget"))),
     ),
     vscode.commands.registerCommand("memlens.addProbeForItem", (node?: ChecklistNode) =>
-      controller.addProbeForItem(node).catch(report("adding the probe")),
+      controller.addProbeForItem(node).catch(report(vscode.l10n.t("adding the probe"))),
     ),
     vscode.commands.registerCommand(
       "memlens.checklist.openCode",
       async (link: { file: string; line: number }) => {
         if (!existsSync(link.file)) {
           void vscode.window.showInformationMessage(
-            `MemLens: ${link.file}:${link.line} is not on this machine.`,
+            vscode.l10n.t("MemLens: {0}:{1} is not on this machine.", link.file, link.line),
           );
           return;
         }

@@ -11,6 +11,8 @@ import { specLabel } from "../model/targets";
 import type { RunDescription } from "../runner/types";
 import type { MeasureHereArgs, ResolveQualnameResult } from "../server/protocol";
 import { showRunProgress } from "../views/progress";
+import { localizedPhase } from "../l10n/catalog";
+import { uiLang } from "../l10n/vscode";
 import { runLabel, type ProbeSet, type ProbeTarget } from "./probeSet";
 import {
   describeRunFailure,
@@ -68,8 +70,8 @@ export function phaseNamer(catalog: HotspotCatalog) {
       (target?.hotspot ? catalog.byId(target.hotspot) : undefined) ??
       (target?.spec ? catalog.lookup(target.spec)?.hotspot : undefined);
     const phase = hotspot ? catalog.phase(hotspot.phase) : undefined;
-    if (phase) return phase.title;
-    return `in ${target ? specLabel(target.spec, true) : call.target}`;
+    if (phase) return localizedPhase(phase, uiLang()).title;
+    return vscode.l10n.t("in {0}", target ? specLabel(target.spec, true) : call.target);
   };
 }
 
@@ -113,7 +115,7 @@ export class MeasureCommands {
       const editor = vscode.window.activeTextEditor;
       if (!editor || editor.document.languageId !== "python") {
         void vscode.window.showWarningMessage(
-          "MemLens: put the cursor on a line of a Python file to measure that line.",
+          vscode.l10n.t("MemLens: put the cursor on a line of a Python file to measure that line."),
         );
         return undefined;
       }
@@ -122,14 +124,17 @@ export class MeasureCommands {
       // A statement over several lines is probed at its first line, where Python reports it.
       const resolved = await this.deps.resolver()?.resolveQualname(uri, editor.selection.active, "line");
       if (resolved && !resolved.ok) {
-        void vscode.window.showWarningMessage(`MemLens: ${resolved.reason}`);
+        void vscode.window.showWarningMessage(vscode.l10n.t("MemLens: {0}", resolved.reason));
         return undefined;
       }
       if (resolved?.ok) line = resolved.line;
     }
     if (uri.scheme !== "file") {
       void vscode.window.showWarningMessage(
-        `MemLens measures lines of files on disk; ${uri.toString()} is not one. Save it first.`,
+        vscode.l10n.t(
+          "MemLens measures lines of files on disk; {0} is not one. Save it first.",
+          uri.toString(),
+        ),
       );
       return undefined;
     }
@@ -145,24 +150,26 @@ export class MeasureCommands {
         : undefined;
     if (!editor || editor.document.languageId !== "python") {
       void vscode.window.showWarningMessage(
-        "MemLens: put the cursor inside a Python function to measure it.",
+        vscode.l10n.t("MemLens: put the cursor inside a Python function to measure it."),
       );
       return undefined;
     }
     const resolver = this.deps.resolver();
     if (!resolver) {
       void vscode.window.showErrorMessage(
-        "MemLens: the language server is not running, so the function name cannot be resolved.",
+        vscode.l10n.t(
+          "MemLens: the language server is not running, so the function name cannot be resolved.",
+        ),
       );
       return undefined;
     }
     const resolved = await resolver.resolveQualname(editor.document.uri, editor.selection.active, "function");
     if (!resolved.ok || resolved.module === undefined || resolved.qualname === undefined) {
       const reason = resolved.ok
-        ? `no module name for ${resolved.file}: add its folder to memlens.sourceRoots.`
+        ? vscode.l10n.t("no module name for {0}: add its folder to memlens.sourceRoots.", resolved.file)
         : resolved.reason;
       void vscode.window.showWarningMessage(
-        `MemLens: ${reason} (“Measure This Line” works on module-level code.)`,
+        vscode.l10n.t("MemLens: {0} (“Measure This Line” works on module-level code.)", reason),
       );
       return undefined;
     }
@@ -191,9 +198,10 @@ export class MeasureCommands {
     if (vscode.workspace.isTrusted) return true;
     void vscode.window
       .showWarningMessage(
-        "MemLens starts no program in an untrusted workspace: the Python path and the command come from this workspace's settings. " +
-          "Trust the workspace to measure.",
-        "Manage Workspace Trust",
+        vscode.l10n.t(
+          "MemLens starts no program in an untrusted workspace: the Python path and the command come from this workspace's settings. Trust the workspace to measure.",
+        ),
+        vscode.l10n.t("Manage Workspace Trust"),
       )
       .then((choice) => {
         if (choice) void vscode.commands.executeCommand("workbench.trust.manage");
@@ -208,9 +216,12 @@ export class MeasureCommands {
       .live()
       .flatMap((entry) => (entry.handle ? [{ label: entry.meta.label, handle: entry.handle }] : []));
     if (going.length > 0) {
-      const stopAndRun = "Stop It and Run Now";
+      const stopAndRun = vscode.l10n.t("Stop It and Run Now");
       const choice = await vscode.window.showWarningMessage(
-        `MemLens: “${going[0]!.label}” is still running. The probes are kept for the next run.`,
+        vscode.l10n.t(
+          "MemLens: “{0}” is still running. The probes are kept for the next run.",
+          going[0]!.label,
+        ),
         stopAndRun,
       );
       if (choice !== stopAndRun) return undefined;
@@ -224,7 +235,7 @@ export class MeasureCommands {
     try {
       entry = await host.startRun({ description, plan, label, targets: metaTargets });
     } catch (error) {
-      this.report(describeStartError(error, description));
+      this.report(describeStartError(error, description, uiLang()));
       // The runner records a run that failed to start; the Runs view lists it with its error.
       void host.loadStoredRuns();
       return undefined;
@@ -241,22 +252,28 @@ export class MeasureCommands {
     try {
       const outcome = await live.outcome;
       // The target's stderr is in the model's log events; launcherStderr is the launcher's own.
-      const failure = describeRunFailure(outcome.meta, live.entry.model, description, live.launcherStderr);
+      const failure = describeRunFailure(
+        outcome.meta,
+        live.entry.model,
+        description,
+        live.launcherStderr,
+        uiLang(),
+      );
       if (failure) this.report(failure);
       else this.warnUnresolved(live.entry.model);
     } catch (error) {
-      this.report(describeStartError(error, description));
+      this.report(describeStartError(error, description, uiLang()));
     }
     host.runs.select(live.entry.id);
     this.deps.onRunFinished(live.entry);
   }
 
   private warnUnresolved(model: RunModel | undefined): void {
-    const warning = describeUnresolvedProbes(model);
+    const warning = describeUnresolvedProbes(model, uiLang());
     if (!warning) return;
     const { output } = this.deps.host;
     output.appendLine(`[warning] ${warning}`);
-    void vscode.window.showWarningMessage(warning, "Open Output").then((choice) => {
+    void vscode.window.showWarningMessage(warning, vscode.l10n.t("Open Output")).then((choice) => {
       if (choice) output.show(true);
     });
   }
@@ -266,7 +283,7 @@ export class MeasureCommands {
     output.appendLine(`[error] ${failure.message}`);
     for (const line of failure.details)
       if (!failure.message.includes(line)) output.appendLine(`        ${line}`);
-    void vscode.window.showErrorMessage(failure.message, "Open Output").then((choice) => {
+    void vscode.window.showErrorMessage(failure.message, vscode.l10n.t("Open Output")).then((choice) => {
       if (choice) output.show(true);
     });
   }
@@ -274,14 +291,14 @@ export class MeasureCommands {
   async cancel(): Promise<void> {
     const live = this.deps.host.runs.live();
     if (live.length === 0) {
-      void vscode.window.showInformationMessage("MemLens: no run is going.");
+      void vscode.window.showInformationMessage(vscode.l10n.t("MemLens: no run is going."));
       return;
     }
     const stops = live.flatMap((entry) => (entry.handle ? [entry.handle.stop()] : []));
     if (stops.length === 0) {
       // Runs of a debug session end with the session.
       void vscode.window.showInformationMessage(
-        "MemLens: the run belongs to a debug session; stop it from the debug toolbar.",
+        vscode.l10n.t("MemLens: the run belongs to a debug session; stop it from the debug toolbar."),
       );
       return;
     }
@@ -293,8 +310,10 @@ export class MeasureCommands {
     await this.deps.probes.clear();
     void vscode.window.showInformationMessage(
       count === 0
-        ? "MemLens: there were no probes to clear."
-        : `MemLens: cleared ${count} probe${count === 1 ? "" : "s"}.`,
+        ? vscode.l10n.t("MemLens: there were no probes to clear.")
+        : count === 1
+          ? vscode.l10n.t("MemLens: cleared 1 probe.")
+          : vscode.l10n.t("MemLens: cleared {0} probes.", count),
     );
   }
 }

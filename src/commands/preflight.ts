@@ -14,18 +14,23 @@ export function registerPreflightCommand(host: MemlensHostImpl): vscode.Disposab
 async function checkHost(host: MemlensHostImpl): Promise<void> {
   if (!vscode.workspace.isTrusted) {
     void vscode.window.showWarningMessage(
-      "MemLens starts no program in an untrusted workspace, ssh included: the host and Python come from this workspace's settings.",
+      vscode.l10n.t(
+        "MemLens starts no program in an untrusted workspace, ssh included: the host and Python come from this workspace's settings.",
+      ),
     );
     return;
   }
   const description = host.settings().description;
   const { output } = host;
-  let where = "this machine";
+  let where = vscode.l10n.t("this machine");
   try {
     const place = placeOf(description);
     where = describePlace(place);
     const report = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `MemLens: checking ${where}` },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: vscode.l10n.t("MemLens: checking {0}", where),
+      },
       (progress) =>
         preflightPlace(
           place,
@@ -44,16 +49,25 @@ async function checkHost(host: MemlensHostImpl): Promise<void> {
     );
     for (const line of report.lines) output.appendLine(`[preflight] ${line}`);
     const gpus =
-      report.gpus.length === 0 ? "no GPU" : report.gpus.map((g) => `GPU ${g.index} ${g.name}`).join(", ");
-    const summary = `MemLens: ${where} is ready — Python ${report.python.version.join(".")}, torch ${report.torch ?? "missing"}, ${gpus}.`;
+      report.gpus.length === 0
+        ? vscode.l10n.t("no GPU")
+        : report.gpus.map((g) => `GPU ${g.index} ${g.name}`).join(", ");
+    const summary = vscode.l10n.t(
+      "MemLens: {0} is ready — Python {1}, torch {2}, {3}.",
+      where,
+      report.python.version.join("."),
+      report.torch ?? vscode.l10n.t("missing"),
+      gpus,
+    );
+    const openOutput = vscode.l10n.t("Open Output");
     if (report.problems.length === 0) {
       void vscode.window
-        .showInformationMessage(summary, "Open Output")
+        .showInformationMessage(summary, openOutput)
         .then((choice) => choice && output.show(true));
     } else {
       const problems = report.problems.map((p) => p.message).join(" ");
       void vscode.window
-        .showWarningMessage(`${summary} ${problems}`, "Open Output")
+        .showWarningMessage(`${summary} ${problems}`, openOutput)
         .then((choice) => choice && output.show(true));
     }
   } catch (error) {
@@ -62,7 +76,10 @@ async function checkHost(host: MemlensHostImpl): Promise<void> {
     const tail = (error as { stderrTail?: string[] }).stderrTail ?? [];
     for (const line of tail) output.appendLine(`[preflight]     ${line}`);
     void vscode.window
-      .showErrorMessage(`MemLens: the check of ${where} failed: ${message}`, "Open Output")
+      .showErrorMessage(
+        vscode.l10n.t("MemLens: the check of {0} failed: {1}", where, message),
+        vscode.l10n.t("Open Output"),
+      )
       .then((choice) => choice && output.show(true));
   }
 }

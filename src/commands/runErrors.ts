@@ -2,6 +2,8 @@
 // what to do. No `vscode` import, so the wording is unit-tested.
 import type { RunModel } from "../model/runModel";
 import type { RunDescription, RunMeta } from "../runner/types";
+import { translator, type Lang, type Translate } from "../l10n/lang";
+import { RUN_ERRORS_TEXT, type RunErrorKey } from "../l10n/runErrors";
 
 export interface RunFailure {
   /** One line for the notification. */
@@ -27,30 +29,34 @@ function isSpawnNotFound(text: string | undefined): boolean {
   return text !== undefined && /\bENOENT\b|No such file or directory|not found/i.test(text);
 }
 
-function where(description: RunDescription): string {
-  return description.host ? ` on ${description.host}` : "";
+function where(description: RunDescription, t: Translate<RunErrorKey>): string {
+  return description.host ? t("where", { host: description.host }) : "";
 }
 
-/** An error thrown while starting the run (before any event). */
-export function describeStartError(error: unknown, description: RunDescription): RunFailure {
+function pythonNotFound(description: RunDescription, t: Translate<RunErrorKey>): string {
+  return t("pythonNotFound", { python: description.python, where: where(description, t) });
+}
+
+/** An error thrown while starting the run (before any event). `lang`: the editor's language. */
+export function describeStartError(
+  error: unknown,
+  description: RunDescription,
+  lang: Lang = "en",
+): RunFailure {
+  const t = translator(RUN_ERRORS_TEXT, lang);
   const err = error as (NodeJS.ErrnoException & { stderrTail?: string[] }) | undefined;
   const text = err instanceof Error ? err.message : String(error);
   // The runner's own errors already name the place, the step and what to do.
   if (err instanceof Error && err.name === "RunnerError") {
     return {
-      message: `MemLens could not start the run: ${text}`,
+      message: t("couldNotStartRun", { error: text }),
       details: [text, ...(err.stderrTail ?? [])],
     };
   }
   if (err?.code === "ENOENT" || isSpawnNotFound(text)) {
-    return {
-      message:
-        `MemLens could not start Python: "${description.python}"${where(description)} was not found ` +
-        `(looked for it as set in memlens.python). Set memlens.python to an interpreter, e.g. /usr/bin/python3.`,
-      details: [text],
-    };
+    return { message: pythonNotFound(description, t), details: [text] };
   }
-  return { message: `MemLens could not start the run: ${text}`, details: [text] };
+  return { message: t("couldNotStartRun", { error: text }), details: [text] };
 }
 
 /** A run that ended; undefined when it finished cleanly or the user stopped it. */
@@ -59,8 +65,10 @@ export function describeRunFailure(
   model: RunModel | undefined,
   description: RunDescription,
   launcherStderr: readonly string[],
+  lang: Lang = "en",
 ): RunFailure | undefined {
   if (meta.status === "stopped") return undefined;
+  const t = translator(RUN_ERRORS_TEXT, lang);
   const exitCode = meta.exitCode ?? model?.end?.exit_code ?? null;
   const signal = meta.signal ?? model?.end?.signal ?? null;
   if (meta.status === "finished" && (exitCode === 0 || exitCode === null) && !signal && !meta.error)
@@ -68,7 +76,7 @@ export function describeRunFailure(
 
   const details = lastStderrLines(model, launcherStderr, 20);
   const tail = details.slice(-STDERR_LINES_IN_MESSAGE);
-  const tailText = tail.length > 0 ? ` Last stderr: ${tail.map((l) => l.trim()).join(" ⏎ ")}` : "";
+  const tailText = tail.length > 0 ? t("lastStderr", { lines: tail.map((l) => l.trim()).join(" ⏎ ") }) : "";
   const started = (model?.processes.size ?? 0) > 0;
 
   if (
@@ -76,29 +84,29 @@ export function describeRunFailure(
     (isSpawnNotFound(meta.error) || (exitCode === null && isSpawnNotFound(details.join("\n"))))
   ) {
     return {
-      message:
-        `MemLens could not start Python: "${description.python}"${where(description)} was not found ` +
-        `(looked for it as set in memlens.python). Set memlens.python to an interpreter, e.g. /usr/bin/python3.`,
+      message: pythonNotFound(description, t),
       details: [meta.error ?? "", ...details].filter((l) => l !== ""),
     };
   }
-  const command = meta.command.length > 0 ? meta.command.join(" ") : "the bundled loader";
+  const command = meta.command.length > 0 ? meta.command.join(" ") : t("bundledLoader");
   if (exitCode === 127 || (!started && isSpawnNotFound(details.join("\n")))) {
     return {
-      message:
-        `MemLens could not start the target: "${meta.command[0] ?? command}"${where(description)} was not found ` +
-        `(memlens.command). Check the command and the working directory.${tailText}`,
+      message: t("targetNotFound", {
+        command: meta.command[0] ?? command,
+        where: where(description, t),
+        tail: tailText,
+      }),
       details,
     };
   }
   if (signal) {
-    return { message: `The target (${command}) was killed by ${signal}.${tailText}`, details };
+    return { message: t("killed", { command, signal, tail: tailText }), details };
   }
   if (exitCode !== null && exitCode !== 0) {
-    return { message: `The target (${command}) exited with code ${exitCode}.${tailText}`, details };
+    return { message: t("exited", { command, code: exitCode, tail: tailText }), details };
   }
-  const reason = meta.error ?? "the run failed";
-  return { message: `MemLens run failed: ${reason}.${tailText}`, details };
+  const reason = meta.error ?? t("runFailedReason");
+  return { message: t("runFailed", { reason, tail: tailText }), details };
 }
 
 /**
@@ -106,7 +114,7 @@ export function describeRunFailure(
  * there, which users otherwise only learn from a missing lens. One sentence per probe, with the
  * probe's own reason (module never imported, no such attribute, line never executed).
  */
-export function describeUnresolvedProbes(model: RunModel | undefined): string | undefined {
+export function describeUnresolvedProbes(model: RunModel | undefined, lang: Lang = "en"): string | undefined {
   if (!model) return undefined;
   const lines: string[] = [];
   for (const target of model.targets.values()) {
@@ -115,6 +123,9 @@ export function describeUnresolvedProbes(model: RunModel | undefined): string | 
     lines.push(`${target.spec ?? target.id}: ${reason}`);
   }
   if (lines.length === 0) return undefined;
-  const count = lines.length === 1 ? "1 probe" : `${lines.length} probes`;
-  return `MemLens: ${count} measured nothing in this run — ${lines.join("; ")}`;
+  const t = translator(RUN_ERRORS_TEXT, lang);
+  const probes = lines.join("; ");
+  return lines.length === 1
+    ? t("unresolved.one", { probes })
+    : t("unresolved.other", { n: lines.length, probes });
 }

@@ -1,6 +1,7 @@
 // Commands on stored runs: open (select it, so lenses and the panel show it), delete, and the
 // output channel.
 import * as vscode from "vscode";
+import { runStatusText } from "../l10n/vscode";
 import type { MemlensHostImpl } from "../host/extensionHost";
 import type { RunsTreeNode } from "../views/runsTree";
 
@@ -29,17 +30,17 @@ export function registerRunCommands(deps: RunCommandDeps): vscode.Disposable[] {
         const picked = await vscode.window.showQuickPick(
           host.runs.list().map((e) => ({
             label: e.meta.label,
-            description: `${e.meta.status} · ${e.meta.started}`,
+            description: `${runStatusText(e.meta.status)} · ${e.meta.started}`,
             id: e.id,
           })),
-          { placeHolder: "Run to show" },
+          { placeHolder: vscode.l10n.t("Run to show") },
         );
         id = picked?.id;
       }
       if (id === undefined) return;
       if (!host.runs.get(id)) {
         void vscode.window.showWarningMessage(
-          `MemLens: run ${id} is no longer in ${host.settings().runsDirectory}.`,
+          vscode.l10n.t("MemLens: run {0} is no longer in {1}.", id, host.settings().runsDirectory),
         );
         return;
       }
@@ -51,17 +52,28 @@ export function registerRunCommands(deps: RunCommandDeps): vscode.Disposable[] {
       const entry = id === undefined ? undefined : host.runs.get(id);
       if (!entry) return;
       const live = entry.handle !== undefined && entry.meta.status === "running";
+      const remove = vscode.l10n.t("Delete");
       const choice = await vscode.window.showWarningMessage(
-        `Delete the run “${entry.meta.label}” (${entry.meta.started})?${live ? " It is still going and will be stopped." : ""}`,
-        { modal: true, detail: `Its folder ${entry.dir} is removed.` },
-        "Delete",
+        live
+          ? vscode.l10n.t(
+              "Delete the run “{0}” ({1})? It is still going and will be stopped.",
+              entry.meta.label,
+              entry.meta.started,
+            )
+          : vscode.l10n.t("Delete the run “{0}” ({1})?", entry.meta.label, entry.meta.started),
+        { modal: true, detail: vscode.l10n.t("Its folder {0} is removed.", entry.dir) },
+        remove,
       );
-      if (choice !== "Delete") return;
+      if (choice !== remove) return;
       try {
         await host.deleteRun(entry.id);
       } catch (error) {
         void vscode.window.showErrorMessage(
-          `MemLens could not delete ${entry.dir}: ${error instanceof Error ? error.message : String(error)}`,
+          vscode.l10n.t(
+            "MemLens could not delete {0}: {1}",
+            entry.dir,
+            error instanceof Error ? error.message : String(error),
+          ),
         );
       }
     }),

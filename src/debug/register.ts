@@ -19,7 +19,13 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
   constructor(private readonly host: MemlensHost) {}
 
   provideDebugConfigurations(): vscode.DebugConfiguration[] {
-    return [{ ...STARTER_CONFIGURATION, stopAtPhases: [...STARTER_CONFIGURATION.stopAtPhases] }];
+    return [
+      {
+        ...STARTER_CONFIGURATION,
+        name: vscode.l10n.t("MemLens: step through loading gpt-oss-20b"),
+        stopAtPhases: [...STARTER_CONFIGURATION.stopAtPhases],
+      },
+    ];
   }
 
   /** Fills what launch.json leaves out from the memlens.* settings ("Measure here" uses the same). */
@@ -29,7 +35,9 @@ class ConfigurationProvider implements vscode.DebugConfigurationProvider {
   ): vscode.DebugConfiguration | undefined {
     if (!vscode.workspace.isTrusted) {
       void vscode.window.showErrorMessage(
-        "MemLens starts no program in an untrusted workspace: the Python path and command come from this workspace. Trust it to debug.",
+        vscode.l10n.t(
+          "MemLens starts no program in an untrusted workspace: the Python path and command come from this workspace. Trust it to debug.",
+        ),
       );
       return undefined;
     }
@@ -65,7 +73,9 @@ class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
     // The adapter starts the target from the launch configuration, outside the extension host's
     // trust gate: a session that reaches here without resolveDebugConfiguration's check stops too.
     if (!vscode.workspace.isTrusted) {
-      throw new Error("MemLens starts no program in an untrusted workspace. Trust the workspace to debug.");
+      throw new Error(
+        vscode.l10n.t("MemLens starts no program in an untrusted workspace. Trust the workspace to debug."),
+      );
     }
     // The extension host's own runtime; ELECTRON_RUN_AS_NODE makes desktop VS Code's binary a plain node.
     return new vscode.DebugAdapterExecutable(process.execPath, [this.adapterPath], {

@@ -73,7 +73,11 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
     try {
       stored = await listStoredRuns(dir, { isLive, onReport: (_entry, report) => this.reportEvents(report) });
     } catch (error) {
-      const message = `MemLens cannot read the runs folder ${dir} (${error instanceof Error ? error.message : String(error)}); past runs are not shown. Check memlens.runsDirectory.`;
+      const message = vscode.l10n.t(
+        "MemLens cannot read the runs folder {0} ({1}); past runs are not shown. Check memlens.runsDirectory.",
+        dir,
+        error instanceof Error ? error.message : String(error),
+      );
       this.output.appendLine(`[runs] ${message}`);
       void vscode.window.showWarningMessage(message);
       return;

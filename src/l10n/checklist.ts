@@ -12,6 +12,11 @@ const en = {
   "state.answered": "answered",
   "state.needs_probe": "needs probe",
   "state.needs_run": "needs run",
+  "tree.target": "target {target}",
+  "tree.calls": "calls {n}",
+  "tree.code": "code: {file}:{line}",
+  "tree.probe": "probe: {where} — {what}",
+  "tree.itemLabel": "{item}: {state}. {answer}",
   noRun: "No run yet: start one (Measure Here or Run with Current Probes).",
   "missing.ranNotReached":
     "The probes ran, but the run ended before {what}: let it run through the whole load.",
@@ -145,6 +150,11 @@ export const CHECKLIST_TEXT: Tables<ChecklistKey> = {
     "state.answered": "已回答",
     "state.needs_probe": "需要探针",
     "state.needs_run": "需要运行",
+    "tree.target": "目标 {target}",
+    "tree.calls": "调用 {n} 次",
+    "tree.code": "代码：{file}:{line}",
+    "tree.probe": "探针：{where} — {what}",
+    "tree.itemLabel": "{item}：{state}。{answer}",
     noRun: "尚无运行：先启动一次（“在此测量”或“使用当前探针运行”）。",
     "missing.ranNotReached": "探针已运行，但运行在{what}之前就结束了：请让它跑完整个加载过程。",
     "missing.neverCalled":

@@ -12,6 +12,15 @@ const en = {
   "calls.other": "{n} calls",
   "processes.other": "{n} processes",
   unfinished: "{n} unfinished",
+  "memory.device": "device {used}{total}",
+  "memory.deviceTotal": " / {total}",
+  "memory.deviceSource": "device_used: total − free from cudaMemGetInfo (every process on the device)",
+  "memory.atScope": "{source}, at the last probed scope boundary",
+  "memory.hostRss": "host RSS {bytes}",
+  "memory.hostRssSource": "host_rss: VmRSS of the target from /proc (no CUDA in use)",
+  "memory.hostRssProcesses": "host RSS {bytes} ({n} processes)",
+  "memory.hostRssSummedSource":
+    "host_rss: VmRSS from /proc, summed over the target's processes (no CUDA in use)",
 };
 
 export const FORMAT_TEXT: Tables<keyof typeof en> = {
@@ -26,5 +35,13 @@ export const FORMAT_TEXT: Tables<keyof typeof en> = {
     "calls.other": "{n} 次调用",
     "processes.other": "{n} 个进程",
     unfinished: "{n} 次未结束",
+    "memory.device": "设备 {used}{total}",
+    "memory.deviceTotal": " / {total}",
+    "memory.deviceSource": "device_used：cudaMemGetInfo 的 total − free（设备上的所有进程）",
+    "memory.atScope": "{source}，取自最后一个探测作用域的边界",
+    "memory.hostRss": "主机 RSS {bytes}",
+    "memory.hostRssSource": "host_rss：目标程序在 /proc 中的 VmRSS（未使用 CUDA）",
+    "memory.hostRssProcesses": "主机 RSS {bytes}（{n} 个进程）",
+    "memory.hostRssSummedSource": "host_rss：/proc 中的 VmRSS，目标程序各进程之和（未使用 CUDA）",
   },
 };

@@ -7,3 +7,21 @@ import { langOf, type Lang } from "./lang";
 export function uiLang(): Lang {
   return langOf(vscode.env.language);
 }
+
+/** A run's status as the Runs view and the run pickers show it. */
+export function runStatusText(status: string): string {
+  switch (status) {
+    case "running":
+      return vscode.l10n.t("running");
+    case "finished":
+      return vscode.l10n.t("finished");
+    case "failed":
+      return vscode.l10n.t("failed");
+    case "stopped":
+      return vscode.l10n.t("stopped");
+    case "interrupted":
+      return vscode.l10n.t("interrupted");
+    default:
+      return status;
+  }
+}

@@ -1,6 +1,7 @@
 // The memory panel's commands (open, compare) and its serializer, so a panel open when the window
 // closed comes back after a reload showing what it showed.
 import * as vscode from "vscode";
+import { runStatusText } from "../l10n/vscode";
 import type { MemlensHost, RunEntry } from "../host/host";
 import type { ChartName } from "../../webview/protocol";
 import { parsePanelState } from "./messages";
@@ -25,7 +26,7 @@ class PanelManager implements vscode.WebviewPanelSerializer, vscode.Disposable {
   open(runId: string | undefined): MemoryPanel {
     if (runId !== undefined && !this.host.runs.get(runId)) {
       void vscode.window.showWarningMessage(
-        `MemLens: there is no run ${runId}; showing the current run instead.`,
+        vscode.l10n.t("MemLens: there is no run {0}; showing the current run instead.", runId),
       );
       runId = undefined;
     }
@@ -35,7 +36,7 @@ class PanelManager implements vscode.WebviewPanelSerializer, vscode.Disposable {
     }
     const panel = vscode.window.createWebviewPanel(
       PANEL_VIEW_TYPE,
-      "MemLens: memory",
+      vscode.l10n.t("MemLens: memory"),
       { viewColumn: vscode.ViewColumn.Active, preserveFocus: false },
       { enableScripts: true, retainContextWhenHidden: false, enableFindWidget: true },
     );
@@ -46,22 +47,25 @@ class PanelManager implements vscode.WebviewPanelSerializer, vscode.Disposable {
     const runs = this.host.runs.list();
     if (runs.length < 2) {
       void vscode.window.showInformationMessage(
-        `MemLens: comparing needs two runs; there ${runs.length === 1 ? "is one" : "are none"} yet.`,
+        runs.length === 1
+          ? vscode.l10n.t("MemLens: comparing needs two runs; there is one yet.")
+          : vscode.l10n.t("MemLens: comparing needs two runs; there are none yet."),
       );
       return;
     }
-    const a = runIdOf(aArg) ?? (await this.pick(runs, "Run A: the baseline (before the change)"));
+    const a =
+      runIdOf(aArg) ?? (await this.pick(runs, vscode.l10n.t("Run A: the baseline (before the change)")));
     if (a === undefined) return;
     const b =
       runIdOf(bArg) ??
       (await this.pick(
         runs.filter((r) => r.id !== a),
-        "Run B: compared with A (after the change)",
+        vscode.l10n.t("Run B: compared with A (after the change)"),
       ));
     if (b === undefined) return;
     for (const id of [a, b]) {
       if (!this.host.runs.get(id)) {
-        void vscode.window.showWarningMessage(`MemLens: there is no run ${id} to compare.`);
+        void vscode.window.showWarningMessage(vscode.l10n.t("MemLens: there is no run {0} to compare.", id));
         return;
       }
     }
@@ -99,11 +103,11 @@ class PanelManager implements vscode.WebviewPanelSerializer, vscode.Disposable {
     const picked = await vscode.window.showQuickPick(
       runs.map((r) => ({
         label: r.meta.label,
-        description: `${r.meta.status} · ${r.meta.started}`,
+        description: `${runStatusText(r.meta.status)} · ${r.meta.started}`,
         detail: r.meta.command.join(" "),
         id: r.id,
       })),
-      { title, placeHolder: "Pick a run", matchOnDescription: true, matchOnDetail: true },
+      { title, placeHolder: vscode.l10n.t("Pick a run"), matchOnDescription: true, matchOnDetail: true },
     );
     return picked?.id;
   }

@@ -105,7 +105,10 @@ export function createLanguageClient(
     initializationFailedHandler: (error) => {
       const message = error instanceof Error ? error.message : String(error);
       void vscode.window.showErrorMessage(
-        `MemLens: the language server failed to start (${message}). Lenses and inline deltas are off; see the MemLens output.`,
+        vscode.l10n.t(
+          "MemLens: the language server failed to start ({0}). Lenses and inline deltas are off; see the MemLens output.",
+          message,
+        ),
       );
       return false;
     },
@@ -120,8 +123,9 @@ export function createLanguageClient(
         if (restarts.length <= MAX_RESTARTS) return { action: CloseAction.Restart };
         return {
           action: CloseAction.DoNotRestart,
-          message:
+          message: vscode.l10n.t(
             "The MemLens language server stopped 5 times in 3 minutes and will not be restarted. Reload the window to try again; the MemLens output has its log.",
+          ),
         };
       },
     },

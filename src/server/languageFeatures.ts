@@ -45,7 +45,10 @@ export class LanguageFeatures implements vscode.Disposable {
       const message = error instanceof Error ? error.message : String(error);
       this.host.output.appendLine(`[memlens] the language server did not start: ${message}`);
       void vscode.window.showErrorMessage(
-        `MemLens: the language server did not start (${message}). Lenses and inline deltas are off.`,
+        vscode.l10n.t(
+          "MemLens: the language server did not start ({0}). Lenses and inline deltas are off.",
+          message,
+        ),
       );
     }
   }

@@ -5,6 +5,7 @@
 import * as path from "node:path";
 import manifest from "../../package.json";
 import type { RunDescription } from "../runner/types";
+import { parseLang, type Lang } from "../l10n/lang";
 
 /** The part of vscode.WorkspaceConfiguration read here. */
 export interface SettingsReader {
@@ -20,6 +21,7 @@ export const SETTING_DEFAULTS = {
   sampleIntervalMs: declared["memlens.sampleIntervalMs"].default,
   gpuMemoryUtilization: declared["memlens.gpuMemoryUtilization"].default,
   targetGpuGiB: declared["memlens.targetGpuGiB"].default,
+  logLanguage: declared["memlens.logLanguage"].default,
 } as const;
 
 const GiB = 1024 ** 3;
@@ -132,6 +134,8 @@ export interface MemlensSettings {
   targetGpuGiB: number;
   /** vLLM's gpu_memory_utilization, for the loader and the verdict alike. */
   gpuMemoryUtilization: number;
+  /** The language Export Findings writes in: the log's own ("auto"), or the one named. */
+  logLanguage: "auto" | Lang;
 }
 
 /** Every memlens.* setting, resolved. */
@@ -150,5 +154,6 @@ export function readSettings(config: SettingsReader, places: WorkspacePlaces): M
     targetGpuGiB,
     targetBytes: Math.round(targetGpuGiB * GiB),
     gpuMemoryUtilization: description.gpuMemoryUtilization ?? SETTING_DEFAULTS.gpuMemoryUtilization,
+    logLanguage: parseLang(config.get<string>("logLanguage") ?? SETTING_DEFAULTS.logLanguage) ?? "auto",
   };
 }

@@ -3,6 +3,9 @@
 import * as vscode from "vscode";
 import { CHECKLIST_SECTIONS, type ChecklistResult, type ChecklistSection } from "../checklist/rules";
 import { formatBytes } from "../model/format";
+import { CHECKLIST_TEXT } from "../l10n/checklist";
+import { translator, type Lang } from "../l10n/lang";
+import { uiLang } from "../l10n/vscode";
 
 export type ChecklistNode =
   | { kind: "section"; section: ChecklistSection }
@@ -16,30 +19,37 @@ const STATE_ICON: Record<ChecklistResult["state"], vscode.ThemeIcon> = {
   needs_run: new vscode.ThemeIcon("circle-large-outline"),
 };
 
-function tooltip(r: ChecklistResult): vscode.MarkdownString {
+/** In Chinese the checklist's own wording of the item is the heading; in English its meaning, with the wording below. */
+function tooltip(r: ChecklistResult, lang: Lang): vscode.MarkdownString {
+  const t = translator(CHECKLIST_TEXT, lang);
   const md = new vscode.MarkdownString(undefined, true);
-  md.appendMarkdown(`**${r.item.gloss}**\n\n`);
-  md.appendText(`${r.item.seed}\n\n`);
-  md.appendMarkdown(`_${r.state.replace("_", " ")}_ — `);
+  if (lang === "zh-CN") {
+    md.appendMarkdown("**");
+    md.appendText(r.item.seed);
+    md.appendMarkdown("**\n\n");
+  } else {
+    md.appendMarkdown(`**${r.item.gloss}**\n\n`);
+    md.appendText(`${r.item.seed}\n\n`);
+  }
+  md.appendMarkdown(`_${t(`state.${r.state}`)}_ — `);
   md.appendText(`${r.answer}\n`);
   for (const e of r.evidence) {
     const bytes =
       e.bytes !== undefined ? ` (${formatBytes(e.bytes, 2)}, ${e.bytes.toLocaleString("en-US")} B)` : "";
     const where = [
-      e.target && `target ${e.target}`,
-      e.call !== undefined && `calls ${e.call}`,
+      e.target && t("tree.target", { target: e.target }),
+      e.call !== undefined && t("tree.calls", { n: e.call }),
       e.pid !== undefined && `pid ${e.pid}`,
     ]
       .filter(Boolean)
       .join(", ");
     md.appendText(`\n• ${e.text}${bytes}${where ? ` — ${where}` : ""}`);
   }
-  if (r.codeLink) md.appendText(`\n\ncode: ${r.codeLink.file}:${r.codeLink.line}`);
+  if (r.codeLink) md.appendText(`\n\n${t("tree.code", { file: r.codeLink.file, line: r.codeLink.line })}`);
   if (r.state !== "answered") {
     for (const p of r.nextProbes) {
-      md.appendText(
-        `\nprobe: ${p.function ?? (p.line ? `${p.line.file}: ${p.line.contains}` : "")} — ${p.what}`,
-      );
+      const where = p.function ?? (p.line ? `${p.line.file}: ${p.line.contains}` : "");
+      md.appendText(`\n${t("tree.probe", { where, what: p.what })}`);
     }
   }
   return md;
@@ -82,21 +92,33 @@ export class ChecklistTreeProvider implements vscode.TreeDataProvider<ChecklistN
       const answered = inSection.filter((r) => r.state === "answered").length;
       const item = new vscode.TreeItem(node.section.title, vscode.TreeItemCollapsibleState.Expanded);
       item.id = `section:${node.section.id}`;
-      item.description = `${answered}/${inSection.length} · ${node.section.gloss}`;
+      // The title is the checklist's own (Chinese) heading; English adds its meaning.
+      item.description =
+        uiLang() === "zh-CN"
+          ? `${answered}/${inSection.length}`
+          : `${answered}/${inSection.length} · ${node.section.gloss}`;
       return item;
     }
     const r = node.result;
     const item = new vscode.TreeItem(r.item.seed.replace(/`/g, ""), vscode.TreeItemCollapsibleState.None);
     item.id = `item:${r.item.id}`;
     item.description = r.answer;
-    item.tooltip = tooltip(r);
+    const lang = uiLang();
+    item.tooltip = tooltip(r, lang);
     item.iconPath = STATE_ICON[r.state];
     item.contextValue = r.state === "needs_probe" ? NEEDS_PROBE_CONTEXT : `memlens.checklist.${r.state}`;
-    item.accessibilityInformation = { label: `${r.item.gloss}: ${r.state.replace("_", " ")}. ${r.answer}` };
+    const t = translator(CHECKLIST_TEXT, lang);
+    item.accessibilityInformation = {
+      label: t("tree.itemLabel", {
+        item: lang === "zh-CN" ? r.item.seed.replace(/`/g, "") : r.item.gloss,
+        state: t(`state.${r.state}`),
+        answer: r.answer,
+      }),
+    };
     if (r.codeLink) {
       item.command = {
         command: "memlens.checklist.openCode",
-        title: "Open Code",
+        title: vscode.l10n.t("Open Code"),
         arguments: [r.codeLink],
       };
     }

@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import type { LoadedRunEntry, RunEntry } from "../host/host";
 import type { CallRecord, RunModel } from "../model/runModel";
 import { latestMemory } from "./memoryText";
+import { uiLang } from "../l10n/vscode";
 
 const UPDATE_INTERVAL_MS = 250;
 
@@ -24,9 +25,9 @@ export function progressMessage(entry: LoadedRunEntry, phaseOf: PhaseNamer): str
   const parts: string[] = [];
   const open = innermostOpenCall(model);
   if (open) parts.push(phaseOf(entry, open));
-  else if (model.processes.size === 0) parts.push("starting");
-  else parts.push("running");
-  const memory = latestMemory(model);
+  else if (model.processes.size === 0) parts.push(vscode.l10n.t("starting"));
+  else parts.push(vscode.l10n.t("running"));
+  const memory = latestMemory(model, uiLang());
   if (memory) parts.push(memory.short);
   return parts.join(" · ");
 }

@@ -1,6 +1,7 @@
 // The "Runs" view: runs newest first (label, status, duration, host), each with its top targets
 // and their summary lines. Clicking a run selects it; the lenses and the panel follow.
 import * as vscode from "vscode";
+import { runStatusText, uiLang } from "../l10n/vscode";
 import type { RunEntry, RunRegistry } from "../host/host";
 import { hasEvents } from "../host/runEntries";
 import { formatDuration, summaryLine } from "../model/format";
@@ -33,10 +34,10 @@ export function runDurationNs(entry: RunEntry): number | undefined {
 }
 
 export function runDescriptionText(entry: RunEntry): string {
-  const parts: string[] = [entry.meta.status];
+  const parts: string[] = [runStatusText(entry.meta.status)];
   const duration = runDurationNs(entry);
   if (duration !== undefined && entry.meta.status !== "running") parts.push(formatDuration(duration));
-  parts.push(entry.meta.host ?? "local");
+  parts.push(entry.meta.host ?? vscode.l10n.t("local"));
   return parts.join(" · ");
 }
 
@@ -80,7 +81,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
 
   private runItem(id: string): vscode.TreeItem {
     const entry = this.runs.get(id);
-    if (!entry) return new vscode.TreeItem("(removed)");
+    if (!entry) return new vscode.TreeItem(vscode.l10n.t("(removed)"));
     // Not read yet: it may have targets; expanding it tells.
     const hasTargets = entry.model ? entry.model.calls.length > 0 : hasEvents(entry);
     const item = new vscode.TreeItem(
@@ -94,16 +95,20 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     item.contextValue = "memlens.run";
     const tooltip = new vscode.MarkdownString();
     tooltip.appendText(`${entry.meta.label}\n`);
+    const started = new Date(entry.meta.started).toLocaleString(vscode.env.language);
+    const status = runStatusText(entry.meta.status);
     tooltip.appendText(
-      `${entry.meta.status}${current ? " (shown)" : ""} · started ${new Date(entry.meta.started).toLocaleString()}\n`,
+      `${current ? vscode.l10n.t("{0} (shown) · started {1}", status, started) : vscode.l10n.t("{0} · started {1}", status, started)}\n`,
     );
-    tooltip.appendText(`host: ${entry.meta.host ?? "this machine"}\n`);
-    if (entry.meta.command.length > 0) tooltip.appendText(`command: ${entry.meta.command.join(" ")}\n`);
-    if (entry.meta.error) tooltip.appendText(`error: ${entry.meta.error}\n`);
-    if (entry.meta.recordError) tooltip.appendText(`record incomplete: ${entry.meta.recordError}\n`);
-    tooltip.appendText(`folder: ${entry.dir}`);
+    tooltip.appendText(`${vscode.l10n.t("host: {0}", entry.meta.host ?? vscode.l10n.t("this machine"))}\n`);
+    if (entry.meta.command.length > 0)
+      tooltip.appendText(`${vscode.l10n.t("command: {0}", entry.meta.command.join(" "))}\n`);
+    if (entry.meta.error) tooltip.appendText(`${vscode.l10n.t("error: {0}", entry.meta.error)}\n`);
+    if (entry.meta.recordError)
+      tooltip.appendText(`${vscode.l10n.t("record incomplete: {0}", entry.meta.recordError)}\n`);
+    tooltip.appendText(vscode.l10n.t("folder: {0}", entry.dir));
     item.tooltip = tooltip;
-    item.command = { command: "memlens.openRun", title: "Open Run", arguments: [id] };
+    item.command = { command: "memlens.openRun", title: vscode.l10n.t("Open Run"), arguments: [id] };
     return item;
   }
 
@@ -115,16 +120,16 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeNode>, 
     const spec = summary.spec ?? entry.meta.targets?.find((t) => t.id === target)?.spec;
     const item = new vscode.TreeItem(targetLabel(model, target, spec), vscode.TreeItemCollapsibleState.None);
     item.id = `run:${runId}/${target}`;
-    item.description = summaryLine(summary);
+    item.description = summaryLine(summary, uiLang());
     item.iconPath = new vscode.ThemeIcon(summary.kind === "line" ? "symbol-field" : "symbol-method");
     item.contextValue = "memlens.runTarget";
-    item.tooltip = `${summary.spec ?? target}\n${summaryLine(summary)}`;
+    item.tooltip = `${summary.spec ?? target}\n${summaryLine(summary, uiLang())}`;
     if (summary.file) {
       const uri = vscode.Uri.file(summary.file);
       const line = Math.max(0, (summary.line ?? 1) - 1);
       item.command = {
         command: "vscode.open",
-        title: "Open Source",
+        title: vscode.l10n.t("Open Source"),
         arguments: [uri, { selection: new vscode.Range(line, 0, line, 0) }],
       };
     }

@@ -3,6 +3,7 @@
 import * as vscode from "vscode";
 import type { RunEntry, RunRegistry } from "../host/host";
 import { latestMemory } from "./memoryText";
+import { uiLang } from "../l10n/vscode";
 import { escapeMarkdown } from "../model/markdown";
 
 export class MemoryStatusBar implements vscode.Disposable {
@@ -15,7 +16,7 @@ export class MemoryStatusBar implements vscode.Disposable {
     clickCommand: string,
   ) {
     this.item = vscode.window.createStatusBarItem("memlens.memory", vscode.StatusBarAlignment.Left, 50);
-    this.item.name = "MemLens memory";
+    this.item.name = vscode.l10n.t("MemLens memory");
     this.item.command = clickCommand;
     this.subscription = runs.onDidChange(() => this.update());
     this.update();
@@ -24,16 +25,18 @@ export class MemoryStatusBar implements vscode.Disposable {
   update(): void {
     const entry = this.runs.current();
     // A stored run's events may still be loading: the registry fires again once they are.
-    const memory = entry?.model ? latestMemory(entry.model) : undefined;
+    const memory = entry?.model ? latestMemory(entry.model, uiLang()) : undefined;
     if (!entry || !memory) {
       this.item.hide();
       return;
     }
     const live = isLive(entry);
     this.item.text = `${live ? "$(pulse)" : "$(history)"} ${memory.short}`;
-    this.item.tooltip = new vscode.MarkdownString(
-      `**MemLens** — ${live ? "live" : "last reading of"} run *${escapeMarkdown(entry.meta.label)}*\n\n${escapeMarkdown(memory.source)}`,
-    );
+    const label = escapeMarkdown(entry.meta.label);
+    const heading = live
+      ? vscode.l10n.t("**MemLens** — live run *{0}*", label)
+      : vscode.l10n.t("**MemLens** — last reading of run *{0}*", label);
+    this.item.tooltip = new vscode.MarkdownString(`${heading}\n\n${escapeMarkdown(memory.source)}`);
     this.item.show();
   }
 
