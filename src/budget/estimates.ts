@@ -8,6 +8,16 @@ export function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
+/**
+ * Bytes of one MoE expert stored as MXFP4: w13 [2·I, H] and w2 [H, I] as 4-bit values, one E8M0
+ * scale byte per 32 values, and BF16 biases (2·I + H). With the checkpoint's dimensions it is the
+ * expert as stored; with Marlin's padded ones, the expert as the kernel keeps it.
+ */
+export function mxfp4ExpertBytes(hidden: number, intermediate: number): number {
+  const values = 3 * intermediate * hidden;
+  return values / 2 + values / 32 + (2 * intermediate + hidden) * 2;
+}
+
 export interface MarlinMxfp4Estimate {
   residentBytes: number;
   /** Checkpoint bytes of the MoE experts (blocks, scales, biases) that the formula replaces. */
@@ -47,7 +57,7 @@ export function marlinMxfp4Estimate(
   const Hp = roundUp(H, 256);
   const Ip = roundUp(I, 128);
   const values = 3 * Ip * Hp;
-  const perExpert = values / 2 + values / 32 + (2 * Ip + Hp) * 2;
+  const perExpert = mxfp4ExpertBytes(Hp, Ip);
   const paddedExpertBytes = L * E * perExpert;
   const checkpointExpertBytes = tensors
     .filter((t) => /\.experts\.(gate_up_proj|down_proj)_(blocks|scales|bias)$/.test(t.name))

@@ -9,7 +9,8 @@ import { escapeMarkdown, markdownCodeBlock } from "../model/markdown";
 import type { RunMeta } from "../runner/types";
 import type { ModelBudget } from "../budget/modelBudget";
 import { computeBudget, type BudgetComputation } from "../budget/view";
-import { evaluateChecklist, type ChecklistResult } from "../checklist/rules";
+import type { ChecklistResult } from "../checklist/items";
+import { evaluateChecklist } from "../checklist/rules";
 import type { FindingsInput, MeasurementRow } from "./logExport";
 
 export interface RunFindings {
@@ -70,6 +71,7 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
     config: opts.config,
     lineText: opts.lineText,
     lang,
+    measurements: budget.measurements,
   });
   const measurements: MeasurementRow[] = [];
   for (const row of budget.view.rows) {

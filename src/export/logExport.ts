@@ -3,7 +3,7 @@
 // in the 状态 column of section 4. Every other byte of the file stays as it was, line endings too.
 // The entry is written in the log's own language: the seed's Chinese template gets Chinese, an
 // English log English (logLanguage), with the same numbers either way.
-import type { ChecklistItem, ChecklistResult } from "../checklist/rules";
+import type { ChecklistItem, ChecklistResult } from "../checklist/items";
 import { formatBytes } from "../model/format";
 import { FINDINGS_TEXT } from "../l10n/findings";
 import { translator, type Lang } from "../l10n/lang";

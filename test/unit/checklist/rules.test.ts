@@ -1,13 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RunModel } from "../../../src/model/runModel";
-import {
-  CHECKLIST_ITEMS,
-  evaluateChecklist,
-  evaluateItem,
-  type ChecklistContext,
-  type ChecklistResult,
-} from "../../../src/checklist/rules";
+import { CHECKLIST_ITEMS, type ChecklistContext, type ChecklistResult } from "../../../src/checklist/items";
+import { evaluateChecklist, evaluateItem } from "../../../src/checklist/rules";
 import { knownModelBudget } from "../../../src/budget/modelBudget";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
