@@ -3,30 +3,17 @@
 // (test/dap/launchArgs.test.ts holds them together).
 import { z } from "zod";
 import { PHASE_IDS } from "../catalog/catalog";
-import type { PhaseId } from "../catalog/types";
 import { isProbeSpec } from "../model/targets";
-import type { RunDescription } from "../runner/types";
+import { runDescriptionSchema, type RunDescription } from "../runner/types";
 import { runDescriptionFromSettings } from "../settings/settings";
 
 export { PHASE_IDS };
 
-const stringArray = z.array(z.string());
-
-export const launchArgsSchema = z.object({
-  python: z.string().min(1, "python must name an interpreter, e.g. python3").optional(),
-  command: stringArray.optional(),
-  model: z.string().optional(),
-  env: z.record(z.string()).optional(),
-  cwd: z.string().optional(),
-  host: z.string().optional(),
-  sshArgs: stringArray.optional(),
-  wrapper: stringArray.optional(),
-  remoteCacheDir: z.string().optional(),
-  pathMappings: z.array(z.object({ remote: z.string().min(1), local: z.string().min(1) })).optional(),
-  sampleIntervalMs: z.number().min(0).optional(),
-  gpuMemoryUtilization: z.number().min(0.05).max(1).optional(),
-  emulateGpuGiB: z.number().positive().nullable().optional(),
+export const launchArgsSchema = runDescriptionSchema.extend({
+  python: runDescriptionSchema.shape.python.optional(),
+  /** Catalog phases to stop at: every hotspot of these phases pauses on entry and exit. */
   stopAtPhases: z.array(z.enum(PHASE_IDS)).optional(),
+  /** Extra scopes to measure (not pause at): module:qualname or /path/file.py:LINE. */
   probes: z
     .array(
       z.string().refine(isProbeSpec, (s) => ({
@@ -34,41 +21,14 @@ export const launchArgsSchema = z.object({
       })),
     )
     .optional(),
+  /** Parent folder of run folders. VS Code fills it from memlens.runsDirectory; the bare adapter uses $TMPDIR/memlens-runs. */
   runsDirectory: z.string().optional(),
-  sourceRoots: stringArray.optional(),
+  /** Folders whose layout gives Python module names for breakpoints on `def` lines. */
+  sourceRoots: z.array(z.string()).optional(),
 });
 
 /** Launch arguments as VS Code sends them (it also adds name/type/request, which are ignored). */
-export interface MemlensLaunchArguments {
-  python?: string;
-  command?: string[];
-  model?: string;
-  env?: Record<string, string>;
-  cwd?: string;
-  host?: string;
-  sshArgs?: string[];
-  wrapper?: string[];
-  remoteCacheDir?: string;
-  pathMappings?: { remote: string; local: string }[];
-  sampleIntervalMs?: number;
-  gpuMemoryUtilization?: number;
-  emulateGpuGiB?: number | null;
-  /** Catalog phases to stop at: every hotspot of these phases pauses on entry and exit. */
-  stopAtPhases?: PhaseId[];
-  /** Extra scopes to measure (not pause at): module:qualname or /path/file.py:LINE. */
-  probes?: string[];
-  /** Parent folder of run folders. VS Code fills it from memlens.runsDirectory; the bare adapter uses $TMPDIR/memlens-runs. */
-  runsDirectory?: string;
-  /** Folders whose layout gives Python module names for breakpoints on `def` lines. */
-  sourceRoots?: string[];
-}
-
-// Compile-time guard: the interface and the schema must describe the same fields.
-type SchemaArgs = z.infer<typeof launchArgsSchema>;
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
-  ? true
-  : false;
-const _sameFields: SameKeys<SchemaArgs, MemlensLaunchArguments> = true;
+export type MemlensLaunchArguments = z.infer<typeof launchArgsSchema>;
 
 /** The gpt-oss-20b starter: package.json's initialConfigurations holds the same object. */
 export const STARTER_CONFIGURATION = {

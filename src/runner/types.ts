@@ -1,42 +1,52 @@
-// One description of a run, shared by "Measure here", the debugger (launch.json) and the CLI.
+// One description of a run, shared by "Measure here", the debugger (launch.json) and the CLI, and
+// the runner's record of a run.
+import { z } from "zod";
 import type { RunTarget } from "../model/plan";
 import type { RunStatus } from "../model/runStatus";
 import type { ControlMessage, Plan, ProbeEvent } from "../protocol/events";
 
-export interface PathMapping {
-  /** Path prefix as the host sees it (site-packages or a checkout). */
-  remote: string;
-  /** The same tree in the local workspace. */
-  local: string;
-}
+const stringArray = z.array(z.string());
 
-export interface RunDescription {
+export const pathMappingSchema = z.object({
+  /** Path prefix as the host sees it (site-packages or a checkout). */
+  remote: z.string().min(1),
+  /** The same tree in the local workspace. */
+  local: z.string().min(1),
+});
+export type PathMapping = z.infer<typeof pathMappingSchema>;
+
+/**
+ * A run: what runs where, and how it is measured. The settings, a launch configuration and the
+ * CLI all make one; the debugger's launch arguments are this schema plus its own fields.
+ */
+export const runDescriptionSchema = z.object({
   /** Python interpreter on the machine that runs the target (local, or on `host`). */
-  python: string;
+  python: z.string().min(1, "python must name an interpreter, e.g. python3"),
   /**
    * Target command. Empty/undefined: the bundled loader script, which builds vLLM's LLM with the
    * checklist's minimal configuration (gpu_memory_utilization, max_model_len=32, enforce_eager).
    */
-  command?: string[];
+  command: stringArray.optional(),
   /** Model path or name passed to the bundled loader. */
-  model?: string;
-  env?: Record<string, string>;
-  cwd?: string;
+  model: z.string().optional(),
+  env: z.record(z.string()).optional(),
+  cwd: z.string().optional(),
   /** `user@host` or an alias from ~/.ssh/config; empty = run locally. */
-  host?: string;
+  host: z.string().optional(),
   /** Extra arguments for the system ssh client (e.g. ["-p", "2222", "-i", "key"]). */
-  sshArgs?: string[];
+  sshArgs: stringArray.optional(),
   /** Prefix the command runs inside, e.g. ["docker", "exec", "-i", "NAME"]; inside ssh when host is set. */
-  wrapper?: string[];
+  wrapper: stringArray.optional(),
   /** Where the probe zipapp is cached on the host. */
-  remoteCacheDir?: string;
-  pathMappings?: PathMapping[];
-  sampleIntervalMs?: number;
+  remoteCacheDir: z.string().optional(),
+  pathMappings: z.array(pathMappingSchema).optional(),
+  sampleIntervalMs: z.number().min(0).optional(),
   /** gpu_memory_utilization the bundled loader passes to vLLM. */
-  gpuMemoryUtilization?: number;
+  gpuMemoryUtilization: z.number().min(0.05).max(1).optional(),
   /** Emulate a card of this many GiB on a bigger one (torch allocations capped; labelled as emulation). */
-  emulateGpuGiB?: number | null;
-}
+  emulateGpuGiB: z.number().positive().nullable().optional(),
+});
+export type RunDescription = z.infer<typeof runDescriptionSchema>;
 
 export interface RunMeta {
   id: string;

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { DEFAULT_REMOTE_CACHE_DIR } from "../../../src/runner/remote";
+import { runDescriptionSchema } from "../../../src/runner/types";
 import {
   readSettings,
   resolveRunsDirectory,
@@ -128,4 +129,13 @@ test("memlens.sourceRoots are resolved once: ${workspaceFolder} substituted, rel
   });
   assert.deepEqual(s.sourceRoots, ["/ws/vllm", "/ws/third_party", "/abs/src"]);
   assert.deepEqual(resolveSourceRoots([], "/ws", ["/a", "/b"]), ["/a", "/b"]);
+});
+
+test("every field of a run description is a setting of the same name, so launch.json and settings read alike", () => {
+  const manifest = JSON.parse(readFileSync(path.join(__dirname, "../../../package.json"), "utf8")) as {
+    contributes: { configuration: { properties: Record<string, unknown> } };
+  };
+  for (const field of Object.keys(runDescriptionSchema.shape)) {
+    assert.ok(`memlens.${field}` in manifest.contributes.configuration.properties, field);
+  }
 });
