@@ -1,6 +1,6 @@
 // Loads and checks the hotspot catalog (hotspots.json) and answers "is this function a hotspot?".
 import { z } from "zod";
-import { isFunctionSpec, parseFunctionSpec } from "../model/targets";
+import { isFunctionSpec, parseFunctionSpec } from "../protocol/specs";
 import catalogJson from "./hotspots.json";
 import type { Catalog, ExpectedCalls, Hotspot, Phase, PhaseId, Scenario } from "./types";
 

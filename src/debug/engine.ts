@@ -8,7 +8,8 @@ import { buildPlan, hotspotTargets, type RunTarget } from "../model/plan";
 import { processLabel } from "../model/processes";
 import { readingsDelta } from "../model/readings";
 import { RunModel } from "../model/runModel";
-import { isFunctionSpec, targetLabel } from "../model/targets";
+import { targetLabel } from "../model/targets";
+import { isFunctionSpec } from "../protocol/specs";
 import type {
   ContinueMode,
   PausedEvent,

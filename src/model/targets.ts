@@ -1,43 +1,10 @@
-// Probe targets as the plan names them: `module:qualname` for a function, `/abs/file.py:LINE` for
-// a line. What a spec is and the short name a target goes by are decided here, once, so the lens,
-// the panel, the Runs view, the debugger, the report and the CLI call a target the same.
+// Probe targets: what kind a spec is, whether a plan may name it, and the short name a target goes
+// by, decided here once, so the lens, the panel, the Runs view, the debugger, the report and the
+// CLI call a target the same. The spec syntax itself is the plan's (src/protocol/specs.ts).
+import { isFunctionSpec, parseFunctionSpec, parseLineSpec } from "../protocol/specs";
 import type { RunModel } from "./runModel";
 
 export type TargetKind = "function" | "line";
-
-/** `pkg.mod:Qual.name`: a dotted module, a colon, a dotted qualname (`<locals>` allowed). */
-const FUNCTION_SPEC =
-  /^[\p{L}_][\p{L}\p{N}_]*(\.[\p{L}_][\p{L}\p{N}_]*)*:([\p{L}_][\p{L}\p{N}_]*|<locals>)(\.([\p{L}_][\p{L}\p{N}_]*|<locals>))*$/u;
-
-/** Whether `spec` is `module:qualname` in the syntax the probe resolves. */
-export function isFunctionSpec(spec: string): boolean {
-  return FUNCTION_SPEC.test(spec);
-}
-
-export interface FunctionSpec {
-  module: string;
-  qualname: string;
-}
-
-/** Splits `pkg.mod:Qual.name`; undefined when there is no colon or a side is empty. */
-export function parseFunctionSpec(spec: string): FunctionSpec | undefined {
-  const colon = spec.indexOf(":");
-  if (colon <= 0 || colon === spec.length - 1) return undefined;
-  return { module: spec.slice(0, colon), qualname: spec.slice(colon + 1) };
-}
-
-export interface LineSpec {
-  file: string;
-  /** 1-based, as Python counts. */
-  line: number;
-}
-
-/** `/abs/file.py:123` → file and line; undefined for `module:qualname`. */
-export function parseLineSpec(spec: string): LineSpec | undefined {
-  const match = /^(.*):(\d+)$/.exec(spec);
-  if (!match || !/[\\/]|\.pyw?$/.test(match[1]!)) return undefined;
-  return { file: match[1]!, line: Number(match[2]) };
-}
 
 export function targetKind(spec: string): TargetKind {
   return parseLineSpec(spec) ? "line" : "function";

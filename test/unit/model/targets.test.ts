@@ -1,15 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RunModel } from "../../../src/model/runModel";
-import {
-  isFunctionSpec,
-  isProbeSpec,
-  parseFunctionSpec,
-  parseLineSpec,
-  specLabel,
-  targetKind,
-  targetLabel,
-} from "../../../src/model/targets";
+import { isProbeSpec, specLabel, targetKind, targetLabel } from "../../../src/model/targets";
+import { isFunctionSpec, parseFunctionSpec, parseLineSpec } from "../../../src/protocol/specs";
 
 test("specs: module:qualname and file:line, parsed and told apart", () => {
   assert.deepEqual(parseFunctionSpec("a.b:C.d"), { module: "a.b", qualname: "C.d" });
