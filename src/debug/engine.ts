@@ -93,7 +93,6 @@ interface EngineEvents {
   processExited: [pid: number];
   output: [category: OutputCategory, text: string];
   breakpointChanged: [breakpoint: EngineBreakpoint];
-  probeEvent: [event: ProbeEvent];
   ended: [end: EngineEnd];
 }
 
@@ -388,7 +387,6 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
 
   private onProbeEvent(e: ProbeEvent): void {
     this.model.add(e);
-    this.emit("probeEvent", e);
     switch (e.type) {
       case "hello":
         this.emit("processStarted", e.pid);

@@ -1,15 +1,14 @@
 // The extension side of the `memlens` debug type: launch.json defaults from settings, the shipped
-// adapter as the debug adapter, and the adapter's probe events into the run registry so the
-// panel and status bar follow a debug run live.
+// adapter as the debug adapter, and the run the adapter announces followed from its folder, so the
+// lenses, the panel and the status bar follow a debug run live.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { LoadedRunEntry, MemlensHost } from "../host/host";
-import { RunModel } from "../model/runModel";
-import { loadedRunEntry } from "../host/runEntries";
+import type { MemlensHost } from "../host/host";
+import { FollowedRunEntry } from "../host/runEntries";
 import type { RunMeta } from "../runner/types";
 import { resolveCwd, resolveSourceRoots } from "../settings/settings";
 import { STARTER_CONFIGURATION, type MemlensLaunchArguments } from "./launchArgs";
-import { PROBE_EVENT, RUN_EVENT, type ProbeEventBody, type RunEventBody } from "./customEvents";
+import { RUN_EVENT, type RunEventBody } from "./customEvents";
 
 export const DEBUG_TYPE = "memlens";
 
@@ -84,9 +83,15 @@ class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
   }
 }
 
-/** Follows each memlens debug session's run in the registry, as "Measure here" runs are. */
-class LiveRunForwarder implements vscode.Disposable {
-  private readonly entries = new Map<string, LoadedRunEntry>();
+/** How often a debug session's run folder is read for what the adapter appended. */
+const FOLLOW_INTERVAL_MS = 250;
+
+/**
+ * Puts each memlens debug session's run in the registry, as "Measure here" runs are, and follows
+ * it from the folder the adapter announced (the adapter's runner writes it, and decides its status).
+ */
+class DebugRunFollower implements vscode.Disposable {
+  private readonly followed = new Map<string, { entry: FollowedRunEntry; timer: NodeJS.Timeout }>();
   private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly host: MemlensHost) {
@@ -97,49 +102,49 @@ class LiveRunForwarder implements vscode.Disposable {
   }
 
   private onCustomEvent(e: vscode.DebugSessionCustomEvent): void {
-    if (e.session.type !== DEBUG_TYPE) return;
-    if (e.event === RUN_EVENT) {
-      const run = e.body as RunEventBody;
-      const config = e.session.configuration as LaunchConfiguration;
-      const meta: RunMeta = {
-        id: run.id,
-        label: e.session.name,
-        started: new Date().toISOString(),
-        host: config.host ?? null,
-        command: config.command ?? [],
-        status: "running",
-      };
-      const entry = loadedRunEntry({ id: run.id, dir: run.dir, meta, model: new RunModel() });
-      this.entries.set(e.session.id, entry);
-      this.host.runs.add(entry);
-      this.host.runs.select(entry.id);
-    } else if (e.event === PROBE_EVENT) {
-      const entry = this.entries.get(e.session.id);
-      if (!entry) return;
-      const event = e.body as ProbeEventBody;
-      entry.model.add(event);
-      if (event.type === "end") {
-        entry.meta = {
-          ...entry.meta,
-          status: event.stopped ? "stopped" : event.exit_code === 0 ? "finished" : "failed",
-          exitCode: event.exit_code,
-          signal: event.signal,
-          finished: new Date().toISOString(),
-        };
-      }
-      this.host.runs.changed(entry);
-    }
+    if (e.session.type !== DEBUG_TYPE || e.event !== RUN_EVENT) return;
+    const run = e.body as RunEventBody;
+    const config = e.session.configuration as LaunchConfiguration;
+    // Until its meta.json is read: what the session knows.
+    const meta: RunMeta = {
+      id: run.id,
+      label: e.session.name,
+      started: new Date().toISOString(),
+      host: config.host ?? null,
+      command: config.command ?? [],
+      status: "running",
+    };
+    const entry = new FollowedRunEntry(run.id, run.dir, meta);
+    const timer = setInterval(() => this.refresh(entry, false), FOLLOW_INTERVAL_MS);
+    this.followed.set(e.session.id, { entry, timer });
+    this.host.runs.add(entry);
+    this.host.runs.select(entry.id);
+    this.refresh(entry, false);
+  }
+
+  private refresh(entry: FollowedRunEntry, ended: boolean): void {
+    entry.refresh(ended).then(
+      (changed) => {
+        if (changed || ended) this.host.runs.changed(entry);
+      },
+      (error: unknown) => {
+        this.host.output.appendLine(
+          `[debug] reading run ${entry.id} failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      },
+    );
   }
 
   private onTerminated(session: vscode.DebugSession): void {
-    const entry = this.entries.get(session.id);
-    if (!entry) return;
-    this.entries.delete(session.id);
-    if (entry.meta.status === "running") entry.meta = { ...entry.meta, status: "stopped" };
-    this.host.runs.changed(entry);
+    const followed = this.followed.get(session.id);
+    if (!followed) return;
+    this.followed.delete(session.id);
+    clearInterval(followed.timer);
+    this.refresh(followed.entry, true);
   }
 
   dispose(): void {
+    for (const { timer } of this.followed.values()) clearInterval(timer);
     for (const s of this.subscriptions) s.dispose();
   }
 }
@@ -149,6 +154,6 @@ export function registerDebug(host: MemlensHost): vscode.Disposable {
   return vscode.Disposable.from(
     vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, new ConfigurationProvider(host)),
     vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new AdapterFactory(adapterPath)),
-    new LiveRunForwarder(host),
+    new DebugRunFollower(host),
   );
 }

@@ -23,7 +23,7 @@ import {
 import type { DebugProtocol } from "@vscode/debugprotocol";
 import type { Catalog } from "../catalog/types";
 import type { ContinueMode, Peak, Readings } from "../protocol/events";
-import { PROBE_EVENT, RUN_EVENT, type RunEventBody } from "./customEvents";
+import { RUN_EVENT, type RunEventBody } from "./customEvents";
 import { DebugEngine, type EngineBreakpoint, type RunStarter } from "./engine";
 import { parseLaunchArgs, runDescriptionOf } from "./launchArgs";
 import {
@@ -147,7 +147,6 @@ export class MemlensDebugSession extends LoggingDebugSession {
     engine.on("breakpointChanged", (bp) =>
       this.sendEvent(new BreakpointEvent("changed", this.toDapBreakpoint(bp))),
     );
-    engine.on("probeEvent", (e) => this.sendEvent(new Event(PROBE_EVENT, e)));
     engine.on("ended", (end) => {
       this.sendEvent(new ExitedEvent(end.exitCode));
       this.sendEvent(new TerminatedEvent());
