@@ -52,8 +52,9 @@ void test("a run answers checklist items, and the export writes Day 1 into the l
     const current = await wb.readFile(LOG);
     return /^### Day 1: \d{4}-\d{2}-\d{2}$/m.test(current) ? current : false;
   });
-  assert.match(text, /^- 测量结果: MemLens run /m);
-  assert.match(text, /^- \[x\] 权重转换临时副本 — (Yes|No): /m);
+  // The template is Chinese, so the findings are too, with an English UI (memlens.logLanguage: auto).
+  assert.match(text, /^- 测量结果: MemLens 运行 /m);
+  assert.match(text, /^- \[x\] 权重转换临时副本 — (是|否)：/m);
   assert.ok(text.includes("### Day 2: ____"), "the template's next blank day is still there");
   assert.ok(text.startsWith("# GPT-OSS 20B 显存优化调查清单\n"), "the template's head is unchanged");
   await wb.waitForNotification(/wrote Day 1 to memlens-investigation-log\.md/);

@@ -67,6 +67,12 @@ export interface WorkbenchOptions {
    * dialog (answer it with answerTrustDialog). Default: trust is off and everything is trusted.
    */
   askForTrust?: boolean;
+  /**
+   * code-server's --locale (e.g. "zh-cn"): VS Code's UI language, so vscode.env.language and the
+   * extension's package.nls.<locale>.json and l10n bundle follow it. Without VS Code's own language
+   * pack its menus stay English; the extension's strings are what this tests.
+   */
+  locale?: string;
 }
 
 function log(message: string): void {
@@ -145,6 +151,31 @@ async function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> 
   } finally {
     await rm(lockDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * code-server's --locale takes effect only for a language that has a language pack: without one it
+ * serves VS Code's English messages with the language "en", and vscode.env.language stays "en".
+ * The marketplace's packs are out of reach here, so the test registers an empty one (what a pack
+ * installed through the extensions view writes to languagepacks.json, pointing at a translation
+ * file with no entries): VS Code's own UI stays English, and its language — vscode.env.language,
+ * the extension's package.nls.<locale>.json and l10n bundle — becomes `locale`.
+ */
+async function registerEmptyLanguagePack(
+  userDataDir: string,
+  tempRoot: string,
+  locale: string,
+): Promise<void> {
+  const translations = path.join(tempRoot, "empty-language-pack", "main.i18n.json");
+  await mkdir(path.dirname(translations), { recursive: true });
+  await writeFile(translations, JSON.stringify({ version: "1.0.0", contents: {} }));
+  const pack = {
+    hash: "memlens-e2e-empty",
+    label: locale,
+    extensions: [{ extensionIdentifier: { id: "memlens.e2e-empty-language-pack" }, version: "0.0.0" }],
+    translations: { vscode: translations },
+  };
+  await writeFile(path.join(userDataDir, "languagepacks.json"), JSON.stringify({ [locale]: pack }));
 }
 
 /** Builds and packages the extension unless dist/memlens.vsix is newer than every input. */
@@ -264,6 +295,8 @@ export class Workbench {
       JSON.stringify({ ...DEFAULT_USER_SETTINGS, ...options.userSettings }, null, 2),
     );
     await writeFile(path.join(tempRoot, "code-server.yaml"), "");
+    if (options.locale && !options.locale.startsWith("en"))
+      await registerEmptyLanguagePack(userDataDir, tempRoot, options.locale);
     const workbench = new Workbench(options, workspaceDir, userDataDir, extensionsDir, tempRoot, entry);
     await run(process.execPath, [
       entry,
@@ -299,6 +332,7 @@ export class Workbench {
         "--disable-telemetry",
         "--disable-update-check",
         ...(this.options.askForTrust ? [] : ["--disable-workspace-trust"]),
+        ...(this.options.locale ? ["--locale", this.options.locale] : []),
         "--user-data-dir",
         this.userDataDir,
         "--extensions-dir",
