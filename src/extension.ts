@@ -74,7 +74,7 @@ async function activateIn(ctx: MemlensContext): Promise<void> {
   const catalog = loadBundledCatalog();
   const probes = new ProbeSet(extension.workspaceState);
 
-  const language = ctx.push(new LanguageFeatures(extension, host));
+  const language = new LanguageFeatures(extension, host);
   const showCurrentRun = () => language.showRun(host.runs.current());
 
   let panelRegistered = false;

@@ -9,7 +9,8 @@ import { buildPlan } from "../model/plan";
 import type { CallRecord, RunModel } from "../model/runModel";
 import { specLabel } from "../model/targets";
 import type { RunDescription } from "../runner/types";
-import type { MeasureHereArgs, ResolveQualnameResult } from "../server/protocol";
+import type { QualnameResolver } from "../server/client";
+import type { MeasureHereArgs } from "../server/protocol";
 import { showRunProgress } from "../views/progress";
 import { localizedPhase } from "../l10n/catalog";
 import { uiLang } from "../l10n/vscode";
@@ -28,19 +29,11 @@ export interface MeasureLineArgs {
   line: number;
 }
 
-/** The language server's answers the commands need (undefined while it is not running). */
-export interface QualnameResolver {
-  resolveQualname(
-    uri: vscode.Uri,
-    position: vscode.Position,
-    want?: "function" | "line",
-  ): Promise<ResolveQualnameResult>;
-}
-
 export interface MeasureDeps {
   host: MemlensHostImpl;
   probes: ProbeSet;
   catalog: HotspotCatalog;
+  /** The language server's answers (undefined while it is not running). */
   resolver: () => QualnameResolver | undefined;
   /** Called when a run ends (the language client gets the run then). */
   onRunFinished: (entry: RunEntry) => void;

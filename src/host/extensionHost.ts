@@ -10,14 +10,11 @@ import { RunRegistryImpl } from "./registry";
 import { listStoredRuns, loadedRunEntry, type EventsReport } from "./runEntries";
 import { startRun as launchRun } from "../runner/launch";
 import { deleteRun, META_FILE } from "../runner/store";
-import type { ProbeEvent } from "../protocol/events";
 import type { RunMeta, RunOutcome, RunRequest } from "../runner/types";
 import { readSettings, type MemlensSettings } from "../settings/settings";
 
 export interface LiveRun {
   entry: LoadedRunEntry;
-  /** Every event so far, for views that join late (the language server); dropped when the run ends. */
-  events: ProbeEvent[];
   /** Launcher/ssh stderr lines of this run, newest last (for error messages). */
   launcherStderr: string[];
   outcome: Promise<RunOutcome>;
@@ -27,9 +24,6 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
   readonly runs: RunRegistryImpl;
   private readonly budgets: BudgetResolver;
   private readonly liveRuns = new Map<string, LiveRun>();
-  private readonly startedEmitter = new vscode.EventEmitter<LiveRun>();
-  /** Fires for each run started through startRun (progress, status bar, error reporting). */
-  readonly onDidStartRun = this.startedEmitter.event;
 
   constructor(
     readonly context: vscode.ExtensionContext,
@@ -136,9 +130,7 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
       targets: request.targets,
     };
     const entry = loadedRunEntry({ id: handle.id, dir: handle.dir, meta, model, handle });
-    const events: ProbeEvent[] = [];
     handle.onEvent((event) => {
-      events.push(event);
       model.add(event);
       if (event.type === "log") this.output.appendLine(`[${event.pid}] ${event.line}`);
       else if (event.type === "error") this.output.appendLine(`[probe ${event.pid}] error: ${event.message}`);
@@ -172,16 +164,13 @@ export class MemlensHostImpl implements MemlensHost, vscode.Disposable {
         throw error;
       },
     );
-    const live: LiveRun = { entry, events, launcherStderr, outcome };
-    this.liveRuns.set(entry.id, live);
+    this.liveRuns.set(entry.id, { entry, launcherStderr, outcome });
     this.runs.add(entry);
-    this.startedEmitter.fire(live);
     return entry;
   }
 
   dispose(): void {
     this.runs.dispose();
-    this.startedEmitter.dispose();
   }
 }
 

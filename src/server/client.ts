@@ -13,10 +13,8 @@ import {
 } from "vscode-languageclient/node";
 import { targetKind } from "../model/targets";
 import type { RunEntry } from "../host/host";
-import type { ProbeEvent } from "../protocol/events";
 import type { PathMapping } from "../runner/types";
 import {
-  AppendEventsNotification,
   ResolveQualnameRequest,
   SetConfigNotification,
   SetRunRequest,
@@ -34,23 +32,17 @@ import {
 const MAX_RESTARTS = 4;
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
 
+/** What "Measure here" asks the language server: the function or line at a position. */
+export type QualnameResolver = Pick<MemlensLanguageClient, "resolveQualname">;
+
 export interface MemlensLanguageClient extends vscode.Disposable {
   readonly client: LanguageClient;
   start(): Promise<void>;
-  /** Shows a stored or live run (read from its folder); undefined clears the deltas. */
-  setRun(entry: RunEntry | undefined, pathMappings?: readonly PathMapping[]): Promise<SetRunResult>;
-  /** Shows a run from events in memory (file paths already mapped to local ones). */
-  setRunEvents(run: {
-    id: string;
-    label?: string;
-    events: ProbeEvent[];
-    targets?: RunTargetInfo[];
-  }): Promise<SetRunResult>;
   /**
-   * New events of a run shown with setRunEvents (live runs). For a run shown from its folder,
-   * call setRun again instead: the server re-reads events.jsonl.
+   * Shows a run from its folder; undefined clears the deltas. A run going on is followed by
+   * calling this again: the server reads only what was appended to events.jsonl.
    */
-  appendEvents(runId: string, events: ProbeEvent[]): void;
+  setRun(entry: RunEntry | undefined, pathMappings?: readonly PathMapping[]): Promise<SetRunResult>;
   setTrust(trusted: boolean): void;
   setConfig(config: MemlensConfig): void;
   /** The module:qualname (or file:line) to probe for a position, or why there is none. */
@@ -169,23 +161,12 @@ export function createLanguageClient(
           ? {
               id: entry.id,
               label: entry.meta.label,
-              source: { kind: "folder", dir: entry.dir },
+              dir: entry.dir,
               targets: targetsOf(entry),
               pathMappings: pathMappings ? [...pathMappings] : undefined,
             }
           : null,
       ),
-    setRunEvents: (run) =>
-      send({
-        id: run.id,
-        label: run.label,
-        source: { kind: "events", events: run.events },
-        targets: run.targets,
-      }),
-    appendEvents: (runId, events) => {
-      if (lastRun?.id === runId && lastRun.source.kind === "events") lastRun.source.events.push(...events);
-      if (client.isRunning()) void client.sendNotification(AppendEventsNotification, { runId, events });
-    },
     setTrust: (trusted) => {
       if (client.isRunning()) void client.sendNotification(SetTrustNotification, { trusted });
     },

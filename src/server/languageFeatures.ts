@@ -1,36 +1,21 @@
 // The extension's side of the language server (lenses, hovers, inline deltas, diagnostics): starts
-// the client and keeps the server showing the current run — a live run as its events arrive, a
-// finished or stored one from its folder.
+// the client and keeps the server showing the current run from its folder. A run going on is sent
+// again as it grows; the server reads only what was appended to its events.jsonl. The client
+// registers itself in the extension's subscriptions, which VS Code disposes.
 import * as vscode from "vscode";
-import type { RunEntry } from "../host/host";
-import type { LiveRun, MemlensHostImpl } from "../host/extensionHost";
-import type { QualnameResolver } from "../commands/measure";
-import type { ProbeEvent } from "../protocol/events";
-import { createLanguageClient, type MemlensLanguageClient } from "./client";
-import { targetKind } from "../model/targets";
+import type { MemlensHost, RunEntry } from "../host/host";
 import { hasEvents } from "../host/runEntries";
-import type { RunTargetInfo } from "./protocol";
+import { createLanguageClient, type MemlensLanguageClient, type QualnameResolver } from "./client";
 
-/** Live events reach the server in batches at most this often. */
-const APPEND_INTERVAL_MS = 250;
-
-type Shown =
-  | { id: string; mode: "events" }
-  | { id: string; mode: "folder"; status: string; eventCount: number };
-
-export class LanguageFeatures implements vscode.Disposable {
+export class LanguageFeatures {
   private client: MemlensLanguageClient | undefined;
-  private shown: Shown | undefined;
-  private pending: { runId: string; events: ProbeEvent[] } | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
-  private readonly subscriptions: vscode.Disposable[] = [];
+  /** The run the server was sent last, as it was then. */
+  private shown: { id: string; status: string; eventCount: number } | undefined;
 
   constructor(
     private readonly extension: vscode.ExtensionContext,
-    private readonly host: MemlensHostImpl,
-  ) {
-    this.subscriptions.push(host.onDidStartRun((live) => this.follow(live)));
-  }
+    private readonly host: MemlensHost,
+  ) {}
 
   /** Starts the server; a failure is reported and the rest of MemLens keeps working without lenses. */
   async start(): Promise<void> {
@@ -62,44 +47,22 @@ export class LanguageFeatures implements vscode.Disposable {
     const client = this.client;
     if (!client) return;
     // A stored run not read yet shows from its folder (the server reads it); the size of its
-    // events.jsonl says whether there is anything to show.
-    if (!entry || (!hasEvents(entry) && !this.host.liveRun(entry.id))) {
+    // events.jsonl says whether there is anything to show. A run going on shows its probes at once.
+    if (!entry || (!hasEvents(entry) && entry.meta.status !== "running")) {
       if (this.shown) void client.setRun(undefined);
       this.shown = undefined;
       return;
     }
-    const live = entry.meta.status === "running" ? this.host.liveRun(entry.id) : undefined;
-    if (live) {
-      if (this.shown?.id === entry.id && this.shown.mode === "events") return;
-      this.shown = { id: entry.id, mode: "events" };
-      // Everything so far goes with setRun; what is pending for this run was in it already.
-      if (this.pending?.runId === entry.id) this.pending = undefined;
-      void this.report(
-        client.setRunEvents({
-          id: entry.id,
-          label: entry.meta.label,
-          events: [...live.events],
-          targets: targetsOf(entry),
-        }),
-      );
-      return;
-    }
-    // Runs followed elsewhere (a debug session) grow on disk: resend when they got events.
+    const now = { id: entry.id, status: entry.meta.status, eventCount: entry.model?.eventCount ?? 0 };
     const shown = this.shown;
     if (
-      shown?.mode === "folder" &&
-      shown.id === entry.id &&
-      shown.status === entry.meta.status &&
-      (entry.meta.status !== "running" || shown.eventCount === (entry.model?.eventCount ?? 0))
+      shown?.id === now.id &&
+      shown.status === now.status &&
+      (now.status !== "running" || shown.eventCount === now.eventCount)
     ) {
       return;
     }
-    this.shown = {
-      id: entry.id,
-      mode: "folder",
-      status: entry.meta.status,
-      eventCount: entry.model?.eventCount ?? 0,
-    };
+    this.shown = now;
     void this.report(client.setRun(entry));
   }
 
@@ -114,52 +77,4 @@ export class LanguageFeatures implements vscode.Disposable {
       );
     }
   }
-
-  /** Batches a live run's events to the server while that run is the one shown. */
-  private follow(live: LiveRun): void {
-    const handle = live.entry.handle;
-    if (!handle) return;
-    const unsubscribe = handle.onEvent((event) => {
-      if (this.shown?.id !== live.entry.id || this.shown.mode !== "events") return;
-      if (this.pending?.runId !== live.entry.id) this.pending = { runId: live.entry.id, events: [] };
-      this.pending.events.push(event);
-      this.flushTimer ??= setTimeout(() => this.flush(), APPEND_INTERVAL_MS);
-    });
-    void live.outcome
-      .catch(() => undefined)
-      .then(() => {
-        unsubscribe();
-        this.flush();
-      });
-  }
-
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    const pending = this.pending;
-    this.pending = undefined;
-    if (
-      pending &&
-      pending.events.length > 0 &&
-      this.shown?.id === pending.runId &&
-      this.shown.mode === "events"
-    ) {
-      this.client?.appendEvents(pending.runId, pending.events);
-    }
-  }
-
-  dispose(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    for (const s of this.subscriptions) s.dispose();
-    // The client registered itself in the extension's subscriptions, which VS Code disposes.
-  }
-}
-
-function targetsOf(entry: RunEntry): RunTargetInfo[] | undefined {
-  return entry.meta.targets?.map((t) => ({
-    id: t.id,
-    spec: t.spec,
-    kind: targetKind(t.spec),
-    hotspot: t.hotspot,
-  }));
 }

@@ -1,7 +1,6 @@
 // MemLens's own LSP messages, shared by the language server and its client (src/server/client.ts).
 // Each message is one typed constant; both sides import it from here and nowhere else.
 import { NotificationType, RequestType } from "vscode-languageserver-protocol";
-import type { ProbeEvent } from "../protocol/events";
 import type { PathMapping } from "../runner/types";
 
 /** Sent once in `initialize`. */
@@ -31,16 +30,15 @@ export interface RunTargetInfo {
   hotspot?: string;
 }
 
-export type RunSource =
-  /** Events in memory (the client already mapped their file paths to local ones). */
-  | { kind: "events"; events: ProbeEvent[] }
-  /** A run folder: the server reads `events.jsonl` (and `meta.json`/`plan.json` for targets). */
-  | { kind: "folder"; dir: string };
-
+/**
+ * A run the server shows from its folder (the one record of a run): it reads events.jsonl, and
+ * meta.json or plan.json for the targets. The same run again reads only what was appended, so a
+ * run going on is followed by sending it again.
+ */
 export interface RunPayload {
   id: string;
   label?: string;
-  source: RunSource;
+  dir: string;
   /** The plan's targets; when absent, taken from the run folder's meta.json or plan.json. */
   targets?: RunTargetInfo[];
   /** Applied to file paths in the events (remote prefix → local folder). */
@@ -61,15 +59,6 @@ export interface SetRunResult {
   malformed: number;
   /** Why the run could not be read (unreadable folder, unknown protocol version). */
   error?: string;
-}
-
-/**
- * Live events of the run shown, when it was set from events (setRunEvents); ignored for any
- * other run id. A run shown from its folder is brought up to date by sending setRun again.
- */
-export interface AppendEventsParams {
-  runId: string;
-  events: ProbeEvent[];
 }
 
 export interface SetTrustParams {
@@ -119,7 +108,6 @@ export interface MeasureHereArgs {
 }
 
 export const SetRunRequest = new RequestType<SetRunParams, SetRunResult, void>("memlens/setRun");
-export const AppendEventsNotification = new NotificationType<AppendEventsParams>("memlens/appendEvents");
 export const SetTrustNotification = new NotificationType<SetTrustParams>("memlens/setTrust");
 export const SetConfigNotification = new NotificationType<MemlensConfig>("memlens/setConfig");
 export const ResolveQualnameRequest = new RequestType<ResolveQualnameParams, ResolveQualnameResult, void>(

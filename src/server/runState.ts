@@ -91,6 +91,8 @@ async function readAppended(
     await tail.read(onEvent);
   } catch (error) {
     if (error instanceof EventsFileShrankError) throw error;
+    // A run that just started has no events.jsonl yet: its probes show as waiting.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" && existsSync(dir)) return;
     throw new RunLoadError(
       `Cannot read ${tail.file}: ${(error as Error).message}. Is ${dir} a MemLens run folder?`,
     );
@@ -99,21 +101,21 @@ async function readAppended(
 }
 
 /** What identifies a run shown from its folder: the same key again means "read what was appended". */
-export function folderRunKey(payload: RunPayload, sourceRoots: readonly string[]): string | undefined {
-  if (payload.source.kind !== "folder") return undefined;
-  return JSON.stringify([payload.id, payload.source.dir, payload.pathMappings ?? [], sourceRoots]);
+export function folderRunKey(payload: RunPayload, sourceRoots: readonly string[]): string {
+  return JSON.stringify([payload.id, payload.dir, payload.pathMappings ?? [], sourceRoots]);
 }
 
 export class RunState {
   readonly model = new RunModel();
   private targetInfo = new Map<string, RunTargetInfo>();
   private readonly mapper: HostPathMapper;
-  /** For a run shown from its folder: where reading events.jsonl goes on from. */
-  private tail: { dir: string; reader: EventsFollower } | undefined;
+  /** Reads the run folder's events, from where the last read stopped. */
+  private readonly reader: EventsFollower;
 
-  constructor(
+  private constructor(
     readonly id: string,
     public label: string,
+    private readonly dir: string,
     private readonly catalog: HotspotCatalog,
     targets: readonly RunTargetInfo[],
     pathMappings: readonly PathMapping[],
@@ -121,44 +123,28 @@ export class RunState {
   ) {
     this.setTargets(targets);
     this.mapper = createHostPathMapper({ sourceRoots, pathMappings, fileExists: existsSync });
+    this.reader = new EventsFollower(eventsFileOf(dir));
   }
 
-  static async load(
-    payload: RunPayload,
-    catalog: HotspotCatalog,
-    sourceRoots: readonly string[],
-  ): Promise<{ state: RunState; malformed: number }> {
-    if (payload.source.kind === "events") {
-      const state = new RunState(
-        payload.id,
-        payload.label ?? payload.id,
-        catalog,
-        payload.targets ?? [],
-        payload.pathMappings ?? [],
-        sourceRoots,
-      );
-      state.add(payload.source.events);
-      return { state, malformed: 0 };
-    }
-    const dir = payload.source.dir;
-    const reader = new EventsFollower(eventsFileOf(dir));
+  /** A run folder, read to its current end; readMore follows it from there. */
+  static async load(payload: RunPayload, catalog: HotspotCatalog, sourceRoots: readonly string[]): Promise<RunState> {
     const state = new RunState(
       payload.id,
       payload.label ?? payload.id,
+      payload.dir,
       catalog,
-      payload.targets ?? (await readFolderTargets(dir)) ?? [],
+      payload.targets ?? (await readFolderTargets(payload.dir)) ?? [],
       payload.pathMappings ?? [],
       sourceRoots,
     );
     // Into the model as they are read: a vLLM load's file is hundreds of MB.
-    await readAppended(reader, dir, (event) => state.addOne(event));
-    state.tail = { dir, reader };
-    return { state, malformed: reader.malformed };
+    await readAppended(state.reader, payload.dir, (event) => state.add(event));
+    return state;
   }
 
-  /** Lines of events.jsonl that were not events, so far (0 for a run sent as events). */
+  /** Lines of events.jsonl that were not events, so far. */
   get malformed(): number {
-    return this.tail?.reader.malformed ?? 0;
+    return this.reader.malformed;
   }
 
   /**
@@ -166,27 +152,21 @@ export class RunState {
    * since the last read, and takes up the targets and label anew.
    */
   async readMore(payload: RunPayload): Promise<void> {
-    if (!this.tail) throw new Error(`run ${this.id} was not read from a folder`);
     const events: ProbeEvent[] = [];
-    await readAppended(this.tail.reader, this.tail.dir, (event) => events.push(event));
-    const targets = payload.targets ?? (await readFolderTargets(this.tail.dir));
+    await readAppended(this.reader, this.dir, (event) => events.push(event));
+    const targets = payload.targets ?? (await readFolderTargets(this.dir));
     if (targets) this.setTargets(targets);
     if (payload.label !== undefined) this.label = payload.label;
-    this.add(events);
+    for (const event of events) this.add(event);
   }
 
   private setTargets(targets: readonly RunTargetInfo[]): void {
     this.targetInfo = new Map(targets.map((t) => [t.id, t]));
   }
 
-  add(events: readonly ProbeEvent[]): void {
-    for (const e of events) this.addOne(e);
-  }
-
-  addOne(event: ProbeEvent): void {
+  private add(event: ProbeEvent): void {
     this.model.add(mapEventPaths(event, this.mapper));
   }
-
   /** Every target of the run: the plan's, plus any that only appear in events. */
   targets(): RunTargetInfo[] {
     const out = new Map(this.targetInfo);

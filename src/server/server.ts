@@ -23,7 +23,6 @@ import type { PythonDef } from "../catalog/pythonDefs";
 import type { Hotspot } from "../catalog/types";
 import { AnalysisCache, type DocumentAnalysis } from "./documentAnalysis";
 import {
-  AppendEventsNotification,
   MANAGE_TRUST_COMMAND,
   MEASURE_HERE_COMMAND,
   OPEN_PANEL_COMMAND,
@@ -124,11 +123,6 @@ export class MemlensServer {
     });
     connection.onRequest(SetRunRequest, (params) => this.setRun(params));
     connection.onRequest(ResolveQualnameRequest, (params) => this.resolveQualname(params));
-    connection.onNotification(AppendEventsNotification, ({ runId, events }) => {
-      if (!this.run || this.run.id !== runId) return;
-      this.run.add(events);
-      this.refreshViews();
-    });
     connection.onNotification(SetTrustNotification, ({ trusted }) => {
       if (this.trusted === trusted) return;
       this.trusted = trusted;
@@ -189,8 +183,8 @@ export class MemlensServer {
       return this.emptyResult();
     }
     const key = folderRunKey(run, this.sourceRoots);
-    const following = key !== undefined && this.folderRun?.key === key ? this.folderRun : undefined;
-    const load = async () => (await RunState.load(run, this.catalog, this.sourceRoots)).state;
+    const following = this.folderRun?.key === key ? this.folderRun : undefined;
+    const load = () => RunState.load(run, this.catalog, this.sourceRoots);
     const readMore = async (previous: Promise<RunState>): Promise<RunState> => {
       let state: RunState;
       try {
@@ -207,14 +201,14 @@ export class MemlensServer {
       }
     };
     const loading = following ? readMore(following.state) : load();
-    this.folderRun = key !== undefined ? { key, state: loading } : undefined;
+    this.folderRun = { key, state: loading };
     // The next read of this folder may start over after a failure; this one reports it below.
     loading.catch(() => undefined);
     try {
       const state = await loading;
       // A newer setRun of this same folder chains on this read, so its state is this one, only fresher.
       const replaced =
-        generation !== this.runGeneration && (key === undefined || this.folderRun?.key !== key);
+        generation !== this.runGeneration && this.folderRun?.key !== key;
       if (replaced) {
         return { ...this.emptyResult(), error: `run ${run.id} was replaced while it loaded` };
       }

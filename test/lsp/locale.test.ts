@@ -8,7 +8,14 @@ import * as path from "node:path";
 import { afterEach, describe, test } from "node:test";
 import type { CodeLens, Diagnostic } from "vscode-languageserver-protocol";
 import { parseEventsText } from "../../src/protocol/reader";
-import { FIXTURE_ROOT, LspTestClient, REPO_ROOT, fileUri, type StartOptions } from "./lspTestClient";
+import {
+  FIXTURE_ROOT,
+  LspTestClient,
+  REPO_ROOT,
+  fileUri,
+  type StartOptions,
+  runFolder,
+} from "./lspTestClient";
 
 const FP4_FILE = path.join(FIXTURE_ROOT, "vllm/model_executor/layers/quantization/utils/marlin_utils_fp4.py");
 const RUNNER_FILE = path.join(FIXTURE_ROOT, "vllm/v1/worker/gpu_model_runner.py");
@@ -33,7 +40,7 @@ afterEach(async () => {
 async function withRun(options: StartOptions): Promise<{ c: LspTestClient; uri: string }> {
   const c = (client = await LspTestClient.start(options));
   const result = await c.setRun({
-    run: { id: "run-1", label: "gpt-oss fixture", source: { kind: "events", events: EVENTS } },
+    run: { id: "run-1", label: "gpt-oss fixture", dir: runFolder(EVENTS) },
   });
   assert.equal(result.error, undefined);
   const uri = fileUri(FP4_FILE);

@@ -2,6 +2,8 @@
 // (stdio from src/server/main.ts through tsx, or a bundled server over Node IPC) and waits on
 // messages, never on time.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import {
@@ -30,13 +32,12 @@ import {
   type InlayHint,
   type ProtocolConnection,
 } from "vscode-languageserver-protocol/node";
+import type { ProbeEvent } from "../../src/protocol/events";
 import {
-  AppendEventsNotification,
   ResolveQualnameRequest,
   SetConfigNotification,
   SetRunRequest,
   SetTrustNotification,
-  type AppendEventsParams,
   type MemlensInitializationOptions,
   type ResolveQualnameParams,
   type ResolveQualnameResult,
@@ -47,6 +48,26 @@ import {
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 export const FIXTURE_ROOT = path.join(REPO_ROOT, "test/fixtures/python");
 const WAIT_MS = 15_000;
+
+const runFolders: string[] = [];
+process.once("exit", () => {
+  for (const dir of runFolders) rmSync(dir, { recursive: true, force: true });
+});
+
+const jsonl = (events: readonly ProbeEvent[]): string => events.map((e) => `${JSON.stringify(e)}\n`).join("");
+
+/** A run folder whose events.jsonl holds `events`, as the runner writes it (the server reads runs from folders). */
+export function runFolder(events: readonly ProbeEvent[]): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "memlens-lsp-run-"));
+  runFolders.push(dir);
+  writeFileSync(path.join(dir, "events.jsonl"), jsonl(events));
+  return dir;
+}
+
+/** What the runner appends to a run going on. */
+export function appendToRun(dir: string, events: readonly ProbeEvent[]): void {
+  appendFileSync(path.join(dir, "events.jsonl"), jsonl(events));
+}
 
 export function fileUri(file: string): string {
   return pathToFileURL(file).href;
@@ -214,10 +235,6 @@ export class LspTestClient {
 
   async setConfig(sourceRoots: string[]): Promise<void> {
     await this.connection.sendNotification(SetConfigNotification, { sourceRoots });
-  }
-
-  async appendEvents(params: AppendEventsParams): Promise<void> {
-    await this.connection.sendNotification(AppendEventsNotification, params);
   }
 
   /** LSP shutdown + exit; resolves with the exit code once the process is gone. */

@@ -10,7 +10,7 @@ import { summaryLine } from "../../src/model/format";
 import { RunModel } from "../../src/model/runModel";
 import type { TargetResolvedEvent } from "../../src/protocol/events";
 import { parseEventsText } from "../../src/protocol/reader";
-import { LspTestClient, REPO_ROOT, fileUri } from "./lspTestClient";
+import { LspTestClient, REPO_ROOT, fileUri, runFolder } from "./lspTestClient";
 
 const EXAMPLES = path.join(REPO_ROOT, "python-probe/examples");
 const examples = existsSync(EXAMPLES)
@@ -38,7 +38,7 @@ for (const name of examples) {
       try {
         copyFileSync(path.join(EXAMPLES, name), path.join(dir, "events.jsonl"));
         client = await LspTestClient.start();
-        const result = await client.setRun({ run: { id: name, source: { kind: "folder", dir } } });
+        const result = await client.setRun({ run: { id: name, dir } });
         assert.equal(result.error, parsed.versionError.message);
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -47,7 +47,7 @@ for (const name of examples) {
     }
     client = await LspTestClient.start({ initializationOptions: { sourceRoots: [] } });
     const result = await client.setRun({
-      run: { id: name, source: { kind: "events", events: parsed.events } },
+      run: { id: name, dir: runFolder(parsed.events) },
     });
     assert.equal(result.error, undefined);
     assert.equal(result.events, parsed.events.length);

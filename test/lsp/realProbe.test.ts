@@ -68,7 +68,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 void test("a real probe run shows up on the workload's source", async () => {
   const client = await LspTestClient.start({ initializationOptions: { sourceRoots: [WORKLOAD_DIR] } });
   try {
-    const result = await client.setRun({ run: { id: "real", source: { kind: "folder", dir: runDir } } });
+    const result = await client.setRun({ run: { id: "real", dir: runDir } });
     assert.equal(result.error, undefined);
     assert.equal(result.malformed, 0);
     assert.equal(result.targets, 4);

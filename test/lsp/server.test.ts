@@ -19,7 +19,7 @@ import { loadBundledCatalog } from "../../src/catalog/catalog";
 import type { ProbeEvent } from "../../src/protocol/events";
 import { parseEventsText } from "../../src/protocol/reader";
 import type { MeasureHereArgs, RunPayload } from "../../src/server/protocol";
-import { FIXTURE_ROOT, LspTestClient, REPO_ROOT, fileUri } from "./lspTestClient";
+import { FIXTURE_ROOT, LspTestClient, REPO_ROOT, fileUri, appendToRun, runFolder } from "./lspTestClient";
 
 const QUANT_UTILS = path.join(FIXTURE_ROOT, "vllm/model_executor/layers/quantization/utils");
 const FP4_FILE = path.join(QUANT_UTILS, "marlin_utils_fp4.py");
@@ -202,7 +202,7 @@ void describe("a recorded run", () => {
   async function withRun(payload?: Partial<RunPayload>): Promise<LspTestClient> {
     const c = await start();
     const result = await c.setRun({
-      run: { id: "run-1", label: "gpt-oss fixture", source: { kind: "events", events }, ...payload },
+      run: { id: "run-1", label: "gpt-oss fixture", dir: runFolder(events), ...payload },
     });
     assert.equal(result.error, undefined);
     assert.equal(result.runId, "run-1");
@@ -339,12 +339,11 @@ void describe("a recorded run", () => {
     assert.ok(titles(await c.codeLenses(uri)).every((t) => t.startsWith("$(pulse) Measure here")));
   });
 
-  void test("a live run: appended events update lenses and ask the editor to refresh", async () => {
+  void test("a live run: what the runner appends reaches the lenses, and the editor is asked to refresh", async () => {
     const c = await start();
     const cut = events.findIndex((e) => e.type === "enter" && e.target === "t1");
-    const result = await c.setRun({
-      run: { id: "live", source: { kind: "events", events: events.slice(0, cut) } },
-    });
+    const dir = runFolder(events.slice(0, cut));
+    const result = await c.setRun({ run: { id: "live", dir } });
     assert.equal(result.calls, 0);
     const uri = await openFile(c, FP4_FILE);
     const moeLine = lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(");
@@ -352,13 +351,38 @@ void describe("a recorded run", () => {
       "$(loading~spin) probed · waiting for the first call",
     ]);
     const refreshes = c.codeLensRefreshes;
-    await c.appendEvents({ runId: "other-run", events: events.slice(cut) });
-    await c.appendEvents({ runId: "live", events: events.slice(cut) });
+    appendToRun(dir, events.slice(cut));
+    await c.setRun({ run: { id: "live", dir } });
     assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
       "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
     ]);
     await c.waitFor("a code lens refresh", () => c.codeLensRefreshes > refreshes);
     await c.waitFor("an inlay hint refresh", () => c.inlayHintRefreshes > 0);
+  });
+
+  void test("a run just started, with no events.jsonl yet, shows its probes waiting", async () => {
+    const c = await start();
+    const dir = runFolder([]);
+    rmSync(path.join(dir, "events.jsonl"));
+    const result = await c.setRun({
+      run: {
+        id: "starting",
+        dir,
+        targets: [
+          {
+            id: "t1",
+            spec: "vllm.model_executor.layers.quantization.utils.marlin_utils_fp4:prepare_moe_fp4_layer_for_marlin",
+            kind: "function",
+          },
+        ],
+      },
+    });
+    assert.equal(result.error, undefined);
+    const uri = await openFile(c, FP4_FILE);
+    assert.deepEqual(
+      titles(lensAt(await c.codeLenses(uri), lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin("))),
+      ["$(loading~spin) probed · waiting for the first call"],
+    );
   });
 
   void test("a paused live run: samples do not make the editor refetch, the exit does once it fetched", async () => {
@@ -368,7 +392,8 @@ void describe("a recorded run", () => {
     const exitIndex = events.findIndex((e) => e.type === "exit" && e.target === "t1");
     const samples = events.filter((e) => e.type === "sample").slice(0, 3);
     assert.equal(samples.length, 3);
-    await c.setRun({ run: { id: "paused", source: { kind: "events", events: events.slice(0, exitIndex) } } });
+    const dir = runFolder(events.slice(0, exitIndex));
+    await c.setRun({ run: { id: "paused", dir } });
     const uri = await openFile(c, FP4_FILE);
     const moeLine = lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(");
     assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
@@ -377,15 +402,19 @@ void describe("a recorded run", () => {
     await c.inlayHints(uri);
     const lensRefreshes = c.codeLensRefreshes;
     const hintRefreshes = c.inlayHintRefreshes;
-    for (const sample of samples) await c.appendEvents({ runId: "paused", events: [sample] });
-    // A request answered after the notifications: any refresh they caused has arrived before it.
+    for (const sample of samples) {
+      appendToRun(dir, [sample]);
+      await c.setRun({ run: { id: "paused", dir } });
+    }
+    // A request answered after the reads: any refresh they caused has arrived before it.
     assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
       "±0 B allocated · 1 call · 1 unfinished",
     ]);
     assert.equal(c.codeLensRefreshes, lensRefreshes, "samples change no lens: no refresh");
     assert.equal(c.inlayHintRefreshes, hintRefreshes, "samples change no hint: no refresh");
 
-    await c.appendEvents({ runId: "paused", events: [events[exitIndex]!] });
+    appendToRun(dir, [events[exitIndex]!]);
+    await c.setRun({ run: { id: "paused", dir } });
     await c.waitFor("a code lens refresh after the exit", () => c.codeLensRefreshes === lensRefreshes + 1);
     assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
       "+200.0 MiB allocated · peak +500.0 MiB · 1 call",
@@ -399,7 +428,7 @@ void describe("a recorded run", () => {
       const cut = events.findIndex((e) => e.type === "enter" && e.target === "t1");
       const jsonl = (list: ProbeEvent[]) => list.map((e) => `${JSON.stringify(e)}\n`).join("");
       writeFileSync(path.join(dir, "events.jsonl"), jsonl(events.slice(0, cut)));
-      const first = await c.setRun({ run: { id: "live-folder", source: { kind: "folder", dir } } });
+      const first = await c.setRun({ run: { id: "live-folder", dir } });
       assert.equal(first.events, cut);
       const uri = await openFile(c, FP4_FILE);
       const moeLine = lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(");
@@ -407,7 +436,7 @@ void describe("a recorded run", () => {
         "$(loading~spin) probed · waiting for the first call",
       ]);
       writeFileSync(path.join(dir, "events.jsonl"), jsonl(events));
-      const second = await c.setRun({ run: { id: "live-folder", source: { kind: "folder", dir } } });
+      const second = await c.setRun({ run: { id: "live-folder", dir } });
       assert.equal(second.events, events.length);
       assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
         "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
@@ -421,7 +450,7 @@ void describe("a recorded run", () => {
     const c = await start();
     const dir = mkdtempSync(path.join(tmpdir(), "memlens-follow-"));
     const file = path.join(dir, "events.jsonl");
-    const folder = { id: "followed", source: { kind: "folder" as const, dir } };
+    const folder = { id: "followed", dir };
     try {
       const lines = events.map((e) => `${JSON.stringify(e)}\n`);
       // The runner is in the middle of a line (it holds a multi-byte character, cut inside it).
@@ -498,7 +527,7 @@ void describe("run folders and path mapping", () => {
     const result = await c.setRun({
       run: {
         id: "folder-run",
-        source: { kind: "folder", dir: runDir },
+        dir: runDir,
         pathMappings: [{ remote: `${REMOTE}/vllm/model_executor/layers/quantization/utils`, local }],
       },
     });
@@ -517,7 +546,7 @@ void describe("run folders and path mapping", () => {
   void test("a folder that is not a run, and a newer protocol, give clear errors", async () => {
     const c = await start();
     const missing = await c.setRun({
-      run: { id: "x", source: { kind: "folder", dir: path.join(dir, "nope") } },
+      run: { id: "x", dir: path.join(dir, "nope") },
     });
     assert.equal(missing.runId, null);
     assert.match(missing.error ?? "", /Cannot read .*events\.jsonl.*Is .* a MemLens run folder\?/);
@@ -528,7 +557,7 @@ void describe("run folders and path mapping", () => {
       path.join(v2, "events.jsonl"),
       `${JSON.stringify({ v: 2, type: "start", ts: 1, pid: 1 })}\n`,
     );
-    const newer = await c.setRun({ run: { id: "y", source: { kind: "folder", dir: v2 } } });
+    const newer = await c.setRun({ run: { id: "y", dir: v2 } });
     assert.match(newer.error ?? "", /protocol v2 from the probe; this MemLens reads v1/);
   });
 });
