@@ -2,7 +2,7 @@
 // in their own folders (runner, server, panel, debug, checklist); this file only connects them.
 import * as vscode from "vscode";
 import { loadBundledCatalog } from "./catalog/catalog";
-import { registerChecklist } from "./checklist/register";
+import { registerChecklist } from "./commands/checklist";
 import { registerDebug } from "./debug/register";
 import { registerPanel } from "./panel/register";
 import { MeasureCommands } from "./commands/measure";

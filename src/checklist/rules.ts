@@ -92,5 +92,3 @@ export function evaluateChecklist(ctx: ChecklistContext): ChecklistResult[] {
   const evaluation = ctx.run ? evaluationOf(ctx, ctx.run) : undefined;
   return CHECKLIST_ITEMS.map((item) => answer(item, evaluation, ctx));
 }
-
-export { CHECKLIST_ITEMS, CHECKLIST_SECTIONS, type ChecklistResult, type ChecklistSection } from "./items";

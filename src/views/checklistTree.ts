@@ -1,7 +1,7 @@
 // The "Checklist" tree: the seed's sections, each item with its state, its answer as the
 // description and the evidence in the tooltip.
 import * as vscode from "vscode";
-import { CHECKLIST_SECTIONS, type ChecklistResult, type ChecklistSection } from "../checklist/rules";
+import { CHECKLIST_SECTIONS, type ChecklistResult, type ChecklistSection } from "../checklist/items";
 import { formatBytes } from "../model/format";
 import { CHECKLIST_TEXT } from "../l10n/checklist";
 import { translator, type Lang } from "../l10n/lang";

@@ -1,6 +1,6 @@
-// The checklist in VS Code: the tree, its refresh, "Export Findings to Log" (one undoable edit on
-// the user's log file), "Choose Investigation Log File", "Show Memory Budget" and "Add the Probe
-// This Item Needs".
+// The checklist's commands in VS Code: the tree and its refresh, "Export Findings to Log" (one
+// undoable edit on the user's log file), "Choose Investigation Log File", "Show Memory Budget" and
+// "Add the Probe This Item Needs". The answers themselves are src/checklist's.
 import * as vscode from "vscode";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
@@ -8,14 +8,15 @@ import { sourceLineReader } from "../files/read";
 import type { MemlensHost, RunEntry } from "../host/host";
 import type { RunModel } from "../model/runModel";
 import { ChecklistTreeProvider, type ChecklistNode } from "../views/checklistTree";
-import { evaluateChecklist, type ChecklistResult } from "./rules";
+import type { ChecklistResult } from "../checklist/items";
+import { evaluateChecklist } from "../checklist/rules";
 import { computeFindings, findingsInput } from "../export/findings";
 import { exportFindings, minimalEdit } from "../export/logExport";
 import { computeBudget } from "../budget/view";
 import { budgetMarkdown } from "../budget/markdown";
 import type { ProbeNeed } from "../budget/targets";
-import { ProbeSet, type ProbeTarget } from "../commands/probeSet";
-import { findProbeLine } from "./probeLine";
+import { ProbeSet, type ProbeTarget } from "./probeSet";
+import { findProbeLine } from "../checklist/probeLine";
 import { logLanguage } from "../export/logExport";
 import { BUDGET_TEXT } from "../l10n/budget";
 import { translator } from "../l10n/lang";
