@@ -155,9 +155,12 @@ export function workspaceFacts(input: RuleInput, item: ChecklistItem) {
   for (const c of calls) byPid.set(c.pid, [...(byPid.get(c.pid) ?? []), c]);
   // The process that made the most: the GPU worker (every rank makes its own).
   const [pid, pidCalls] = [...byPid.entries()].sort((a, b2) => b2[1].length - a[1].length)[0]!;
-  const sizes = pidCalls.map((c) => callDelta(c).retained ?? 0);
+  // A workspace made inside a model forward (vLLM >= 0.2x makes Marlin's per MoE call) lives for
+  // that forward: what the call returns is not kept by the load.
+  const inForward = pidCalls.filter((c) => insideForward(input.run, c)).length;
+  const sizes = pidCalls.map((c) => (insideForward(input.run, c) ? 0 : (callDelta(c).retained ?? 0)));
   const kept = sizes.filter((s) => s > 0);
-  const perCall = Math.max(0, ...sizes);
+  const perCall = Math.max(0, ...pidCalls.map((c) => callDelta(c).retained ?? 0));
   const total = sizes.reduce((a, s) => a + s, 0);
   const prepare = measure(input.ctx, NEEDS.prepareMarlin, item.id);
   const moeLayers =
@@ -176,5 +179,23 @@ export function workspaceFacts(input: RuleInput, item: ChecklistItem) {
     moeLayers,
     device,
     sameSize,
+    inForward,
   };
+}
+
+/** vLLM's model forward passes during start-up: the profile run, the sampler and kernel warm-ups (all of
+ * compile_or_warm_up_model), CUDA graph capture, and serving. */
+const FORWARD_SCOPE =
+  /:(?:\w+\.)?(?:profile_run|_dummy_run|_dummy_sampler_run|capture_model|execute_model|kernel_warmup|compile_or_warm_up_model)$/;
+
+/** Whether a call ran inside a probed forward pass of its process (its scope's ancestors). */
+export function insideForward(run: RunModel, call: CallRecord): boolean {
+  let parent = call.parent;
+  for (let depth = 0; parent !== null && depth < 256; depth++) {
+    const scope = run.scope(call.pid, parent);
+    if (!scope) return false;
+    if (FORWARD_SCOPE.test(run.targets.get(scope.target)?.spec ?? "")) return true;
+    parent = scope.parent;
+  }
+  return false;
 }

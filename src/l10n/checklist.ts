@@ -56,6 +56,8 @@ const en = {
   "ev.originalBytes": "original MoE expert bytes per layer, from {source}",
   "ev.configExperts": "config.json (MXFP4 experts as stored)",
   "ev.wsKept": "{calls}, {kept} kept memory, {total} retained in all",
+  "ev.wsInForward":
+    "{calls}, all inside probed forward passes (profile run, sampler or kernel warm-up); largest one",
   "ev.largestRetained": "largest retained of one call (allocated Δ)",
   "ev.keptTimes": "{kept} kept × {bytes}",
   "ev.keptTotal": "{kept} kept, {total} in all",
@@ -69,6 +71,7 @@ const en = {
   "kv.forTokens": " for {n} tokens",
   "ws.perLayer": "Per layer: {kept} workspaces of {size} kept ({total} in all) — small.",
   "ws.shared": "Shared: one workspace of {size}.",
+  "ws.inForward": "None made while loading: {calls} workspaces of {size}, each inside a forward pass.",
   "conv.yes": "Yes: converting one MoE layer needs up to {bytes} above what it keeps (max over {calls}).",
   "conv.no": "No: the conversion needed nothing above what it keeps ({calls}).",
   "ctx.notMeasured":
@@ -91,6 +94,8 @@ const en = {
     "Each layer its own: {calls} of marlin_make_workspace_new in pid {pid}{layers}, each keeps {bytes}.",
   "perLayer.layers": " for {n} MoE layers",
   "perLayer.shared": "Shared: {kept} in pid {pid} ({calls}{layers}).",
+  "perLayer.inForward":
+    "Each MoE layer makes its own inside every forward pass ({calls} of marlin_make_workspace_new in pid {pid}{layers}), {bytes} each; none is made while loading, so the load keeps no Marlin workspace.",
   "perLayer.oneKept": "one workspace is kept",
   "perLayer.noneKept": "no workspace is kept",
   "size.yes": "{bytes} each ({mb} MB, as torch's allocator counts it); {kept} kept = {total}.",
@@ -192,6 +197,8 @@ export const CHECKLIST_TEXT: Tables<ChecklistKey> = {
     "ev.originalBytes": "每层原始 MoE 专家权重的字节数，来自 {source}",
     "ev.configExperts": "config.json（按存储格式计的 MXFP4 专家权重）",
     "ev.wsKept": "{calls}，其中 {kept} 次保留了显存，共保留 {total}",
+    "ev.wsInForward":
+      "{calls}，全部发生在被探测的前向计算中（profile run、sampler 或 kernel 预热）；最大的一个",
     "ev.largestRetained": "单次调用最大的保留量（allocated Δ）",
     "ev.keptTimes": "保留 {kept} 个 × {bytes}",
     "ev.keptTotal": "保留 {kept} 个，共 {total}",
@@ -204,6 +211,7 @@ export const CHECKLIST_TEXT: Tables<ChecklistKey> = {
     "kv.forTokens": "，可容纳 {n} 个 token",
     "ws.perLayer": "每层一个：保留了 {kept} 个 {size} 的 workspace（共 {total}），占用很小。",
     "ws.shared": "共享：只有一个 {size} 的 workspace。",
+    "ws.inForward": "加载时不分配：{calls} 个 {size} 的 workspace 都在前向计算中分配。",
     "conv.yes": "是：转换一个 MoE 层时，除保留的显存外最多还需要 {bytes}（{calls}中的最大值）。",
     "conv.no": "否：转换过程不需要保留量之外的额外显存（{calls}）。",
     "ctx.notMeasured":
@@ -225,6 +233,8 @@ export const CHECKLIST_TEXT: Tables<ChecklistKey> = {
       "每层各自分配：pid {pid} 中 marlin_make_workspace_new 共 {calls}{layers}，每次保留 {bytes}。",
     "perLayer.layers": "，对应 {n} 个 MoE 层",
     "perLayer.shared": "共享：pid {pid} 中{kept}（{calls}{layers}）。",
+    "perLayer.inForward":
+      "每个 MoE 层在每次前向计算中各自分配（pid {pid} 中 marlin_make_workspace_new 共 {calls}{layers}），每个 {bytes}；加载过程中不分配，因此加载不会保留任何 Marlin workspace。",
     "perLayer.oneKept": "只保留了一个 workspace",
     "perLayer.noneKept": "没有保留任何 workspace",
     "size.yes": "每个 {bytes}（按 torch 分配器的计法为 {mb} MB）；保留了 {kept} 个 = {total}。",

@@ -9,6 +9,15 @@ export const rules: Record<string, Rule> = {
     if (!f) return missing(input, ["workspace"], "what.moeConvertedMarlin");
     const perLayer = f.kept > 1;
     const layers = f.moeLayers ? t("perLayer.layers", { n: f.moeLayers }) : "";
+    if (f.inForward === f.calls) {
+      return {
+        state: "answered",
+        verdict: "yes",
+        answer: t("perLayer.inForward", { calls: callsN(f.calls), pid: f.pid, layers, bytes: b(f.perCall) }),
+        evidence: [callEvidence(f.summary, t("ev.wsInForward", { calls: callsN(f.calls) }), f.perCall)],
+        codeLink: codeLinkOf(input.run, f.ws.targets),
+      };
+    }
     return {
       state: "answered",
       verdict: perLayer ? "yes" : "no",

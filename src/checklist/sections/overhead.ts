@@ -52,7 +52,9 @@ export const rules: Record<string, Rule> = {
       verdict: perLayer ? "yes" : "no",
       answer: perLayer
         ? t("ws.perLayer", { kept: f.kept, size: b(f.perCall), total: b(f.total) })
-        : t("ws.shared", { size: b(f.perCall) }),
+        : f.inForward === f.calls
+          ? t("ws.inForward", { size: b(f.perCall), calls: f.calls })
+          : t("ws.shared", { size: b(f.perCall) }),
       evidence: [callEvidence(f.summary, f.ws.summary!.spec ?? f.summary.target, f.total)],
       codeLink: codeLinkOf(input.run, f.ws.targets),
     };

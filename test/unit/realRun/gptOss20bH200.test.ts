@@ -159,3 +159,19 @@ void test("the compiled run, kept as events.jsonl.gz, reads like any run: captur
   );
   assert.ok(generated, "one generate call was served under the probe");
 });
+
+void test("the checklist on the real run: Marlin workspaces are made in the forward passes, not kept by the load", async () => {
+  let out = "";
+  const code = await main(
+    ["report", EAGER, "--json"],
+    (t) => (out += t),
+    () => undefined,
+  );
+  assert.equal(code, 0);
+  const items = (
+    JSON.parse(out) as { checklist: { id: string; answer: string; saving?: { bytes: number } }[] }
+  ).checklist;
+  const perLayer = items.find((i) => i.id === "workspace.per_layer")!;
+  assert.match(perLayer.answer, /inside every forward pass \(72 calls/);
+  assert.equal(items.find((i) => i.id === "opt.shared_workspace")!.saving?.bytes, 0);
+});
