@@ -77,6 +77,26 @@ function at(run: RunModel, snap: ReadingSnapshot, t: Translate<BudgetKey>): stri
   return t("at.pid", { pid: snap.pid, since, why: snap.why });
 }
 
+/** vLLM >= 0.21 logs its budget after the KV cache is made ("Free memory on device … Actual usage
+ * is …") instead of the older profiling block: the same arithmetic under the same names. */
+function usageAsProfiling(usage: FactEvent | undefined): FactEvent | undefined {
+  if (!usage) return undefined;
+  const v = usage.values;
+  const values: Record<string, number> = {};
+  const rename: [string, string][] = [
+    ["total_bytes", "total_bytes"],
+    ["utilization", "utilization"],
+    ["desired_bytes", "budget_bytes"],
+    ["weights_bytes", "weights_bytes"],
+    ["non_torch_bytes", "non_torch_bytes"],
+    ["activation_peak_bytes", "activation_peak_bytes"],
+    ["kv_cache_bytes", "kv_cache_bytes"],
+    ["cuda_graph_bytes", "cuda_graph_bytes"],
+  ];
+  for (const [from, to] of rename) if (v[from] !== undefined) values[to] = v[from]!;
+  return { ...usage, values };
+}
+
 /** What a run measured, each source said in `lang` (quoted log lines and code names as they are). */
 export function measureRun(run: RunModel, meta?: MetaTargets, lang: Lang = "en"): RunMeasurements {
   const t = translator(BUDGET_TEXT, lang);
@@ -84,7 +104,7 @@ export function measureRun(run: RunModel, meta?: MetaTargets, lang: Lang = "en")
   const ctx: MatchContext = { run, meta };
   const out: RunMeasurements = {};
   out.gpuPid = gpuProcess(run);
-  const profiling = lastFact(run, "memory_profiling");
+  const profiling = lastFact(run, "memory_profiling") ?? usageAsProfiling(lastFact(run, "memory_usage"));
   out.profiling = profiling;
   out.noKvMemory = lastFact(run, "no_kv_memory");
   const pv = profiling?.values ?? {};

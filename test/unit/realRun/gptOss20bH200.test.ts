@@ -174,4 +174,9 @@ void test("the checklist on the real run: Marlin workspaces are made in the forw
   const perLayer = items.find((i) => i.id === "workspace.per_layer")!;
   assert.match(perLayer.answer, /inside every forward pass \(72 calls/);
   assert.equal(items.find((i) => i.id === "opt.shared_workspace")!.saving?.bytes, 0);
+  // vLLM 0.26's own budget line: total × utilization − weights − non-torch − activation = KV.
+  assert.match(
+    items.find((i) => i.id === "kv.gpu_memory_utilization")!.answer,
+    /139\.80 GiB × 0\.98 = 137\.00 GiB.*118\.98 GiB for the KV cache/,
+  );
 });
