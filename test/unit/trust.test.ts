@@ -40,6 +40,7 @@ const DECISIONS: Record<string, { restricted: boolean; why: string }> = {
   "memlens.sampleIntervalMs": { restricted: false, why: "a number, used only when a run starts" },
   "memlens.gpuMemoryUtilization": { restricted: false, why: "a number for the loader and the budget" },
   "memlens.targetGpuGiB": { restricted: false, why: "a number for the budget" },
+  "memlens.logLanguage": { restricted: false, why: "the language findings are written in" },
   "memlens.emulateGpuGiB": { restricted: false, why: "a number, used only when a run starts" },
 };
 
