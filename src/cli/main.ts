@@ -19,6 +19,8 @@ import { BUDGET_TEXT } from "../l10n/budget";
 import { parseLang, translator, type Lang } from "../l10n/lang";
 import { SETTING_DEFAULTS } from "../settings/settings";
 import { runMain } from "./run";
+import { siteTotals } from "../model/sites";
+import { formatBytes } from "../model/format";
 
 const GIB = 1024 ** 3;
 
@@ -29,6 +31,7 @@ Usage:
   memlens report RUN_DIR [--json] [--model DIR|NAME] [--target-gib N] [--gpu-memory-utilization U] [--lang L]
   memlens budget MODEL [--target-gib N] [--gpu-memory-utilization U] [--run RUN_DIR] [--json] [--lang L]
   memlens export RUN_DIR --log FILE [--date YYYY-MM-DD] [--model DIR|NAME] [--target-gib N] [--lang L]
+  memlens sites RUN_DIR [--target ID] [--json]   allocation sites (the lines where probed functions allocated)
 
   RUN_DIR   a run folder (events.jsonl, meta.json, plan.json), e.g. .memlens/runs/20251126-…
   MODEL     a model folder with config.json and *.safetensors (only the headers are read), or a
@@ -110,6 +113,48 @@ function bundledProbePath(): string {
   return path.join(__dirname, "memlens_probe.pyz");
 }
 
+/** `memlens sites`: one row per line that allocated inside a probed function, largest first. */
+async function sitesReport(dir: string, target: string | undefined, json: boolean): Promise<string> {
+  if (!existsSync(eventsFileOf(dir)))
+    throw new UsageError(`${dir} has no ${EVENTS_FILE}: not a MemLens run folder.`);
+  const stored = await loadRun(path.resolve(dir));
+  const totals = siteTotals(stored.events, target);
+  if (json) {
+    return `${JSON.stringify(
+      totals.map((s) => ({
+        target: s.target,
+        file: s.file,
+        line: s.line,
+        function: s.function,
+        allocated_bytes: s.allocatedBytes,
+        freed_bytes: s.freedBytes,
+        live_at_exit_bytes: s.liveAtExitBytes,
+        at_peak_bytes: s.atPeakBytes,
+        count: s.count,
+        calls: s.calls,
+        stacks: s.stacks,
+        ...(s.root ? { root: s.root } : {}),
+      })),
+      null,
+      2,
+    )}\n`;
+  }
+  if (totals.length === 0) {
+    return "No allocation sites in this run: probe a function with sites on (the conversion hotspots have them by default) and run on a GPU.\n";
+  }
+  const rows = totals.map(
+    (s) =>
+      `| ${s.target} | ${path.basename(s.file)}:${s.line} ${s.function} | ${formatBytes(s.allocatedBytes)} ×${s.count} | ` +
+      `${formatBytes(s.freedBytes)} | ${formatBytes(s.liveAtExitBytes)} | ${formatBytes(s.atPeakBytes)} |`,
+  );
+  return [
+    "| target | site | allocated | freed | live at exit | at peak |",
+    "|---|---|---|---|---|---|",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
 function today(): string {
   const d = new Date();
   const pad = (n: number): string => String(n).padStart(2, "0");
@@ -139,6 +184,7 @@ export async function main(
         log: { type: "string" },
         date: { type: "string" },
         lang: { type: "string" },
+        target: { type: "string" },
       },
     });
   } catch (e) {
@@ -229,6 +275,11 @@ export async function main(
         if (!target) throw new UsageError("report needs a RUN_DIR.");
         const findings = await findingsOf(target, fixedLang);
         out(values.json ? `${JSON.stringify(reportJson(findings), null, 2)}\n` : reportMarkdown(findings));
+        return 0;
+      }
+      case "sites": {
+        if (!target) throw new UsageError("sites needs a RUN_DIR.");
+        out(await sitesReport(target, values.target, values.json === true));
         return 0;
       }
       case "export": {

@@ -202,8 +202,47 @@ export interface EndEvent extends Common {
   counts: Record<string, number>;
 }
 
+/** Something the probe wants the user to know about a target or process (compiled callers,
+ * CUDA graph capture, a lost channel). */
+export interface NoteEvent extends Common {
+  type: "note";
+  kind: string;
+  message: string;
+  target?: string;
+}
+/** One allocation site of a scope: torch's memory history reduced to a line (requested bytes). */
+export interface AllocationSite {
+  file: string;
+  line: number;
+  function: string;
+  allocated_bytes: number;
+  freed_bytes: number;
+  live_at_exit_bytes: number;
+  at_peak_bytes: number;
+  count: number;
+  stacks?: { stack: string; count: number }[];
+  root_file?: string;
+  root_line?: number;
+  root_function?: string;
+}
+/** Where a probed call's memory went, line by line (sent after its exit). */
+export interface SitesEvent extends Common {
+  type: "sites";
+  target: string;
+  scope_id: string;
+  call: number;
+  sites: AllocationSite[];
+  peak_bytes: number;
+  delta_bytes: number;
+  freed_earlier_bytes: number;
+  /** A file in the run folder with the raw history, when kept. */
+  trace_file?: string;
+}
+
 export type ProbeEvent =
   | StartEvent
+  | NoteEvent
+  | SitesEvent
   | HelloEvent
   | TargetResolvedEvent
   | TargetNotFoundEvent

@@ -13,11 +13,13 @@ import {
   type FactEvent,
   type HelloEvent,
   type LogEvent,
+  type NoteEvent,
   type OomEvent,
   type PausedEvent,
   type ProbeEvent,
   type ResumedEvent,
   type SampleEvent,
+  type SitesEvent,
   type StartEvent,
   type TargetNotFoundEvent,
   type TargetResolvedEvent,
@@ -195,6 +197,39 @@ const oom = z.looseObject({
   message: str,
 });
 const error = z.looseObject({ ...common, type: z.literal("error"), message: str, where: str.optional() });
+const note = z.looseObject({
+  ...common,
+  type: z.literal("note"),
+  kind: str,
+  message: str,
+  target: str.optional(),
+});
+const site = z.looseObject({
+  file: str,
+  line: num,
+  function: str,
+  allocated_bytes: num,
+  freed_bytes: num,
+  live_at_exit_bytes: num,
+  at_peak_bytes: num,
+  count: num,
+  stacks: z.array(z.looseObject({ stack: str, count: num })).optional(),
+  root_file: str.optional(),
+  root_line: num.optional(),
+  root_function: str.optional(),
+});
+const sites = z.looseObject({
+  ...common,
+  type: z.literal("sites"),
+  target: str,
+  scope_id: str,
+  call: num,
+  sites: z.array(site),
+  peak_bytes: num,
+  delta_bytes: num,
+  freed_earlier_bytes: num,
+  trace_file: str.optional(),
+});
 const bye = z.looseObject({
   ...common,
   type: z.literal("bye"),
@@ -227,6 +262,8 @@ const SCHEMAS: { [K in EventType]: z.ZodType<Extract<ProbeEvent, { type: K }>> }
   fact: fact satisfies z.ZodType<FactEvent>,
   oom: oom satisfies z.ZodType<OomEvent>,
   error: error satisfies z.ZodType<ErrorEvent>,
+  note: note satisfies z.ZodType<NoteEvent>,
+  sites: sites satisfies z.ZodType<SitesEvent>,
   bye: bye satisfies z.ZodType<ByeEvent>,
   end: end satisfies z.ZodType<EndEvent>,
 };
