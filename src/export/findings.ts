@@ -6,6 +6,7 @@ import { FINDINGS_TEXT } from "../l10n/findings";
 import { CHECKLIST_TEXT } from "../l10n/checklist";
 import { translator, type Lang } from "../l10n/lang";
 import { escapeMarkdown, markdownCodeBlock } from "../model/markdown";
+import { targetLabel } from "../model/targets";
 import type { RunMeta } from "../runner/types";
 import type { ModelBudget } from "../budget/modelBudget";
 import { computeBudget, type BudgetComputation } from "../budget/view";
@@ -31,15 +32,6 @@ export interface FindingsOptions {
   lineText?: (file: string, line: number) => string | undefined;
   /** Default English. For a log export: the log's language (see logLanguage). */
   lang?: Lang;
-}
-
-function shortSpec(spec: string | undefined, target: string): string {
-  if (!spec) return target;
-  const colon = spec.lastIndexOf(":");
-  const tail = spec.slice(colon + 1);
-  // Line specs are /path/file.py:123 → file.py:123.
-  if (/^\d+$/.test(tail)) return `${spec.slice(0, colon).split(/[\\/]/).pop()}:${tail}`;
-  return tail;
 }
 
 export function runLabelOf(run: RunModel, meta?: RunMeta, lang: Lang = "en"): string {
@@ -88,7 +80,7 @@ export function computeFindings(run: RunModel, opts: FindingsOptions): RunFindin
   for (const s of run.summaries()) {
     const meta = metaTargets?.find((t) => t.id === s.target);
     measurements.push({
-      label: shortSpec(s.spec ?? meta?.spec, s.target),
+      label: targetLabel(run, s.target, s.spec ?? meta?.spec),
       value: summaryLine(s, lang),
       source: t("m.probe", {
         spec: s.spec ?? meta?.spec ?? s.target,
