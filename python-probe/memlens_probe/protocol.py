@@ -1,4 +1,5 @@
-"""Event construction for protocol v1 (PROTOCOL.md is the contract)."""
+"""Event construction and encoding for protocol v1 (PROTOCOL.md is the contract; events.py defines
+every event's fields)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,12 @@ import os
 import re
 import sys
 import time
-from typing import Any, Dict, Optional
+from json.encoder import encode_basestring
+from typing import Any, Dict, Optional, Tuple
 
-PROTOCOL_VERSION = 1
+from .events import EVENT_TYPES, PROTOCOL_VERSION
 
-EVENT_TYPES = (
-    "start",
-    "hello",
-    "target_resolved",
-    "target_not_found",
-    "enter",
-    "exit",
-    "paused",
-    "resumed",
-    "sample",
-    "log",
-    "fact",
-    "oom",
-    "error",
-    "note",
-    "bye",
-    "end",
-)
+__all__ = ["EVENT_TYPES", "PROTOCOL_VERSION", "make_event", "encode", "encode_line", "json_string", "json_readings"]
 
 Event = Dict[str, Any]
 
@@ -101,6 +86,45 @@ def encode_line(event: Event) -> bytes:
         return _valid_utf8(text)
 
 
+_strings: Dict[str, str] = {}
+
+
+def json_string(text: str) -> str:
+    """``text`` as a JSON string literal that encodes to valid UTF-8 (cached: the hot path writes
+    the same target ids, thread names and paths over and over)."""
+    out = _strings.get(text)
+    if out is None:
+        out = encode_basestring(text)
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:
+            out = _valid_utf8(out).decode("utf-8")
+        if len(_strings) > 4096:
+            _strings.clear()
+        _strings[text] = out
+    return out
+
+
+_reading_formats: Dict[Tuple[str, ...], str] = {}
+
+
+def json_readings(readings: Dict[str, int]) -> str:
+    """A Readings (or Peak) object as JSON: one %-format per set of keys, as the hot path has few."""
+    if len(readings) == 2:
+        # Host readings only (a process without CUDA): the most frequent object of all.
+        try:
+            return '{"host_rss":%d,"host_hwm":%d}' % (readings["host_rss"], readings["host_hwm"])
+        except KeyError:
+            pass
+    keys = tuple(readings)
+    template = _reading_formats.get(keys)
+    if template is None:
+        # Keys are reading names (identifiers): nothing in them needs escaping.
+        template = "{" + ",".join('"%s":%%d' % key for key in keys) + "}"
+        _reading_formats[keys] = template
+    return template % tuple(readings.values())
+
+
 def rank_from_env() -> Optional[int]:
     """``RANK``, else ``LOCAL_RANK``, as set by torchrun and vLLM's workers; None if neither parses."""
     for name in ("RANK", "LOCAL_RANK"):
@@ -115,17 +139,30 @@ def rank_from_env() -> Optional[int]:
 
 _env_rank: Optional[int] = None
 _env_rank_read = False
+# The process group's rank, read once it exists (get_rank() goes through several Python calls; a
+# process's rank does not change while its group lives). Dropped when the group is gone.
+_group_rank: Optional[int] = None
+_dist_checked: Any = None  # the torch.distributed module found usable (is_available())
+_dist_unusable: Any = None  # ... and one found not to be
 
 
 def current_rank() -> Optional[int]:
     """The torch.distributed rank when a process group exists, else the env fallback (read once:
     launchers set it before the process starts)."""
-    global _env_rank, _env_rank_read
+    global _env_rank, _env_rank_read, _group_rank, _dist_checked, _dist_unusable
     dist = sys.modules.get("torch.distributed")
-    if dist is not None:
+    if dist is not None and dist is not _dist_unusable:
         try:
-            if dist.is_available() and dist.is_initialized():
-                return int(dist.get_rank())
+            if dist is not _dist_checked:
+                if not dist.is_available():
+                    _dist_unusable = dist
+                    raise RuntimeError("torch.distributed is not available")
+                _dist_checked = dist
+            if dist.is_initialized():
+                if _group_rank is None:
+                    _group_rank = int(dist.get_rank())
+                return _group_rank
+            _group_rank = None
         except Exception:
             pass
     if not _env_rank_read:

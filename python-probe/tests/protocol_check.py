@@ -1,24 +1,22 @@
-"""Checks a stream of events against PROTOCOL.md (protocol v1). Used on every run in the tests
-and on the recorded examples, which the TypeScript side reads too."""
+"""Checks a stream of events against protocol v1: every field against the one definition in
+memlens_probe/events.py (which PROTOCOL.md describes), plus what a stream as a whole promises.
+Used on every run in the tests and on the recorded examples, which the TypeScript side reads too."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
-READING_KEYS = {
-    "allocated",
-    "reserved",
-    "device_used",
-    "device_total",
-    "non_torch",
-    "process_used",
-    "host_rss",
-    "host_hwm",
-}
-PEAK_KEYS = {"allocated", "reserved", "host_rss"}
-SCOPE_ID = re.compile(r"^\d+:\d+$")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from memlens_probe import events as schema  # noqa: E402
+
+READING_KEYS = set(schema.READING_KEYS)
+PEAK_KEYS = set(schema.PEAK_KEYS)
+SCOPE_ID = re.compile(schema.SCOPE_ID_PATTERN)
 
 
 class ProtocolViolation(AssertionError):
@@ -33,141 +31,80 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _require(event: Dict[str, Any], key: str, check: Any, what: str) -> None:
-    if key not in event:
-        _fail(event, f"missing {key!r}")
-    if not check(event[key]):
-        _fail(event, f"{key!r} should be {what}")
-
-
-def _str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _opt(check: Any) -> Any:
-    return lambda value: value is None or check(value)
-
-
-def _readings(value: Any) -> bool:
-    return isinstance(value, dict) and all(k in READING_KEYS and _int(v) for k, v in value.items())
-
-
-def _peak(value: Any) -> bool:
-    return isinstance(value, dict) and all(k in PEAK_KEYS and _int(v) for k, v in value.items())
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _frames(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(f, dict) and _str(f.get("target")) and _str(f.get("scope_id")) and _int(f.get("call")) for f in value
+        isinstance(f, dict)
+        and isinstance(f.get("target"), str)
+        and isinstance(f.get("scope_id"), str)
+        and _int(f.get("call"))
+        for f in value
     )
 
 
-def _scope_fields(event: Dict[str, Any]) -> None:
-    _require(event, "target", _str, "a string")
-    _require(event, "scope_id", lambda v: _str(v) and bool(SCOPE_ID.match(v)), "'<pid>:<n>'")
-    _require(event, "parent", _opt(_str), "a scope id or null")
-    _require(event, "call", lambda v: _int(v) and v >= 1, "an int >= 1")
-    _require(event, "depth", lambda v: _int(v) and v >= 0, "an int >= 0")
-    _require(event, "before", _readings, "Readings")
-    if not event["scope_id"].startswith(f"{event['pid']}:"):
-        _fail(event, "scope_id should start with the pid")
+KIND_CHECKS = {
+    schema.INT: (_int, "an int"),
+    schema.STR: (lambda v: isinstance(v, str), "a string"),
+    schema.BOOL: (lambda v: isinstance(v, bool), "a boolean"),
+    schema.OBJECT: (lambda v: isinstance(v, dict), "an object"),
+    schema.STRINGS: (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v), "an array of strings"),
+    schema.NUMBERS: (lambda v: isinstance(v, dict) and all(_number(x) for x in v.values()), "an object of numbers"),
+    schema.COUNTS: (lambda v: isinstance(v, dict) and all(_int(x) for x in v.values()), "an object of ints"),
+    schema.READINGS: (
+        lambda v: isinstance(v, dict) and all(k in READING_KEYS and _int(x) for k, x in v.items()),
+        "Readings",
+    ),
+    schema.PEAK: (lambda v: isinstance(v, dict) and all(k in PEAK_KEYS and _int(x) for k, x in v.items()), "Peak"),
+    schema.FRAMES: (_frames, "stack frames"),
+}
+
+
+def _check_field(event: Dict[str, Any], field: schema.Field) -> None:
+    if field.name not in event:
+        required = not field.optional
+        if field.required_when is not None:
+            other, value = field.required_when
+            required = event.get(other) == value
+        if required:
+            _fail(event, f"missing {field.name!r}")
+        return
+    value = event[field.name]
+    if value is None:
+        if not field.nullable:
+            _fail(event, f"{field.name!r} should not be null")
+        return
+    check, what = KIND_CHECKS[field.kind]
+    if not check(value):
+        _fail(event, f"{field.name!r} should be {what}")
+    if field.choices is not None and value not in field.choices:
+        _fail(event, f"{field.name!r} should be one of {list(field.choices)}")
+    if field.minimum is not None and value < field.minimum:
+        _fail(event, f"{field.name!r} should be >= {field.minimum}")
 
 
 def check_event(event: Any) -> None:
     if not isinstance(event, dict):
         raise ProtocolViolation(f"event is not an object: {event!r}")
-    _require(event, "v", lambda v: v == 1, "1")
-    _require(event, "ts", lambda v: _int(v) and v > 10**18, "ns since the epoch")
-    _require(event, "pid", _int, "an int")
-    _require(event, "rank", _opt(_int), "an int or null")
-    _require(event, "device", _opt(_int), "an int or null")
-    kind = event.get("type")
-    if kind == "start":
-        _require(event, "run_id", _str, "a string")
-        _require(event, "argv", lambda v: isinstance(v, list) and all(_str(a) for a in v), "strings")
-        _require(event, "cwd", _str, "a string")
-        _require(event, "plan", lambda v: isinstance(v, dict), "the plan object")
-        _require(event, "probe_version", _str, "a string")
-    elif kind == "hello":
-        _require(event, "ppid", _int, "an int")
-        _require(event, "argv", lambda v: isinstance(v, list), "an array")
-        _require(event, "origin", lambda v: v in ("main", "spawn", "fork", "subprocess"), "an origin")
-        _require(event, "torch", _opt(_str), "a version or null")
-    elif kind == "target_resolved":
-        _require(event, "target", _str, "a string")
-        _require(event, "kind", lambda v: v in ("function", "line"), "function or line")
-        _require(event, "spec", _str, "a string")
-        _require(event, "line", _opt(_int), "an int")
-        if event["kind"] == "function":
-            _require(event, "qualname", _str, "a string")
-            _require(event, "aliases", lambda v: isinstance(v, list) and all(_str(a) for a in v), "strings")
-    elif kind == "target_not_found":
-        for key in ("target", "spec", "reason"):
-            _require(event, key, _str, "a string")
-    elif kind in ("enter", "exit"):
-        _scope_fields(event)
-        if kind == "exit":
-            _require(event, "after", _readings, "Readings")
-            _require(event, "peak", _peak, "Peak")
-            _require(event, "duration_ns", lambda v: _int(v) and v >= 0, "an int >= 0")
-            _require(event, "raised", _opt(_str), "a class name or null")
-    elif kind == "paused":
-        _require(event, "target", _str, "a string")
-        _require(event, "scope_id", _str, "a string")
-        _require(event, "at", lambda v: v in ("entry", "exit"), "entry or exit")
-        _require(event, "reason", lambda v: v in ("pause_target", "step", "pause_request"), "a pause reason")
-        _require(event, "stack", _frames, "stack frames")
-        _require(event, "readings", _readings, "Readings")
-        if "since_entry" in event and not _readings(event["since_entry"]):
-            _fail(event, "since_entry should have Readings keys")
-        if "peak" in event and not _peak(event["peak"]):
-            _fail(event, "peak should be Peak")
-    elif kind == "resumed":
-        _require(event, "scope_id", _str, "a string")
-        _require(event, "mode", lambda v: v in ("run", "step_over", "step_into"), "a continue mode")
-    elif kind == "sample":
-        _require(event, "readings", _readings, "Readings")
-    elif kind == "log":
-        _require(event, "stream", lambda v: v in ("stdout", "stderr"), "stdout or stderr")
-        _require(event, "line", _str, "a string")
-    elif kind == "fact":
-        _require(event, "kind", _str, "a string")
-        _require(
-            event,
-            "values",
-            lambda v: isinstance(v, dict)
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()),
-            "numbers",
-        )
-        _require(event, "line", _str, "a string")
-    elif kind == "oom":
-        _require(event, "target", _str, "a string")
-        _require(event, "scope_id", _str, "a string")
-        _require(event, "stack", _frames, "stack frames")
-        _require(event, "readings", _readings, "Readings")
-        _require(event, "message", _str, "a string")
-    elif kind == "error":
-        _require(event, "message", _str, "a string")
-    elif kind == "note":
-        _require(event, "kind", _str, "a string")
-        _require(event, "message", _str, "a string")
-        if "target" in event and not _str(event["target"]):
-            _fail(event, "target should be a target id")
-    elif kind == "bye":
-        pass
-    elif kind == "end":
-        _require(event, "exit_code", _opt(_int), "an int or null")
-        _require(event, "signal", _opt(_str), "a signal name or null")
-        _require(event, "duration_ns", _int, "an int")
-        _require(event, "stopped", lambda v: isinstance(v, bool), "a boolean")
-        _require(event, "counts", lambda v: isinstance(v, dict) and all(_int(x) for x in v.values()), "counts")
-        if "stop_reason" in event and not (event["stopped"] and _str(event["stop_reason"])):
-            _fail(event, "stop_reason should be a string, on a stopped run only")
-        for key in ("events_not_written", "stdout_not_written"):
-            if key in event and not (_int(event[key]) and event[key] > 0):
-                _fail(event, f"{key} should be an int > 0 when present")
-    else:
-        _fail(event, f"unknown type {kind!r}")
+    event_type = schema.EVENTS.get(event.get("type"))  # type: ignore[arg-type]
+    if event_type is None:
+        _fail(event, f"unknown type {event.get('type')!r}")
+        return
+    for field in event_type.all_fields:
+        _check_field(event, field)
+    # The schema is the one definition: a field it does not name is a field the emitter added
+    # without defining it (readers would ignore it, so nothing else would notice).
+    extra = [key for key in event if key not in event_type.by_name]
+    if extra:
+        _fail(event, f"fields {extra} are not in memlens_probe/events.py")
+    if "scope_id" in event_type.by_name and not SCOPE_ID.match(event["scope_id"]):
+        _fail(event, "'scope_id' should be '<pid>:<n>'")
+    if event_type.name in ("enter", "exit") and not event["scope_id"].startswith(f"{event['pid']}:"):
+        _fail(event, "scope_id should start with the pid")
+    if event_type.name == "end" and "stop_reason" in event and not event["stopped"]:
+        _fail(event, "stop_reason should be a string, on a stopped run only")
 
 
 def check_stream(events: List[Dict[str, Any]], complete: bool = True) -> None:
