@@ -1,4 +1,5 @@
-"""The probed process's end of the private channel to the launcher (a Unix stream socket)."""
+"""The probed process's end of the private channel to the launcher: a Unix stream socket for
+control messages (down) and wake-ups (up), and a shared-memory ring (ring.py) for the events."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .protocol import Event, encode_line
+from .ring import FAILED, WAKE, WRITTEN, RingUnavailable, RingWriter
 
 ControlHandler = Callable[[Dict[str, Any]], None]
 LostHandler = Callable[[int, str, bool], None]
@@ -25,8 +27,10 @@ def _identity(fd: int) -> Tuple[int, int]:
 
 
 class Channel:
-    """Events go up as JSON lines, each sent whole before the call returns (so a process that
-    dies keeps everything it sent); control messages come down and go to ``on_control``.
+    """Events go up as JSON lines, each in the launcher's hands before the call returns (so a
+    process that dies keeps everything it sent): copied into the shared ring, or, where a ring
+    cannot be made (no memfd), sent whole over the socket. Control messages come down the socket
+    and go to ``on_control``.
 
     The descriptor is the target's to close (``os.closerange(3, ...)``), and once closed its number
     may be given to one of the target's own files or sockets. So every send first checks that the
@@ -40,6 +44,7 @@ class Channel:
         on_control: ControlHandler,
         on_disconnect: Callable[[], None],
         on_lost: Optional[LostHandler] = None,
+        use_ring: bool = True,
     ) -> None:
         self._path = path
         self._on_control = on_control
@@ -50,7 +55,36 @@ class Channel:
         self._identity: Optional[Tuple[int, int]] = None
         self.connected = False
         self.reconnects = 0
+        self._ring: Optional[RingWriter] = None
+        self._use_ring = use_ring
+        # (fd, why, reconnected) of a loss found while the ring's lock was held, reported after.
+        self._lost_pending: Optional[Tuple[int, str, bool]] = None
         self._connect()
+        if use_ring:
+            self._open_ring()
+
+    @property
+    def uses_ring(self) -> bool:
+        return self._ring is not None
+
+    def _open_ring(self) -> None:
+        """A ring for this process, handed to the launcher with the first byte on the socket."""
+        try:
+            ring, fd = RingWriter.create(self._wake_from_ring)
+        except (RingUnavailable, OSError, AttributeError, ValueError):
+            return  # events go over the socket, one send each
+        try:
+            with self._lock:
+                sock = self._sock
+                if sock is None or not self._still_ours(sock, self._identity):
+                    raise OSError(errno.EBADF, "the channel is gone")
+                socket.send_fds(sock, [b"\n"], [fd])
+        except OSError:
+            ring.after_fork()  # unmaps it: nobody would read it
+            return
+        finally:
+            os.close(fd)  # the launcher has its own; the process keeps no descriptor of the ring
+        self._ring = ring
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -75,8 +109,40 @@ class Channel:
         except OSError:
             return False
 
-    def send(self, event: Event) -> bool:
-        data = encode_line(event)
+    def send(self, event: Event, urgent: bool = False) -> bool:
+        return self.send_line(encode_line(event), urgent)
+
+    def send_line(self, data: bytes, urgent: bool = False) -> bool:
+        """One event's line (``urgent``: the launcher should read it now, e.g. a pause)."""
+        ring = self._ring
+        if ring is None:
+            return self._send_socket(data)
+        done = ring.write(data, urgent)
+        if done == WRITTEN:
+            return True
+        if done == WAKE:
+            try:
+                self._send_socket(b"\n")
+            except Exception:
+                pass  # the line is in the ring: the launcher reads it at its next look anyway
+        if self._lost_pending is not None:
+            lost, self._lost_pending = self._lost_pending, None
+            self._report_lost(lost)
+        return done != FAILED
+
+    def _wake_from_ring(self) -> None:
+        # The ring waits for room with its lock held: a loss found here is reported later, since
+        # the report is an event that goes into the ring.
+        self._send_socket(b"\n", report=False)
+
+    def _report_lost(self, lost: Tuple[int, str, bool]) -> None:
+        if self._on_lost is not None:
+            try:
+                self._on_lost(*lost)
+            except Exception:
+                pass
+
+    def _send_socket(self, data: bytes, report: bool = True) -> bool:
         lost: Optional[Tuple[int, str, bool]] = None
         with self._lock:
             sock = self._sock
@@ -100,11 +166,10 @@ class Channel:
                         sent = True
                     except OSError:
                         self.connected = False
-        if self._on_lost is not None:
-            try:
-                self._on_lost(*lost)
-            except Exception:
-                pass
+        if report:
+            self._report_lost(lost)
+        else:
+            self._lost_pending = lost
         return sent
 
     def _recover(self, old: socket.socket, exc: OSError) -> Tuple[int, str, bool]:
@@ -160,11 +225,18 @@ class Channel:
                         pass
         if sock is self._sock:
             self.connected = False
+            if self._ring is not None:
+                self._ring.close()  # a writer waiting for room in it gives up
             self._on_disconnect()
 
     def reconnect_after_fork(self) -> None:
-        """In a fork child: drop the parent's connection (close only our copy) and open our own."""
+        """In a fork child: drop the parent's connection (close only our copy) and ring (never
+        written from here), and open our own."""
         self._lock = threading.Lock()
+        self._lost_pending = None
+        if self._ring is not None:
+            self._ring.after_fork()
+            self._ring = None
         old = self._sock
         self._sock = None
         self.connected = False
@@ -178,6 +250,8 @@ class Channel:
                 pass
         self.reconnects = 0
         self._connect()
+        if self._use_ring:
+            self._open_ring()
 
 
 def _say(message: str) -> None:
