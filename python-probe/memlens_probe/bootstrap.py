@@ -41,58 +41,65 @@ class Probe:
     def __init__(self, socket_path: str, plan_path: str) -> None:
         self.plan = load_plan(plan_path)
         self.is_forkserver = "multiprocessing.forkserver" in _argv_text()
-        self.runtime = Runtime(self.plan, self._send)
-        self.channel = Channel(socket_path, self.runtime.on_control, self._on_disconnect, self._on_channel_lost)
-        self.runtime.hello(detect_origin())
+        self.runtime: Optional[Runtime] = None
+        self.channel = Channel(socket_path, self._on_control, self._on_disconnect, self._on_channel_lost)
+        runtime = self.runtime = Runtime(self.plan, self.channel.send_line)
+        runtime.hello(detect_origin())
         self.watcher = ImportWatcher()
         self.watcher.install()
         self.watcher.watch("torch", hooks.on_torch_imported)
-        self.functions = FunctionHooks(self.runtime, self.watcher)
+        self.functions = FunctionHooks(runtime, self.watcher)
         for target in self.plan.function_targets:
             self.functions.add(target)
         if self.plan.emulate_device_bytes is not None:
-            self.watcher.watch("torch.cuda", self.runtime.on_torch_cuda_imported)
+            self.watcher.watch("torch.cuda", runtime.on_torch_cuda_imported)
         self.lines: Any = None
         try:
-            self.lines = install_line_probes(self.runtime, self.plan.line_targets)
+            self.lines = install_line_probes(runtime, self.plan.line_targets)
         except Exception as exc:
-            self.runtime.internal_error("line probes", exc)
+            runtime.internal_error("line probes", exc)
             for target in self.plan.line_targets:
-                self.runtime.report_not_found(target, f"line probes unavailable in this process: {exc}", at_once=True)
-        self.runtime.periodic.append(lambda: hooks.report_traced(self.runtime))
-        self.runtime.start_sampler()
+                runtime.report_not_found(target, f"line probes unavailable in this process: {exc}", at_once=True)
+        runtime.periodic.append(lambda: hooks.report_traced(runtime))
+        runtime.start_sampler()
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def _send(self, event: Any) -> bool:
-        return self.channel.send(event)
+    def _on_control(self, message: Any) -> None:
+        if self.runtime is not None:
+            self.runtime.on_control(message)
 
     def _on_channel_lost(self, fd: int, why: str, reconnected: bool) -> None:
-        if reconnected:
+        if reconnected and self.runtime is not None:
             self.runtime.note(
                 "channel_lost",
                 f"the target closed the probe's channel to the launcher (fd {fd}: {why}), e.g. with "
-                "os.closerange; the probe reconnected and sent the event again, so nothing is missing",
+                "os.closerange; the probe reconnected, and nothing is missing (events go through shared "
+                "memory, or were sent again)",
             )
 
     def _on_disconnect(self) -> None:
         # The launcher is gone (or ending the run): never hold a pause, and never outlive it
         # while holding device memory.
-        self.runtime.control.disable()
-        self.runtime.active = False
+        if self.runtime is not None:
+            self.runtime.control.disable()
+            self.runtime.active = False
         os.kill(os.getpid(), signal.SIGKILL)
 
     def _at_exit(self) -> None:
         try:
-            self.runtime.bye()
+            if self.runtime is not None:
+                self.runtime.bye()
         except Exception:
             pass
 
     def _after_fork_in_child(self) -> None:
         runtime = self.runtime
+        if runtime is None:
+            return
         was_forkserver = self.is_forkserver
         self.is_forkserver = False
-        runtime.after_fork_in_child()
+        runtime.after_fork()
         try:
             self.channel.reconnect_after_fork()
         except OSError:

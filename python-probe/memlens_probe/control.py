@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
-CONTINUE_MODES = ("run", "step_over", "step_into")
+from .events import CONTINUE_MODES
 
 
 class PauseControl:
@@ -24,9 +24,15 @@ class PauseControl:
         self._waiting: Dict[str, Tuple[threading.Event, str]] = {}
         self._released_modes: Dict[str, str] = {}
         self._disabled = False
+        self.idle = not self._targets  # no pause target, request or step: no probe point pauses
 
     def should_pause(self, target_id: str, scope_id: str, at: str) -> Optional[str]:
         """The pause reason for this probe point, or None to run on."""
+        # Read without the lock first (each read is atomic): most probe points of most runs pause
+        # nowhere, and they should not take a lock to find that out (callers also skip the call
+        # while ``idle``).
+        if self._disabled or not (self._request or self._step is not None or target_id in self._targets):
+            return None
         with self._lock:
             if self._disabled:
                 return None
@@ -43,7 +49,12 @@ class PauseControl:
                 # Any pause ends a pending request or step, as a breakpoint ends a step in a debugger.
                 self._request = False
                 self._step = None
+                self._update_idle()
             return reason
+
+    def _update_idle(self) -> None:
+        """Called with the lock held whenever targets, request or step change."""
+        self.idle = self._disabled or not (self._targets or self._request or self._step is not None)
 
     def prepare_wait(self, scope_id: str, at: str) -> threading.Event:
         """Register the pause before announcing it, so a continue that follows at once is not lost."""
@@ -81,20 +92,49 @@ class PauseControl:
                 self._released_modes[scope_id] = mode
                 event.set()
                 released += 1
+            self._update_idle()
             return released
 
     def request_pause(self) -> None:
         with self._lock:
             self._request = True
+            self._update_idle()
 
     def set_targets(self, targets: Iterable[str]) -> None:
         with self._lock:
             self._targets = set(targets)
+            self._update_idle()
+
+    def on_message(self, message: Dict[str, Any]) -> None:
+        """A control message from the launcher (PROTOCOL.md, "Control messages")."""
+        kind = message.get("type")
+        if kind == "continue":
+            mode = message.get("mode") or "run"
+            self.release(mode if isinstance(mode, str) else "run")
+        elif kind == "pause":
+            self.request_pause()
+        elif kind == "set_pause":
+            targets = message.get("targets")
+            if isinstance(targets, list):
+                self.set_targets(t for t in targets if isinstance(t, str))
+
+    def after_fork(self) -> None:
+        """In a fork child: the pause targets stay; nothing of the parent is waiting here, no step
+        or request of the parent's applies, and the lock is new (the child reconnects: a parent
+        whose launcher was gone is no reason to stay disabled)."""
+        self._lock = threading.Lock()
+        self._disabled = False
+        self._request = False
+        self._step = None
+        self._waiting = {}
+        self._released_modes = {}
+        self._update_idle()
 
     def disable(self) -> None:
         """The launcher is gone: release everyone and never pause again."""
         with self._lock:
             self._disabled = True
+            self.idle = True
             for scope_id, (event, _at) in self._waiting.items():
                 self._released_modes.setdefault(scope_id, "run")
                 event.set()

@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .plan import FunctionTarget, LineTarget
 
-_get_ident = threading.get_ident
 
 ModuleCallback = Callable[[types.ModuleType], None]
 
@@ -232,11 +231,12 @@ class Hook:
     """One patched function and the targets that name it: however many targets (or aliases) name
     it, it is wrapped once, and each call opens one scope per target, outermost first."""
 
-    __slots__ = ("fn", "targets", "target_ids", "file", "line", "end_line", "runtime", "wrapper")
+    __slots__ = ("fn", "targets", "sites", "target_ids", "file", "line", "end_line", "runtime", "wrapper")
 
     def __init__(self, fn: Any, runtime: Any) -> None:
         self.fn = fn
         self.targets: List[FunctionTarget] = []
+        self.sites: List[Any] = []  # the runtime's Site of each target, at this function's file and line
         self.target_ids: Set[str] = set()
         self.file, self.line, self.end_line = _location(fn)
         self.runtime = runtime
@@ -247,12 +247,13 @@ class Hook:
         if target.id not in self.target_ids:
             self.target_ids.add(target.id)
             self.targets.append(target)
+            self.sites.append(self.runtime.site(target, self.file, self.line))
 
     def enter(self) -> List[Any]:
         runtime = self.runtime
         if traced_hooks:
             report_traced(runtime)
-        return [runtime.enter(target, self.file, self.line) for target in self.targets]
+        return [runtime.enter_site(site) for site in self.sites]
 
     def leave(self, scopes: List[Any], exc: Optional[BaseException]) -> None:
         runtime = self.runtime
@@ -266,7 +267,9 @@ def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
 
     Whatever happens in the probe, the call and its outcome are the target's: when the probe has
     no room to run (a RecursionError as deep as the target's own recursion), the scopes are handed
-    to ``unrecorded`` (a list append needs no Python frame) and closed at the next probe point.
+    to ``unrecorded`` and closed at the next probe point of their thread. The handler calls nothing
+    but ``list.append``, which needs no frame (on Python 3.11 even ``threading.get_ident()`` raises
+    RecursionError at the limit): each scope knows its thread.
     """
     import inspect
 
@@ -292,21 +295,47 @@ def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
                 try:
                     leave(scopes, exc)
                 except Exception:
-                    unrecorded.append((_get_ident(), scopes, exc))
+                    unrecorded.append((scopes, exc))
                 raise
             try:
                 leave(scopes, None)
             except Exception:
-                unrecorded.append((_get_ident(), scopes, None))
+                unrecorded.append((scopes, None))
             return result
 
         return _keep_attributes(async_wrapper, fn)
+
+    runtime = hook.runtime
+    enter_one = runtime.enter_site
+    exit_one = runtime.exit
+    sites = hook.sites  # grows in place when another target names the same function
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _is_compiling():
             _traced_by_dynamo(hook_id)
             return fn(*args, **kwargs)
+        if len(sites) == 1:
+            # One target (the usual case): its scope without building and walking a list.
+            if traced_hooks:
+                report_traced(runtime)
+            try:
+                scope = enter_one(sites[0])
+            except Exception:
+                scope = None
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                try:
+                    exit_one(scope, exc)
+                except Exception:
+                    unrecorded.append(([scope], exc))
+                raise
+            try:
+                exit_one(scope, None)
+            except Exception:
+                unrecorded.append(([scope], None))
+            return result
         try:
             scopes = enter()
         except Exception:
@@ -317,12 +346,12 @@ def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
             try:
                 leave(scopes, exc)
             except Exception:
-                unrecorded.append((_get_ident(), scopes, exc))
+                unrecorded.append((scopes, exc))
             raise
         try:
             leave(scopes, None)
         except Exception:
-            unrecorded.append((_get_ident(), scopes, None))
+            unrecorded.append((scopes, None))
         return result
 
     return _keep_attributes(wrapper, fn)

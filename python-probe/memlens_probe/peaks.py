@@ -11,7 +11,7 @@ torch's stats functions are wrapped so that each ``*.peak`` the target reads is
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 Stats = Dict[Any, Any]
 PeakPath = Tuple[Any, ...]
@@ -56,25 +56,47 @@ class ScopePeak:
         self.requested = requested
 
 
+# Stats dicts read at boundaries are folded into the target-visible peaks in batches of this many
+# (or when the target reads or resets its peaks): a batch folds each peak leaf with one max() over
+# the batch, about a third of the cost of folding each dict as it comes, at the probe point.
+FOLD_EVERY = 16
+
+
 class PeakTracker:
-    """Keeps scope peaks and the target-visible peaks; ``read_stats``/``reset_peaks`` are torch's."""
+    """Keeps scope peaks and the target-visible peaks of torch's counters (``bind`` gives it
+    torch's real stats and reset functions; scopes opened before that get the device later)."""
 
     def __init__(
         self,
-        read_stats: Callable[[int], Stats],
-        reset_peaks: Callable[[int], None],
+        read_stats: Optional[Callable[[int], Stats]] = None,
+        reset_peaks: Optional[Callable[[int], None]] = None,
     ) -> None:
         self._read_stats = read_stats
         self._reset_peaks = reset_peaks
         self._lock = threading.RLock()
         self._saved: Dict[int, Dict[PeakPath, int]] = {}
+        self._unfolded: Dict[int, List[Stats]] = {}
         self._open: List[ScopePeak] = []
         self._layout: Optional[Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]] = None
         self._layout_signature: Tuple[int, int] = (-1, -1)
 
+    def bind(self, read_stats: Callable[[int], Stats], reset_peaks: Callable[[int], None]) -> None:
+        with self._lock:
+            self._read_stats = read_stats
+            self._reset_peaks = reset_peaks
+
+    @property
+    def bound(self) -> bool:
+        return self._read_stats is not None
+
     def _fold_into_scopes(self, device: int, stats: Stats) -> None:
-        allocated = _get(stats, ALLOCATED_PEAK)
-        reserved = _get(stats, RESERVED_PEAK)
+        if not self._open:
+            return
+        try:
+            allocated: Optional[int] = stats["allocated_bytes"]["all"]["peak"]
+            reserved: Optional[int] = stats["reserved_bytes"]["all"]["peak"]
+        except (KeyError, TypeError):
+            allocated, reserved = _get(stats, ALLOCATED_PEAK), _get(stats, RESERVED_PEAK)
         requested = _get(stats, REQUESTED_PEAK)
         for record in self._open:
             if record.device is None:
@@ -89,14 +111,15 @@ class PeakTracker:
             if requested is not None and requested > record.requested:
                 record.requested = requested
 
+    @staticmethod
+    def _signature(stats: Stats) -> Tuple[int, int]:
+        return len(stats), len(stats.get("reserved_bytes_by_private_pools") or ())
+
     def _leaf_layout(self, stats: Stats) -> Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]:
         """Where the peaks are: (path, stat, pool) for the usual ``stat.pool.peak`` leaves, and any
         other paths. Cached; rebuilt when the dict's shape changes (e.g. a new private pool).
         """
-        signature = (
-            len(stats),
-            len(stats.get("reserved_bytes_by_private_pools") or ()),
-        )
+        signature = self._signature(stats)
         if self._layout is None or self._layout_signature != signature:
             triples: List[Tuple[PeakPath, Any, Any]] = []
             others: List[PeakPath] = []
@@ -109,66 +132,105 @@ class PeakTracker:
             self._layout_signature = signature
         return self._layout
 
-    def _fold_into_saved(self, device: int, stats: Stats) -> None:
+    def _fold_saved(self, device: int) -> None:
+        """Fold the stats read since the last fold into the saved, target-visible peaks."""
+        batch = self._unfolded.pop(device, None)
+        if not batch:
+            return
         saved = self._saved.get(device)
         if saved is None:
             saved = self._saved[device] = {}
-        triples, others = self._leaf_layout(stats)
-        try:
-            for path, stat_name, pool in triples:
-                value = stats[stat_name][pool]["peak"]
-                if value > saved.get(path, -1):
-                    saved[path] = value
-            for path in others:
-                value = _get(stats, path)
-                if value is not None and value > saved.get(path, -1):
-                    saved[path] = value
-        except (KeyError, TypeError):
-            # The layout changed in a way the signature missed: fold the slow, general way.
-            self._layout = None
+        signature = self._signature(batch[-1])
+        if all(self._signature(stats) == signature for stats in batch):
+            triples, others = self._leaf_layout(batch[-1])
+            try:
+                for path, stat_name, pool in triples:
+                    value = max([stats[stat_name][pool]["peak"] for stats in batch])
+                    if value > saved.get(path, -1):
+                        saved[path] = value
+                for path in others:
+                    for stats in batch:
+                        value = _get(stats, path)
+                        if value is not None and value > saved.get(path, -1):
+                            saved[path] = value
+                return
+            except (KeyError, TypeError):
+                self._layout = None  # a change the signature missed: fold the slow, general way
+        for stats in batch:
             for path, value in peak_leaves(stats):
                 if value > saved.get(path, -1):
                     saved[path] = value
 
     def boundary(self, device: int) -> Stats:
         """At a scope entry or exit: fold the real peaks, then reset them. Returns the stats read."""
+        read_stats, reset_peaks = self._read_stats, self._reset_peaks
+        assert read_stats is not None and reset_peaks is not None, "bind() the tracker first"
         with self._lock:
-            stats = self._read_stats(device)
+            stats = read_stats(device)
             self._fold_into_scopes(device, stats)
-            self._fold_into_saved(device, stats)
-            self._reset_peaks(device)
+            batch = self._unfolded.get(device)
+            if batch is None:
+                self._unfolded[device] = [stats]
+            else:
+                batch.append(stats)
+                if len(batch) >= FOLD_EVERY:
+                    self._fold_saved(device)
+            reset_peaks(device)
             return stats
 
     def open_scope(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
-        allocated = _get(stats, ALLOCATED_CURRENT) if stats is not None else None
-        reserved = _get(stats, RESERVED_CURRENT) if stats is not None else None
-        requested = _get(stats, REQUESTED_CURRENT) if stats is not None else None
-        record = ScopePeak(device, allocated or 0, reserved or 0, requested or 0)
-        with self._lock:
-            self._open.append(record)
+        record = ScopePeak(device, 0, 0, 0)
+        self.start(record, device, stats)
         return record
 
-    def close_scope(self, record: ScopePeak) -> None:
-        with self._lock:
-            if self._open and self._open[-1] is record:
-                self._open.pop()  # scopes close innermost first: no scan of a deep stack
-                return
+    def start(self, record: ScopePeak, device: Optional[int], stats: Optional[Stats]) -> None:
+        """``record`` (a ScopePeak, or anything with its four attributes: the runtime's scopes are
+        their own records) starts from the counters' current values in ``stats``."""
+        record.device = device
+        if stats is not None:
             try:
-                self._open.remove(record)
-            except ValueError:
-                pass
+                record.allocated = stats["allocated_bytes"]["all"]["current"]
+                record.reserved = stats["reserved_bytes"]["all"]["current"]
+            except (KeyError, TypeError):
+                record.allocated = _get(stats, ALLOCATED_CURRENT) or 0
+                record.reserved = _get(stats, RESERVED_CURRENT) or 0
+            record.requested = _get(stats, REQUESTED_CURRENT) or 0
+        else:
+            record.allocated = record.reserved = record.requested = 0
+        # No lock: append and remove are one C call each under the GIL, and the fold only iterates.
+        self._open.append(record)
+
+    def adopt(self, records: Iterable[ScopePeak]) -> None:
+        """Records of scopes opened before CUDA was initialised (device None, zero bytes): every
+        byte since initialisation is inside them, so the next fold gives them its device. The
+        runtime hands them over when the peak view is installed, so that processes without CUDA
+        keep no records at all."""
+        for record in records:
+            if record.device is None and not any(record is known for known in self._open):
+                record.allocated = record.reserved = record.requested = 0
+                self._open.append(record)
+
+    def close_scope(self, record: ScopePeak) -> None:
+        try:
+            self._open.remove(record)  # identity: ScopePeak has no __eq__
+        except ValueError:
+            pass
 
     def target_reset(self, device: int, reset: Optional[Callable[[int], None]] = None) -> None:
         """The target reset its peaks: open scopes keep what they saw, the visible view starts over."""
+        read_stats, reset_peaks = self._read_stats, reset or self._reset_peaks
+        assert read_stats is not None and reset_peaks is not None, "bind() the tracker first"
         with self._lock:
-            stats = self._read_stats(device)
+            stats = read_stats(device)
             self._fold_into_scopes(device, stats)
-            (reset or self._reset_peaks)(device)
+            reset_peaks(device)
             self._saved.pop(device, None)
+            self._unfolded.pop(device, None)
 
     def visible(self, device: int, stats: Stats) -> Stats:
         """Raise each peak in ``stats`` (a fresh dict from torch) to what the target would read."""
         with self._lock:
+            self._fold_saved(device)
             saved = self._saved.get(device)
             if not saved:
                 return stats
@@ -184,21 +246,23 @@ class PeakTracker:
                         node[path[-1]] = value
             return stats
 
-    def forget_open_scopes(self) -> None:
-        """After fork: the child's scopes start empty (the parent's stay with the parent)."""
-        with self._lock:
-            self._open = []
+    def after_fork(self) -> None:
+        """In a fork child: its scopes start empty (the parent's stay with the parent), and the
+        lock is new (another thread of the parent may have held it at the fork)."""
+        self._lock = threading.RLock()
+        self._open = []
 
 
 class TorchPeakView:
     """Installs the tracker under ``torch._C``'s stats and reset functions (CUDA and accelerator)."""
 
-    def __init__(self, torch: Any) -> None:
+    def __init__(self, torch: Any, tracker: Optional[PeakTracker] = None) -> None:
         self._torch = torch
         c_module = torch._C
         self.real_stats: Callable[[int], Stats] = c_module._cuda_memoryStats
         self.real_reset: Callable[[int], None] = c_module._cuda_resetPeakMemoryStats
-        self.tracker = PeakTracker(self.real_stats, self.real_reset)
+        self.tracker = tracker if tracker is not None else PeakTracker()
+        self.tracker.bind(self.real_stats, self.real_reset)
         self._installed: List[Tuple[str, Any]] = []
         tracker = self.tracker
         normalise = self._device

@@ -1,28 +1,36 @@
-"""What happens at each probe point: readings, scope peaks, pause, OOM, events; plus the sampler."""
+"""The probe inside one process: what happens at each probe point (readings, scope peaks, pause,
+OOM, events), built from units with one job each:
+
+- ``Scopes`` (scopes.py): open scopes, per-thread stacks, ids, call numbers, recursion headroom;
+- ``HostReader`` (readings.py) and ``DeviceReader`` (device.py): the readings;
+- ``PeakTracker`` (peaks.py): exact scope peaks, transparent to the target's own peak counters;
+- ``PauseControl`` (control.py): pause targets, requests and steps;
+- ``Sampler`` (sampler.py): the periodic samples;
+- ``TargetReports`` (reports.py): which targets resolved and why others did not;
+- ``Emitter`` (emitter.py): the events, as JSON lines for the channel.
+
+Each has a public ``after_fork``; ``Runtime.after_fork`` calls them in the fork child.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-from . import __version__, emulation
+from . import __version__
 from .control import PauseControl
-from .peaks import ScopePeak, TorchPeakView
+from .device import DeviceReader
+from .emitter import Emitter, SendLine
+from .peaks import PeakTracker
 from .plan import Plan
-from .protocol import Event, current_rank, make_event
-from .readings import (
-    DeviceSources,
-    Readings,
-    Stats,
-    read_host,
-    reopen_after_fork,
-    torch_if_cuda_initialised,
-)
+from .readings import Readings, host_reader
+from .reports import TargetReports
+from .sampler import Sampler
+from .scopes import Scope, Scopes, Site, ThreadState
 
 _UNSET: Any = object()
 MAX_MESSAGE_CHARS = 8000
@@ -30,21 +38,14 @@ MAX_MESSAGE_CHARS = 8000
 # The probe's own references, taken before any target is hooked: a target may name these very
 # functions (time:perf_counter_ns), and the probe must not measure itself through them.
 _perf_counter_ns = time.perf_counter_ns
-_current_thread = threading.current_thread
-_get_ident = threading.get_ident
-
-# Each probed call adds a wrapper frame. From this many open scopes in a thread on, the recursion
-# limit is raised by one frame per open scope (plus the probe's own frames), so that the target
-# recurses as deep as it would unprobed.
-RECURSION_HEADROOM_FROM = 32
-PROBE_FRAMES = 40
+_modules = sys.modules
 
 
 def process_name() -> Optional[str]:
     """multiprocessing's name for this process (vLLM names its engine process ``EngineCore_0``),
     when it has one; known only once the child runs its target, hence sent on scope events.
     """
-    mp = sys.modules.get("multiprocessing")
+    mp = _modules.get("multiprocessing")
     if mp is None:
         return None
     try:
@@ -61,159 +62,83 @@ def is_cuda_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
 
 
-class Scope:
-    """One open probed scope (a call of a function target, or one execution of a line target)."""
-
-    __slots__ = (
-        "target",
-        "scope_id",
-        "parent",
-        "call",
-        "depth",
-        "thread",
-        "before",
-        "file",
-        "line",
-        "pid",
-        "start_ns",
-        "record",
-        "sampled",
-        "rss_peak",
-    )
-
-    def __init__(
-        self,
-        target: Any,
-        scope_id: str,
-        parent: Optional[str],
-        call: int,
-        depth: int,
-        thread: str,
-        before: Readings,
-        file: Optional[str],
-        line: Optional[int],
-        record: Optional[ScopePeak],
-        pid: int,
-    ) -> None:
-        self.target = target
-        self.scope_id = scope_id
-        self.parent = parent
-        self.call = call
-        self.depth = depth
-        self.thread = thread
-        self.before = before
-        self.file = file
-        self.line = line
-        self.pid = pid
-        self.start_ns = _perf_counter_ns()
-        self.record = record
-        self.sampled = False
-        self.rss_peak = before.get("host_rss", 0)
-
-    def frame(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
-            "target": self.target.id,
-            "scope_id": self.scope_id,
-            "call": self.call,
-        }
-        if self.file is not None:
-            out["file"] = self.file
-        if self.line is not None:
-            out["line"] = self.line
-        return out
-
-
 class Runtime:
-    """The probe inside one process. ``send`` delivers an event to the launcher."""
+    """The probe inside one process. ``send_line(line, urgent)`` hands an event's line to the
+    launcher (the channel)."""
 
-    def __init__(self, plan: Plan, send: Callable[[Event], bool]) -> None:
+    def __init__(self, plan: Plan, send_line: SendLine) -> None:
         self.plan = plan
-        self._send = send
         # Cached (getpid is a system call); refreshed in the fork child.
         self.pid = os.getpid()
-        self.active = True
+        self.emitter = Emitter(send_line, self.pid)
+        self.scopes = Scopes(self.pid)
+        # The function wrappers append the scopes they could not close here (hooks.make_wrapper).
+        self.unrecorded = self.scopes.unrecorded
+        self.host = host_reader()
+        self.peaks = PeakTracker()
+        self.device = DeviceReader(
+            self.peaks,
+            plan.emulate_device_bytes,
+            os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1",
+            emit_fact=self._fact,
+            note=self.note,
+            error=self.internal_error,
+            on_view=lambda: self.peaks.adopt(list(self.scopes.open_scopes.values())),
+        )
         self.control = PauseControl(plan.pause)
-        self.sources = DeviceSources()
-        self.view: Optional[TorchPeakView] = None
-        self._view_failed = False
-        self._pending_records: List[ScopePeak] = []
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._counter = itertools.count(1)
-        self._calls: Dict[str, int] = {}
-        self._open: Dict[str, Scope] = {}
-        self.last_device: Optional[int] = None
-        self.resolved: Set[str] = set()
-        self.not_found_sent: Set[str] = set()
-        self.not_found_reasons: Dict[str, str] = {}
-        self._capped: Set[int] = set()
-        self._oom_reported: List[int] = []
-        self._noted_compiled: Set[str] = set()
-        self._noted_capture = False
-        # (thread id, scopes, exception) of calls whose scopes the probe had no room to close
-        # (filled by the function wrappers; closed at the next probe point of that thread).
-        self.unrecorded: List[Tuple[int, List[Any], Optional[BaseException]]] = []
-        self._recursion_base = 0
-        self._recursion_set: Optional[int] = None
+        self.sampler = Sampler(
+            plan.sample_interval_ms,
+            self.sample_once,
+            self._quiet_thread,
+            lambda exc: self.internal_error("sampler", exc),
+        )
+        self.reports = TargetReports(self.emit)
         # Run after each sample and at exit: reports that could not be sent where they arose.
         self.periodic: List[Callable[[], None]] = []
-        # NVML's per-process query costs tens of µs in the driver, more than all other readings of a
-        # probe point together; by default it is read by the sampler only (PROTOCOL.md).
-        self.process_used_at_probes = os.environ.get("MEMLENS_PROCESS_USED_AT_PROBES", "0") == "1"
         self.probe_ns = 0
-        self.scopes = 0
-        self._sampler: Optional[threading.Thread] = None
-        self._sampler_stop = threading.Event()
+        self.scopes_opened = 0
+        self._lock = threading.Lock()
+        self._noted_compiled: Set[str] = set()
+        self._oom_reported: List[int] = []
+
+    @property
+    def active(self) -> bool:
+        return self.emitter.active
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self.emitter.active = value
 
     # ----- events -----------------------------------------------------------------------------
 
-    def current_device(self) -> Optional[int]:
-        torch = torch_if_cuda_initialised()
-        if torch is None:
-            return None
-        try:
-            device = int(torch.cuda.current_device())
-        except Exception:
-            return None
-        self.last_device = device
-        return device
-
-    def _process_name_field(self) -> Dict[str, str]:
-        name = process_name()
-        return {"process_name": name} if name is not None else {}
-
     def emit(self, event_type: str, device: Any = _UNSET, **fields: Any) -> None:
-        if not self.active:
+        if not self.emitter.active:
             return
-        # quiet(), inlined: this runs twice per probed call.
-        local = self._local
-        was_busy = getattr(local, "busy", False)
-        local.busy = True
+        # The probe's own work: probed functions it calls (json, socket, time) open no scopes.
+        state = self.scopes.thread_state()
+        was_busy = state.busy
+        state.busy = True
         try:
             if device is _UNSET:
-                device = self.current_device()
-            self._send(
-                make_event(
-                    event_type,
-                    pid=self.pid,
-                    rank=current_rank(),
-                    device=device,
-                    **fields,
-                )
-            )
+                device = self.device.current_device()
+            self.emitter.event(event_type, device, **fields)
         finally:
-            local.busy = was_busy
+            state.busy = was_busy
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
         """The probe's own work: probed functions it calls (json, socket, time) open no scopes."""
-        local = self._local
-        was_busy = getattr(local, "busy", False)
-        local.busy = True
+        state = self.scopes.thread_state()
+        was_busy = state.busy
+        state.busy = True
         try:
             yield
         finally:
-            local.busy = was_busy
+            state.busy = was_busy
+
+    def _quiet_thread(self) -> None:
+        """A thread of the probe's own (the sampler): nothing it calls opens scopes."""
+        self.scopes.thread_state().busy = True
 
     def note(self, kind: str, message: str, device: Any = None, **fields: Any) -> None:
         """Something a reader of the run should know about how it was measured (not an error)."""
@@ -236,23 +161,21 @@ class Runtime:
                 "CUDA graph replays of it) open no scopes of their own and are measured at the compiled "
                 "caller. Probe the caller, or turn compilation off (vLLM: enforce_eager=True), to measure "
                 "this function by itself.",
-                device=self.last_device,
+                device=self.device.last_device,
                 target=target.id,
             )
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         try:
-            self.emit(
-                "error",
-                device=self.last_device,
-                message=f"{type(exc).__name__}: {exc}",
-                where=where,
-            )
+            self.emit("error", device=self.device.last_device, message=f"{type(exc).__name__}: {exc}", where=where)
         except Exception:
             pass
 
+    def _fact(self, device: int, kind: str, values: Dict[str, Any], line: str) -> None:
+        self.emit("fact", device=device, kind=kind, values=values, line=line)
+
     def hello(self, origin: str) -> None:
-        torch = sys.modules.get("torch")
+        torch = _modules.get("torch")
         self.emit(
             "hello",
             device=None,
@@ -267,312 +190,120 @@ class Runtime:
         )
 
     def bye(self) -> None:
-        self.stop_sampler()
+        self.sampler.stop()
         if self.unrecorded:
             with self.quiet():
-                self._close_unrecorded()
+                self._close_unrecorded(self.scopes.thread_state())
         self._run_periodic()
-        self.report_unresolved()
-        self.emit("bye", device=self.last_device, probe_ns=self.probe_ns, scopes=self.scopes)
+        self.reports.unresolved(self.plan.targets)
+        self.emit("bye", device=self.device.last_device, probe_ns=self.probe_ns, scopes=self.scopes_opened)
 
-    # ----- targets ----------------------------------------------------------------------------
+    # ----- targets (hooks.py reports here) ----------------------------------------------------
 
     def report_resolved(self, target: Any, **fields: Any) -> None:
-        with self._lock:
-            if target.id in self.resolved:
-                return
-            self.resolved.add(target.id)
-        self.emit(
-            "target_resolved",
-            target=target.id,
-            kind=target.kind,
-            spec=target.spec,
-            **fields,
-        )
+        self.reports.resolved_target(target, **fields)
 
     def report_not_found(self, target: Any, reason: str, at_once: bool) -> None:
-        with self._lock:
-            self.not_found_reasons[target.id] = reason
-            if not at_once or target.id in self.not_found_sent or target.id in self.resolved:
-                return
-            self.not_found_sent.add(target.id)
-        self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
-
-    def report_unresolved(self) -> None:
-        for target in self.plan.targets:
-            with self._lock:
-                if target.id in self.resolved or target.id in self.not_found_sent:
-                    continue
-                self.not_found_sent.add(target.id)
-                reason = self.not_found_reasons.get(target.id)
-            if reason is None:
-                if target.kind == "function":
-                    reason = f"module {target.module} was never imported"
-                else:
-                    reason = f"{target.file} was never executed"
-            self.emit("target_not_found", target=target.id, spec=target.spec, reason=reason)
-
-    # ----- torch ------------------------------------------------------------------------------
-
-    def _ensure_view(self, torch: Any) -> Optional[TorchPeakView]:
-        if self.view is None and not self._view_failed:
-            try:
-                view = TorchPeakView(torch)
-            except Exception as exc:
-                self._view_failed = True
-                self.internal_error("installing the peak view over torch's memory stats", exc)
-                return None
-            with self._lock:
-                for record in self._pending_records:
-                    view.tracker._open.append(record)
-                self._pending_records = []
-                self.view = view
-        return self.view
+        self.reports.not_found(target, reason, at_once)
 
     def on_torch_cuda_imported(self, cuda_module: Any) -> None:
-        if self.plan.emulate_device_bytes is None:
-            return
-        lazy_call = getattr(cuda_module, "_lazy_call", None)
-        if lazy_call is None:
-            self.emit(
-                "error",
-                device=None,
-                message="emulate_device_bytes: this torch has no torch.cuda._lazy_call; the cap is applied at the first probe point instead",
-                where="emulate_device_bytes",
-            )
-            return
-        lazy_call(self._cap_at_init)
+        self.device.on_torch_cuda_imported(cuda_module)
 
-    def _cap_at_init(self) -> None:
-        # Runs inside torch's CUDA initialisation: an exception here would break the target's init.
-        try:
-            torch = sys.modules["torch"]
-            self._cap_device(torch, int(torch.cuda.current_device()))
-        except Exception as exc:
-            self.internal_error("emulate_device_bytes", exc)
+    def on_control(self, message: Dict[str, Any]) -> None:
+        self.control.on_message(message)
 
-    def _cap_device(self, torch: Any, device: int) -> None:
-        cap = self.plan.emulate_device_bytes
-        if cap is None or device in self._capped:
-            return
-        self._capped.add(device)
-        free, total = (int(x) for x in torch.cuda.mem_get_info(device))
-        # On the small card the CUDA context and other non-torch memory come out of the same
-        # bytes, so torch may take only what they leave (non-torch growth later is not re-capped).
-        non_torch = max(0, total - free - int(torch.cuda.memory_reserved(device)))
-        fraction = min(1.0, max(0, cap - non_torch) / total)
-        torch.cuda.set_per_process_memory_fraction(fraction, device)
-        replaced = emulation.install_memory_info_view(torch, cap)
-        effective = int(fraction * total)
-        self.emit(
-            "fact",
-            device=device,
-            kind="emulated_device",
-            values={
-                "bytes": cap,
-                "cap_bytes": effective,
-                "device_total_bytes": total,
-                "non_torch_at_cap_bytes": non_torch,
-                "fraction": fraction,
-            },
-            line=f"memlens: emulating a {cap} byte card on cuda:{device}: torch allocations capped at "
-            f"{effective} bytes (set_per_process_memory_fraction({fraction:.6f}) of {total} bytes, "
-            f"less {non_torch} bytes non-torch); the target's {', '.join(replaced) or 'memory queries'} "
-            f"report total {cap} bytes",
-        )
+    # ----- probe points -----------------------------------------------------------------------
 
-    def _capturing(self, torch: Any) -> bool:
-        """A CUDA graph is being captured on this thread's stream. The device is then left alone
-        (a query such as cudaMemGetInfo may invalidate the target's capture), and the graph's
-        replays run no Python: the process is told so once."""
-        check = getattr(torch.cuda, "is_current_stream_capturing", None)
-        try:
-            capturing = bool(check()) if check is not None else False
-        except Exception:
-            return False
-        if capturing and not self._noted_capture:
-            self._noted_capture = True
-            self.note(
-                "cuda_graph_capture",
-                "probed code ran while a CUDA graph was being captured: those scopes have host readings only "
-                "(the device is not queried during a capture), and replays of the graph run no Python, so "
-                "they open no scopes",
-                device=self.last_device,
-            )
-        return capturing
-
-    def _boundary(self) -> Tuple[Readings, Optional[int], Optional[Stats]]:
-        readings = read_host()
-        torch = torch_if_cuda_initialised()
-        if torch is None:
-            return readings, None, None
-        device = self.current_device()
-        if device is None:
-            return readings, None, None
-        if self._capturing(torch):
-            return readings, device, None
-        view = self._ensure_view(torch)
-        if view is not None:
-            stats = view.tracker.boundary(device)
-        else:
-            stats = torch._C._cuda_memoryStats(device)
-        if self.plan.emulate_device_bytes is not None and device not in self._capped:
-            if self.sources.has_primary_context(torch, device):
-                try:
-                    self._cap_device(torch, device)
-                except Exception as exc:
-                    self.internal_error("emulate_device_bytes", exc)
-        readings.update(self.sources.cuda_readings(torch, device, stats, self.process_used_at_probes))
-        return readings, device, stats
-
-    def _open_record(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:
-        if self.view is not None:
-            return self.view.tracker.open_scope(device, stats)
-        record = ScopePeak(None, 0, 0)
-        with self._lock:
-            self._pending_records.append(record)
-        return record
-
-    def _close_record(self, record: ScopePeak) -> None:
-        if self.view is not None:
-            self.view.tracker.close_scope(record)
-        with self._lock:
-            pending = self._pending_records
-            if pending and pending[-1] is record:
-                pending.pop()  # scopes close innermost first: no scan of a deep stack
-            elif record in pending:
-                pending.remove(record)
-
-    # ----- scopes -----------------------------------------------------------------------------
-
-    def _stack(self) -> List[Scope]:
-        local = self._local
-        stack = getattr(local, "stack", None)
-        if stack is None or getattr(local, "stack_pid", None) != self.pid:
-            stack = []
-            local.stack = stack
-            local.stack_pid = self.pid
-        return stack
+    def site(self, target: Any, file: Optional[str], line: Optional[int]) -> Site:
+        """Where ``enter_site`` opens scopes of ``target`` (hooks keep one per target)."""
+        return self.scopes.site(target, file, line)
 
     def enter(self, target: Any, file: Optional[str], line: Optional[int]) -> Optional[Scope]:
-        local = self._local
-        if not self.active or getattr(local, "busy", False):
+        return self.enter_site(self.scopes.site(target, file, line))
+
+    def enter_site(self, site: Site) -> Optional[Scope]:
+        try:
+            state = self.scopes.local.state
+        except AttributeError:
+            state = self.scopes.thread_state()
+        if state.busy or not self.emitter.active:
             return None
-        local.busy = True
+        state.busy = True
         started = _perf_counter_ns()
         scope: Optional[Scope] = None
         announced = False
         try:
             if self.unrecorded:
-                self._close_unrecorded()
-            stack = self._stack()
-            if len(stack) >= RECURSION_HEADROOM_FROM:
-                self._recursion_headroom(len(stack))
-            readings, device, stats = self._boundary()
-            record = self._open_record(device, stats)
-            pid = self.pid
-            scope_id = f"{pid}:{next(self._counter)}"
-            with self._lock:
-                call = self._calls.get(target.id, 0) + 1
-                self._calls[target.id] = call
-            parent = stack[-1].scope_id if stack else None
-            scope = Scope(
-                target,
-                scope_id,
-                parent,
-                call,
-                len(stack),
-                _current_thread().name,
-                readings,
-                file,
-                line,
-                record,
-                pid,
-            )
-            stack.append(scope)
-            with self._lock:
-                self._open[scope_id] = scope
-            self.emit(
-                "enter",
-                device=device,
-                target=target.id,
-                scope_id=scope_id,
-                parent=parent,
-                call=call,
-                depth=scope.depth,
-                thread=scope.thread,
-                before=readings,
-                file=file,
-                line=line,
-                **self._process_name_field(),
-            )
+                self._close_unrecorded(state)
+            readings = self.host.read()
+            # Device-level readings (driver calls) only at scopes opened while no other is open.
+            outermost = not self.scopes.open_scopes
+            device: Optional[int] = None
+            stats = None
+            if _modules.get("torch") is not None:
+                device, stats = self.device.boundary(readings, outermost)
+            scope = self.scopes.open(state, site, readings, outermost)
+            self.emitter.enter(scope, device, process_name() if "multiprocessing" in _modules else None)
             announced = True
-            reason = self.control.should_pause(target.id, scope_id, "entry")
-            if reason is not None:
-                self._pause(
-                    scope,
-                    "entry",
-                    reason,
-                    readings,
-                    self._peak(scope, readings, device),
-                    device,
-                )
-            scope.start_ns = _perf_counter_ns()
-            self.scopes += 1
+            self.scopes.push(state, scope)
+            if device is not None:
+                self.peaks.start(scope, device, stats)
+            if not self.control.idle:
+                reason = self.control.should_pause(site.target.id, scope.scope_id, "entry")
+                if reason is not None:
+                    self._pause(state, scope, "entry", reason, readings, self._peak(scope, readings, device), device)
+            self.scopes_opened += 1
+            # Last, and with the probe's own clock: a probed clock must find the probe still busy.
+            now = _perf_counter_ns()
+            scope.start_ns = now
+            self.probe_ns += now - started
             return scope
         except Exception as exc:
             if scope is not None and not announced:
-                # Never announced, so never to be closed: later scopes must not name it as parent.
-                self._forget(scope)
-                scope = None
+                scope = None  # never announced (nor pushed): never to be closed
+            elif scope is not None and isinstance(exc, RecursionError):
+                raise  # announced: the wrapper keeps it in `unrecorded`, and its exit comes later
             self.internal_error("scope entry", exc)
+            self.probe_ns += _perf_counter_ns() - started
             return scope
         finally:
-            # Last, and with the probe's own clock: a probed clock must find the probe still busy.
-            self.probe_ns += _perf_counter_ns() - started
-            local.busy = False
-
-    def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
-        peak: Dict[str, int] = {}
-        record = scope.record
-        if record is not None and record.device is not None and record.device == device:
-            if "allocated" in readings:
-                peak["allocated"] = max(record.allocated, readings["allocated"])
-            if "reserved" in readings:
-                peak["reserved"] = max(record.reserved, readings["reserved"])
-            if "requested" in readings:
-                peak["requested"] = max(record.requested, readings["requested"])
-        if scope.sampled and "host_rss" in readings:
-            peak["host_rss"] = max(scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0))
-        return peak
+            state.busy = False
 
     def exit(self, scope: Optional[Scope], exc: Optional[BaseException]) -> None:
-        if scope is None or scope.pid != self.pid or not self.active:
+        if scope is None or not self.emitter.active:
             return
-        local = self._local
-        if getattr(local, "busy", False):
+        try:
+            state = self.scopes.local.state
+        except AttributeError:
+            return  # a thread without scopes (or a fork child, whose thread states are new)
+        if state.busy or scope.state is not state:
             return
-        local.busy = True
+        state.busy = True
         started = _perf_counter_ns()
         try:
             if self.unrecorded:
-                self._close_unrecorded()
-            self._exit_scope(scope, exc, started)
+                self._close_unrecorded(state)
+            self._exit_scope(state, scope, exc, started)
         finally:
             self.probe_ns += _perf_counter_ns() - started
-            local.busy = False
+            state.busy = False
 
-    def _exit_scope(self, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
+    def _exit_scope(self, state: ThreadState, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
         try:
-            duration = now_ns - scope.start_ns
-            readings, device, _stats = self._boundary()
-            peak = self._peak(scope, readings, device)
+            readings = self.host.read()
+            device: Optional[int] = None
+            if _modules.get("torch") is not None:
+                device, _stats = self.device.boundary(readings, scope.outermost)
+            peak = self._peak(scope, readings, device) if device is not None or scope.rss_peak else {}
             oom = exc is not None and is_cuda_oom(exc) and self._first_report(exc)
-            reason = self.control.should_pause(scope.target.id, scope.scope_id, "exit")
+            control = self.control
+            reason = None if control.idle else control.should_pause(scope.target.id, scope.scope_id, "exit")
             # The stack as it was, only for an oom or a pause: built for every exit, it would cost as
             # much as the stack is deep.
-            frames = [s.frame() for s in self._stack()] if oom or reason is not None else []
-            self._forget(scope)
+            frames = self.scopes.frames(state) if oom or reason is not None else []
+            self.scopes.close(state, scope)
+            if scope.device is not None:  # a record of the peak tracker (device None: never was)
+                self.peaks.close_scope(scope)
             if oom:
                 self.emit(
                     "oom",
@@ -580,87 +311,63 @@ class Runtime:
                     target=scope.target.id,
                     scope_id=scope.scope_id,
                     stack=frames,
-                    readings=readings,
+                    readings=self._with_device_level(scope, readings),
                     message=str(exc)[:MAX_MESSAGE_CHARS],
                 )
             if reason is not None:
-                self._pause(scope, "exit", reason, readings, peak, device, frames)
-            self.emit(
-                "exit",
-                device=device,
-                target=scope.target.id,
-                scope_id=scope.scope_id,
-                parent=scope.parent,
-                call=scope.call,
-                depth=scope.depth,
-                thread=scope.thread,
-                before=scope.before,
-                file=scope.file,
-                line=scope.line,
-                after=readings,
-                peak=peak,
-                duration_ns=duration,
-                raised=type(exc).__name__ if exc is not None else None,
+                self._pause(state, scope, "exit", reason, readings, peak, device, frames)
+            self.emitter.exit(
+                scope, device, readings, peak, now_ns - scope.start_ns, None if exc is None else type(exc).__name__
             )
+        except RecursionError:
+            # No room to finish here (the target recursed to the limit): the wrapper hands the scope
+            # to `unrecorded`, and it is closed at the next probe point of its thread, shallower.
+            raise
         except Exception as error:
-            self._forget(scope)
+            self._forget(state, scope)
             self.internal_error("scope exit", error)
 
-    def _forget(self, scope: Scope) -> None:
+    def _with_device_level(self, scope: Scope, readings: Readings) -> Readings:
+        """``readings`` with the device-level readings, which an inner scope's probe point skips."""
+        if scope.outermost or "allocated" not in readings:
+            return readings
+        full = dict(readings)
+        self.device.device_level(full)
+        return full
+
+    def _peak(self, scope: Scope, readings: Readings, device: Optional[int]) -> Dict[str, int]:
+        peak: Dict[str, int] = {}
+        if device is not None and scope.device == device:
+            if "allocated" in readings:
+                peak["allocated"] = max(scope.allocated, readings["allocated"])
+            if "reserved" in readings:
+                peak["reserved"] = max(scope.reserved, readings["reserved"])
+            if "requested" in readings:
+                peak["requested"] = max(scope.requested, readings["requested"])
+        if scope.rss_peak and "host_rss" in readings:
+            peak["host_rss"] = max(scope.rss_peak, readings["host_rss"], scope.before.get("host_rss", 0))
+        return peak
+
+    def _forget(self, state: ThreadState, scope: Scope) -> None:
         """The scope is closed: off its thread's stack, out of the open set, its peak record ended."""
-        stack = self._stack()
-        if stack and stack[-1] is scope:
-            stack.pop()
-        elif scope in stack:
-            stack.remove(scope)
-        with self._lock:
-            self._open.pop(scope.scope_id, None)
-        if scope.record is not None:
-            record, scope.record = scope.record, None
-            self._close_record(record)
-        if self._recursion_set is not None and len(self._open) < RECURSION_HEADROOM_FROM:
-            self._recursion_headroom(0)
+        self.scopes.close(state, scope)
+        if scope.device is not None:
+            self.peaks.close_scope(scope)
 
-    def _close_unrecorded(self) -> None:
+    def _close_unrecorded(self, state: ThreadState) -> None:
         """Close the scopes of calls that ended while the probe had no room to run (this thread's)."""
-        me = _get_ident()
-        with self._lock:
-            mine = [entry for entry in self.unrecorded if entry[0] == me]
-            if not mine:
-                return
-            self.unrecorded[:] = [entry for entry in self.unrecorded if entry[0] != me]
-        for _thread, scopes, exc in mine:
-            for scope in reversed(scopes):
-                if scope is not None and scope.pid == self.pid:
-                    self._exit_scope(scope, exc, _perf_counter_ns())
-
-    def _run_periodic(self) -> None:
-        for task in list(self.periodic):
+        # Oldest first (the innermost call failed first), each call's scopes innermost first.
+        taken = self.scopes.take_unrecorded(state)
+        for index, (scopes, exc) in enumerate(taken):
             try:
-                with self.quiet():
-                    task()
-            except Exception as exc:
-                self.internal_error("periodic report", exc)
-
-    def _recursion_headroom(self, open_scopes: int) -> None:
-        """Keep the recursion limit at what the target set plus the frames the probe adds."""
-        current = sys.getrecursionlimit()
-        if current != self._recursion_set:
-            self._recursion_base = current  # the target's own limit (it may have changed it since)
-            self._recursion_set = None
-        if open_scopes >= RECURSION_HEADROOM_FROM:
-            wanted = self._recursion_base + open_scopes + PROBE_FRAMES
-            if wanted <= current:
-                return
-        elif self._recursion_set is None:
-            return
-        else:
-            wanted = self._recursion_base  # back to the target's own limit
-        try:
-            sys.setrecursionlimit(wanted)
-        except (RecursionError, ValueError):
-            return  # still too deep to lower it: tried again at the next scope that closes
-        self._recursion_set = None if wanted == self._recursion_base else wanted
+                while scopes:
+                    scope = scopes[-1]
+                    if scope is not None and scope.state is state:
+                        self._exit_scope(state, scope, exc, _perf_counter_ns())
+                    scopes.pop()
+            except RecursionError:
+                self.unrecorded[0:0] = taken[index:]  # still no room: back in front, in order
+                raise
 
     def _first_report(self, exc: BaseException) -> bool:
         try:
@@ -677,6 +384,7 @@ class Runtime:
 
     def _pause(
         self,
+        state: ThreadState,
         scope: Scope,
         at: str,
         reason: str,
@@ -686,9 +394,11 @@ class Runtime:
         frames: Optional[List[Dict[str, Any]]] = None,
     ) -> None:
         if frames is None:
-            frames = [s.frame() for s in self._stack()]
+            frames = self.scopes.frames(state)
+        readings = self._with_device_level(scope, readings)
         since_entry = {k: v - scope.before[k] for k, v in readings.items() if k in scope.before}
         released = self.control.prepare_wait(scope.scope_id, at)
+        name = process_name()
         self.emit(
             "paused",
             device=device,
@@ -700,122 +410,54 @@ class Runtime:
             readings=readings,
             since_entry=since_entry,
             peak=peak,
-            **self._process_name_field(),
+            **({"process_name": name} if name is not None else {}),
         )
         mode = self.control.wait(scope.scope_id, released)
         self.emit("resumed", device=device, scope_id=scope.scope_id, mode=mode)
 
-    # ----- control ----------------------------------------------------------------------------
-
-    def on_control(self, message: Dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "continue":
-            mode = message.get("mode") or "run"
-            self.control.release(mode if isinstance(mode, str) else "run")
-        elif kind == "pause":
-            self.control.request_pause()
-        elif kind == "set_pause":
-            targets = message.get("targets")
-            if isinstance(targets, list):
-                self.control.set_targets(t for t in targets if isinstance(t, str))
-
     # ----- sampler ----------------------------------------------------------------------------
 
     def start_sampler(self) -> None:
-        interval = self.plan.sample_interval_ms
-        if interval <= 0:
-            return
-        self._sampler_stop = threading.Event()
-        self._sampler = threading.Thread(
-            target=self._sample_loop,
-            args=(interval / 1000.0,),
-            name="memlens-sampler",
-            daemon=True,
-        )
-        self._sampler.start()
+        self.sampler.start()
 
     def stop_sampler(self) -> None:
-        # At interpreter exit: a daemon thread still inside a CUDA call when torch's C++ teardown
-        # runs aborts the process (seen on an H200: exit 134), so the sampler ends first.
-        sampler = self._sampler
-        self._sampler_stop.set()
-        if sampler is not None and sampler is not threading.current_thread() and sampler.is_alive():
-            sampler.join(timeout=2.0)
-        self._sampler = None
+        self.sampler.stop()
 
     def sample_readings(self) -> Readings:
-        readings = read_host()
-        torch = torch_if_cuda_initialised()
-        device = self.last_device
-        if torch is not None and device is None:
-            device = self._device_in_use(torch)
-        if torch is not None and device is not None:
-            try:
-                real_stats = self.view.real_stats if self.view is not None else torch._C._cuda_memoryStats
-                readings.update(self.sources.cuda_readings(torch, device, real_stats(device)))
-            except Exception:
-                pass
+        readings = self.host.read()
+        self.device.sample(readings)
         return readings
 
-    def _device_in_use(self, torch: Any) -> Optional[int]:
-        # The sampler thread's own current device is 0 whatever the target chose (vLLM workers call
-        # set_device(rank)), so before any probe point has named it, take the first device on which
-        # this process holds a primary context: the one it works on.
-        try:
-            count = int(torch.cuda.device_count())
-        except Exception:
-            return None
-        for index in range(count):
-            if self.sources.has_primary_context(torch, index):
-                self.last_device = index
-                return index
-        return None
+    def sample_once(self) -> None:
+        """One sample: the readings, the open scopes' sampled RSS peaks, and pending reports."""
+        if not self.emitter.active:
+            return
+        readings = self.sample_readings()
+        rss = readings.get("host_rss")
+        if rss is not None:
+            self.scopes.mark_sampled(rss)
+        self.emit("sample", device=self.device.last_device, readings=readings)
+        self._run_periodic()
 
-    def _sample_loop(self, period: float) -> None:
-        self._local.busy = True  # a probed function called from here must not open scopes
-        pid = self.pid
-        deadline = time.monotonic()
-        stop = self._sampler_stop
-        while self.active and self.pid == pid and not stop.is_set():
-            deadline += period
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                if stop.wait(delay):
-                    return
-            else:
-                deadline = time.monotonic()
+    def _run_periodic(self) -> None:
+        for task in list(self.periodic):
             try:
-                readings = self.sample_readings()
-                rss = readings.get("host_rss")
-                if rss is not None:
-                    with self._lock:
-                        for scope in self._open.values():
-                            scope.sampled = True
-                            if rss > scope.rss_peak:
-                                scope.rss_peak = rss
-                self.emit("sample", device=self.last_device, readings=readings)
-                self._run_periodic()
+                with self.quiet():
+                    task()
             except Exception as exc:
-                self.internal_error("sampler", exc)
-                return
+                self.internal_error("periodic report", exc)
 
     # ----- fork -------------------------------------------------------------------------------
 
-    def after_fork_in_child(self) -> None:
-        """The child starts with no open scopes, fresh locks and its own sampler."""
+    def after_fork(self) -> None:
+        """In the fork child: no open scopes, fresh locks, its own readings and sampler."""
         self.pid = os.getpid()
-        reopen_after_fork()
+        self.emitter.after_fork(self.pid)
+        self.scopes.after_fork(self.pid)
+        self.host.after_fork()
+        self.peaks.after_fork()
+        self.device.after_fork()
+        self.control.after_fork()
+        self.reports.after_fork()
+        self.sampler.after_fork()
         self._lock = threading.Lock()
-        self._local = threading.local()
-        self._open = {}
-        self._calls = {}
-        self._counter = itertools.count(1)
-        self._pending_records = []
-        self.unrecorded[:] = []  # the wrappers hold this very list
-        self.resolved = set(self.resolved)
-        self.not_found_sent = set()
-        self.control = PauseControl(self.control._targets)
-        if self.view is not None:
-            self.view.tracker.forget_open_scopes()
-            self.view.tracker._lock = threading.RLock()
-        self.sources = DeviceSources()

@@ -20,7 +20,7 @@ DATA = HERE / "data"
 sys.path.insert(0, str(PROBE_DIR))
 sys.path.insert(0, str(HERE))
 
-from protocol_check import check_stream  # noqa: E402
+from protocol_check import check_event, check_stream  # noqa: E402
 
 # The launcher is started without PYTHONPATH, so the target sees only what the launcher adds.
 LAUNCHER_BOOT = (
@@ -180,6 +180,23 @@ def run_probe(plan: Dict[str, Any], command: Sequence[str], tmp_path: Path, **kw
     """Run to completion with stdin held open (closing it would stop the run)."""
     live = LiveRun(plan, command, tmp_path, **kwargs)
     return live.finish()
+
+
+def in_process_runtime(plan: Any) -> "tuple":
+    """A Runtime of this test process whose events are decoded from the lines it writes, each
+    checked against events.py: (runtime, events)."""
+    from memlens_probe.runtime import Runtime
+
+    events: List[Event] = []
+
+    def send_line(data: bytes, urgent: bool) -> bool:
+        assert data.endswith(b"\n") and data.count(b"\n") == 1, data
+        event = json.loads(data)
+        check_event(event)
+        events.append(event)
+        return True
+
+    return Runtime(plan, send_line), events
 
 
 def plan_of(*targets: Dict[str, str], **extra: Any) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 import types
 
 from memlens_probe.plan import parse_plan
-from memlens_probe.runtime import Runtime
+from conftest import in_process_runtime
 
 
 class CapturingCuda:
@@ -56,8 +56,7 @@ def test_no_device_queries_during_a_cuda_graph_capture(monkeypatch):
     )
     monkeypatch.setitem(sys.modules, "torch", fake)
     plan = parse_plan({"version": 1, "targets": [{"id": "f", "function": "m:f"}]})
-    events = []
-    runtime = Runtime(plan, lambda event: events.append(event) or True)
+    runtime, events = in_process_runtime(plan)
     (target,) = plan.targets
     for _ in range(2):
         runtime.exit(runtime.enter(target, "/m.py", 1), None)

@@ -8,7 +8,7 @@ import types
 import pytest
 
 from memlens_probe.plan import parse_plan
-from memlens_probe.runtime import Runtime
+from conftest import in_process_runtime
 from test_peaks import CountingAllocator
 
 GIB = 1 << 30
@@ -80,9 +80,8 @@ def make_runtime(**plan_extra):
             **plan_extra,
         }
     )
-    events = []
-    runtime = Runtime(plan, lambda event: events.append(event) or True)
-    runtime.process_used_at_probes = False  # no NVML here
+    runtime, events = in_process_runtime(plan)
+    runtime.device.process_used_at_probes = False  # no NVML here
     return runtime, plan.targets, events
 
 
