@@ -32,6 +32,8 @@ export interface RunRegistry {
    * with events. Its model may still be loading: onDidChange fires with it once loaded.
    */
   current(): RunEntry | undefined;
+  /** Whether a run is going on in this window (started here, or a debug session's followed here). */
+  isLive(entry: RunEntry): boolean;
   select(id: string): void;
   /**
    * Reads a run's events if they are not in memory yet (once, however many ask); fires

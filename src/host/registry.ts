@@ -72,7 +72,8 @@ export class RunRegistryImpl implements RunRegistry, vscode.Disposable {
     if (current && !current.model && !this.failedLoads.has(current.id)) void this.load(current);
   }
 
-  private isLive(entry: RunEntry): boolean {
+  /** A run going on in this window: started here ("Measure here") or followed (a debug session). */
+  isLive(entry: RunEntry): boolean {
     return this.addedHere.has(entry.id) && entry.meta.status === "running";
   }
 

@@ -1,7 +1,7 @@
 // A status-bar item with the live memory of the current run (device_used/device_total when the
 // target uses CUDA, else host RSS), its source named in the tooltip. Hidden when no run has readings.
 import * as vscode from "vscode";
-import type { RunEntry, RunRegistry } from "../host/host";
+import type { RunRegistry } from "../host/host";
 import { latestMemory } from "./memoryText";
 import { uiLang } from "../l10n/vscode";
 import { escapeMarkdown } from "../model/markdown";
@@ -30,7 +30,7 @@ export class MemoryStatusBar implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const live = isLive(entry);
+    const live = this.runs.isLive(entry);
     this.item.text = `${live ? "$(pulse)" : "$(history)"} ${memory.short}`;
     const label = escapeMarkdown(entry.meta.label);
     const heading = live
@@ -44,8 +44,4 @@ export class MemoryStatusBar implements vscode.Disposable {
     this.subscription.dispose();
     this.item.dispose();
   }
-}
-
-function isLive(entry: RunEntry): boolean {
-  return entry.handle !== undefined && entry.meta.status === "running";
 }
