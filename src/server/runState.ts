@@ -127,7 +127,11 @@ export class RunState {
   }
 
   /** A run folder, read to its current end; readMore follows it from there. */
-  static async load(payload: RunPayload, catalog: HotspotCatalog, sourceRoots: readonly string[]): Promise<RunState> {
+  static async load(
+    payload: RunPayload,
+    catalog: HotspotCatalog,
+    sourceRoots: readonly string[],
+  ): Promise<RunState> {
     const state = new RunState(
       payload.id,
       payload.label ?? payload.id,

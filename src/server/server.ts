@@ -207,8 +207,7 @@ export class MemlensServer {
     try {
       const state = await loading;
       // A newer setRun of this same folder chains on this read, so its state is this one, only fresher.
-      const replaced =
-        generation !== this.runGeneration && this.folderRun?.key !== key;
+      const replaced = generation !== this.runGeneration && this.folderRun?.key !== key;
       if (replaced) {
         return { ...this.emptyResult(), error: `run ${run.id} was replaced while it loaded` };
       }

@@ -2,12 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, test } from "node:test";
-import {
-  CatalogError,
-  HotspotCatalog,
-  loadBundledCatalog,
-  parseCatalog,
-} from "../../../src/catalog/catalog";
+import { CatalogError, HotspotCatalog, loadBundledCatalog, parseCatalog } from "../../../src/catalog/catalog";
 
 const JSON_FILE = path.resolve(__dirname, "../../../src/catalog/hotspots.json");
 const raw = (): { phases: unknown[]; hotspots: Record<string, unknown>[] } =>
