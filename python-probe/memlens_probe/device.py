@@ -132,10 +132,13 @@ class DeviceReader:
 
     # ----- probe points -----------------------------------------------------------------------
 
-    def boundary(self, readings: Readings, device_level: bool) -> Tuple[Optional[int], Optional[Stats]]:
+    def boundary(
+        self, readings: Readings, device_level: bool, entry: bool = True
+    ) -> Tuple[Optional[int], Optional[Stats]]:
         """At a scope entry or exit: torch's counters into ``readings`` (and the device-level
-        readings when ``device_level``); the peak view folds and resets the peak counters.
-        Returns the device and the stats read (None, None while CUDA is not initialised)."""
+        readings when ``device_level``); the peak view folds the peak counters into the open scopes
+        (and resets them at an entry where needed). Returns the device and the stats read (None,
+        None while CUDA is not initialised)."""
         device = self.current_device()
         if device is None:
             return None, None
@@ -144,7 +147,7 @@ class DeviceReader:
             return device, None
         view = self.view if self.view is not None else self._ensure_view(torch)
         if view is not None:
-            stats = view.tracker.boundary(device)
+            stats = view.tracker.boundary(device, entry)
         else:
             stats = torch._C._cuda_memoryStats(device)
         if self.emulate_device_bytes is not None and device not in self._capped:

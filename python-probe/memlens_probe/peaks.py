@@ -89,27 +89,33 @@ class PeakTracker:
     def bound(self) -> bool:
         return self._read_stats is not None
 
-    def _fold_into_scopes(self, device: int, stats: Stats) -> None:
-        if not self._open:
-            return
+    def _fold_into_scopes(self, device: int, stats: Stats) -> bool:
+        """The real peaks into every open scope of ``device``; True if a tracked peak is above its
+        current value (a transient since the last reset, which a scope opened now must not see)."""
         try:
-            allocated: Optional[int] = stats["allocated_bytes"]["all"]["peak"]
-            reserved: Optional[int] = stats["reserved_bytes"]["all"]["peak"]
+            allocated = stats["allocated_bytes"]["all"]
+            reserved = stats["reserved_bytes"]["all"]
+            allocated_peak, reserved_peak = allocated["peak"], reserved["peak"]
+            above = allocated_peak > allocated["current"] or reserved_peak > reserved["current"]
         except (KeyError, TypeError):
-            allocated, reserved = _get(stats, ALLOCATED_PEAK), _get(stats, RESERVED_PEAK)
-        requested = _get(stats, REQUESTED_PEAK)
+            allocated_peak, reserved_peak = _get(stats, ALLOCATED_PEAK), _get(stats, RESERVED_PEAK)
+            above = True
+        requested_peak = _get(stats, REQUESTED_PEAK)
+        if requested_peak is not None and not above:
+            above = requested_peak > (_get(stats, REQUESTED_CURRENT) or 0)
         for record in self._open:
             if record.device is None:
                 # Opened before CUDA existed: every byte since initialisation is inside it.
                 record.device = device
             if record.device != device:
                 continue
-            if allocated is not None and allocated > record.allocated:
-                record.allocated = allocated
-            if reserved is not None and reserved > record.reserved:
-                record.reserved = reserved
-            if requested is not None and requested > record.requested:
-                record.requested = requested
+            if allocated_peak is not None and allocated_peak > record.allocated:
+                record.allocated = allocated_peak
+            if reserved_peak is not None and reserved_peak > record.reserved:
+                record.reserved = reserved_peak
+            if requested_peak is not None and requested_peak > record.requested:
+                record.requested = requested_peak
+        return above
 
     @staticmethod
     def _signature(stats: Stats) -> Tuple[int, int]:
@@ -161,21 +167,27 @@ class PeakTracker:
                 if value > saved.get(path, -1):
                     saved[path] = value
 
-    def boundary(self, device: int) -> Stats:
-        """At a scope entry or exit: fold the real peaks, then reset them. Returns the stats read."""
+    def boundary(self, device: int, entry: bool = True) -> Stats:
+        """At a scope entry or exit: fold the real peaks into the open scopes. Returns the stats read.
+
+        A scope's peak is the running maximum since its entry, so at an entry the real counters
+        are reset, after their peaks were saved for the target, but only where a tracked peak
+        (allocated, reserved, requested) is above its current value: where it is not, the counter
+        already reads the maximum since now, and no reset (and no saving of ~40 peaks) is needed.
+        Exits never reset: the next entry does if it must."""
         read_stats, reset_peaks = self._read_stats, self._reset_peaks
         assert read_stats is not None and reset_peaks is not None, "bind() the tracker first"
         with self._lock:
             stats = read_stats(device)
-            self._fold_into_scopes(device, stats)
-            batch = self._unfolded.get(device)
-            if batch is None:
-                self._unfolded[device] = [stats]
-            else:
-                batch.append(stats)
-                if len(batch) >= FOLD_EVERY:
-                    self._fold_saved(device)
-            reset_peaks(device)
+            if self._fold_into_scopes(device, stats) and entry:
+                batch = self._unfolded.get(device)
+                if batch is None:
+                    self._unfolded[device] = [stats]
+                else:
+                    batch.append(stats)
+                    if len(batch) >= FOLD_EVERY:
+                        self._fold_saved(device)
+                reset_peaks(device)
             return stats
 
     def open_scope(self, device: Optional[int], stats: Optional[Stats]) -> ScopePeak:

@@ -6,6 +6,7 @@ that neither create a CUDA context nor allocate device memory.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import sys
@@ -58,6 +59,16 @@ class _ProcFile:
                 pass
             self._fd = -1
         fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        high = _high_fd_floor()
+        if high > fd:
+            # Away from the low numbers the target's own files and sockets get (and reuse once it
+            # closed ours): a closed descriptor then reads EBADF rather than the target's data.
+            try:
+                moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, high)
+                os.close(fd)
+                fd = moved
+            except OSError:
+                pass
         info = os.fstat(fd)
         self._identity = (info.st_dev, info.st_ino)
         self._fd = fd
@@ -73,9 +84,20 @@ class _ProcFile:
                 pass
 
 
+def _high_fd_floor() -> int:
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(0, min(soft - 64, 4000))
+
+
 def _statm_valid(data: bytes) -> bool:
     # "size resident shared text lib data dt\n": seven numbers.
-    return data[-1:] == b"\n" and len(data.split()) == 7
+    fields = data.split()
+    return data[-1:] == b"\n" and len(fields) == 7 and all(field.isdigit() for field in fields)
 
 
 def _status_valid(data: bytes) -> bool:
@@ -129,7 +151,7 @@ class HostReader:
             # _ProcFile.read inlined (this runs twice per probed call): seven numbers, or the
             # descriptor is not ours any more.
             fields = _pread(self._statm._fd, 128, 0).split()
-            if len(fields) != 7:
+            if len(fields) != 7 or not fields[0].isdigit():
                 fields = self._statm.read().split()
             rss = int(fields[1]) * self._page
         except (OSError, ValueError, IndexError):

@@ -293,7 +293,7 @@ class Runtime:
             readings = self.host.read()
             device: Optional[int] = None
             if _modules.get("torch") is not None:
-                device, _stats = self.device.boundary(readings, scope.outermost)
+                device, _stats = self.device.boundary(readings, scope.outermost, entry=False)
             peak = self._peak(scope, readings, device) if device is not None or scope.rss_peak else {}
             oom = exc is not None and is_cuda_oom(exc) and self._first_report(exc)
             control = self.control

@@ -3,6 +3,7 @@ in-test stand-in for torch's CUDA module. No GPU here: the real check is scripts
 
 from __future__ import annotations
 
+import threading
 import types
 
 import pytest
@@ -142,3 +143,79 @@ def test_emulated_device_cap_applied_at_cuda_init(fake_torch):
     assert torch.cuda.mem_get_info(0) == (16 * GIB - context, 16 * GIB)
     # The probe's own reading stays the real device's.
     assert torch.cuda.cudart().cudaMemGetInfo(0)[1] == 80 * GIB
+
+
+def test_device_level_readings_at_outermost_scopes_and_pauses_only(fake_torch):
+    torch, allocator = fake_torch
+    runtime, (outer, inner), events = make_runtime()
+    torch.cuda.initialised = True
+    allocator.alloc(0, 1000)
+    scope_outer = runtime.enter(outer, "/m.py", 1)
+    scope_inner = runtime.enter(inner, "/m.py", 5)
+    runtime.exit(scope_inner, None)
+    runtime.exit(scope_outer, None)
+    exits = {e["target"]: e for e in events if e["type"] == "exit"}
+    device_level = {"device_used", "device_total", "non_torch"}
+    assert device_level <= set(exits["outer"]["before"]) and device_level <= set(exits["outer"]["after"])
+    assert not device_level & (set(exits["inner"]["before"]) | set(exits["inner"]["after"]))
+    assert {"allocated", "reserved", "requested"} <= set(exits["inner"]["after"])
+    # A pause at an inner scope reads the device too (a person looks at it; it costs nothing then).
+    runtime.control.set_targets(["inner"])
+    scope_outer = runtime.enter(outer, "/m.py", 1)
+    released = threading.Timer(0.2, lambda: runtime.control.release("run"))
+    released.start()
+    scope_inner = runtime.enter(inner, "/m.py", 5)
+    released.join()
+    paused = next(e for e in events if e["type"] == "paused")
+    assert device_level <= set(paused["readings"])
+    runtime.control.set_targets([])
+    runtime.exit(scope_inner, None)
+    runtime.exit(scope_outer, None)
+
+
+def test_scope_opened_before_torch_was_imported(monkeypatch):
+    import sys
+
+    allocator = CountingAllocator()
+    runtime, (outer, _inner), events = make_runtime()
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    scope = runtime.enter(outer, "/m.py", 1)  # no torch: no peak record is kept
+    assert scope.device is None and not runtime.peaks._open  # noqa: SLF001
+    cuda = FakeCuda(allocator)
+    cuda.initialised = True
+    monkeypatch.setitem(
+        sys.modules,
+        "torch",
+        types.SimpleNamespace(
+            cuda=cuda,
+            _C=types.SimpleNamespace(
+                _cuda_memoryStats=allocator.stats,
+                _cuda_resetPeakMemoryStats=allocator.reset_peaks,
+                _cuda_hasPrimaryContext=lambda device: True,
+            ),
+            accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
+        ),
+    )
+    allocator.alloc(0, 8192)
+    allocator.free(0, 4096)
+    runtime.exit(scope, None)
+    exit_event = next(e for e in events if e["type"] == "exit")
+    assert exit_event["after"]["allocated"] == 4096 and exit_event["peak"]["allocated"] == 8192
+
+
+def test_the_target_reads_its_own_peaks_after_many_probe_points(fake_torch):
+    torch, allocator = fake_torch
+    runtime, (outer, inner), _events = make_runtime()
+    torch.cuda.initialised = True
+    plain = CountingAllocator()
+    for index in range(50):  # more boundaries than one fold batch
+        for counter in (allocator, plain):
+            counter.alloc(0, 1000 + index)
+        scope = runtime.enter(inner, "/m.py", 5)
+        for counter in (allocator, plain):
+            counter.free(0, 1000 + index)
+        runtime.exit(scope, None)
+    assert torch._C._cuda_memoryStats(0) == plain.stats(0)
+    torch._C._cuda_resetPeakMemoryStats(0)
+    plain.reset_peaks(0)
+    assert torch._C._cuda_memoryStats(0) == plain.stats(0)

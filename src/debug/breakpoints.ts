@@ -6,6 +6,8 @@ import { resolveModuleNameOnDisk } from "../catalog/moduleName";
 import { indexPythonSource, type PythonDef, type PythonSourceIndex } from "../catalog/pythonDefs";
 import type { PathMapping } from "../runner/types";
 import { hostPathOf } from "./sourcePaths";
+import { DEBUG_TEXT } from "../l10n/debug";
+import { translator, type Lang } from "../l10n/lang";
 
 export type BreakpointLocation =
   /** `line` is the 1-based `def` line, where the breakpoint is shown. */
@@ -19,6 +21,8 @@ export interface ResolveContext {
   pathMappings: readonly PathMapping[];
   cwd?: string;
   command?: readonly string[];
+  /** The language of the messages of breakpoints that cannot be placed (default English). */
+  lang?: Lang;
 }
 
 /** `line` is 1-based. Reads the file as it is on disk. */
@@ -31,7 +35,7 @@ export function resolveBreakpointLocation(
   try {
     text = readSmallTextFileSync(file, MAX_SOURCE_BYTES);
   } catch (error) {
-    return { kind: "error", message: `Cannot read ${file}: it ${readErrorText(error)}` };
+    return { kind: "error", message: text(context)("bp.cannotRead", { file, why: readErrorText(error) }) };
   }
   const index = indexPythonSource(text);
   const line0 = line - 1;
@@ -42,10 +46,14 @@ export function resolveBreakpointLocation(
   if (!statement) {
     return {
       kind: "error",
-      message: `Line ${line} has no code (blank or comment): put the breakpoint on a statement.`,
+      message: text(context)("bp.noCode", { line }),
     };
   }
   return lineLocation(file, statement.startLine + 1, context);
+}
+
+function text(context: ResolveContext) {
+  return translator(DEBUG_TEXT, context.lang ?? "en");
 }
 
 /** The function whose decorators, `def` line or signature cover `line0`. */
@@ -62,7 +70,7 @@ function functionLocation(
   if (def.qualname.includes("<locals>")) {
     return {
       kind: "error",
-      message: `${def.qualname} is defined inside another function, which the probe cannot hook by name: put the breakpoint on a line of its body.`,
+      message: text(context)("bp.nested", { qualname: def.qualname }),
     };
   }
   if (isMainScript(file, context)) {
@@ -70,14 +78,14 @@ function functionLocation(
     // name; its first body line pauses at the same moment.
     const body = firstBodyLine(index, def);
     if (body === undefined)
-      return { kind: "error", message: `${def.qualname} has no body line to pause at.` };
+      return { kind: "error", message: text(context)("bp.noBody", { qualname: def.qualname }) };
     return lineLocation(file, body + 1, context);
   }
   const module = resolveModuleNameOnDisk(file, context.sourceRoots);
   if (module === undefined) {
     return {
       kind: "error",
-      message: `Cannot tell the module name of ${file}: add the folder it is imported from to sourceRoots.`,
+      message: text(context)("bp.noModule", { file }),
     };
   }
   return { kind: "function", spec: `${module}:${def.qualname}`, line: def.defLine + 1 };

@@ -140,6 +140,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       pathMappings: config.description.pathMappings ?? [],
       cwd: config.description.cwd,
       command: config.description.command,
+      lang,
     };
   }
 

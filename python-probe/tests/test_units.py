@@ -1,0 +1,148 @@
+"""The probe's units on their own: host readings (statm + getrusage, and where getrusage is not
+VmHWM), and what each unit's after_fork keeps and drops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+from conftest import PROBE_DIR, RSS_SLACK
+
+from memlens_probe.control import PauseControl
+from memlens_probe.plan import parse_plan
+from memlens_probe.readings import HostReader
+from memlens_probe.scopes import Scopes
+
+MIB = 1 << 20
+
+
+def _status() -> dict:
+    out = {}
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value, _unit = line.split()
+                out[key[:-1]] = int(value) * 1024
+    return out
+
+
+def test_host_readings_are_vmrss_and_vmhwm():
+    reader = HostReader()
+    before = _status()
+    readings = reader.read()
+    after = _status()
+    assert set(readings) == {"host_rss", "host_hwm"}
+    assert readings["host_hwm"] >= readings["host_rss"]
+    assert before["VmRSS"] - RSS_SLACK <= readings["host_rss"] <= after["VmRSS"] + RSS_SLACK
+    assert before["VmHWM"] - RSS_SLACK <= readings["host_hwm"] <= after["VmHWM"] + RSS_SLACK
+
+
+CHILD = f"""
+import json, sys
+sys.path.insert(0, {str(PROBE_DIR)!r})
+from memlens_probe.readings import HostReader
+readings = HostReader().read()
+status = {{l.split()[0][:-1]: int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")}}
+import resource
+print(json.dumps([readings, status["VmHWM"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
+"""
+
+
+def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
+    # getrusage's ru_maxrss counts the peak of the image a process replaced with exec: a child
+    # started by a large process (vLLM's workers) would read its parent's peak as its own.
+    ballast = bytearray(200 * MIB)
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
+    del ballast
+    assert done.returncode == 0, done.stderr
+    readings, vmhwm, maxrss = json.loads(done.stdout)
+    assert maxrss > 150 * MIB, "this kernel counts the exec'd image in ru_maxrss (the case under test)"
+    assert abs(readings["host_hwm"] - vmhwm) <= RSS_SLACK
+    assert readings["host_hwm"] < 100 * MIB
+
+
+def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
+    reader = HostReader()
+    expected = reader.read()["host_rss"]
+    fd = reader._statm._fd  # noqa: SLF001 - the test plays the target that closes it
+    assert fd >= 64 or fd > os.open("/dev/null", os.O_RDONLY), "kept away from the low numbers"
+    os.close(fd)
+    assert abs(reader.read()["host_rss"] - expected) <= RSS_SLACK, "reopened after EBADF"
+    fd = reader._statm._fd  # noqa: SLF001
+    path = tmp_path / "theirs"
+    path.write_bytes(b"the target's own file\n")
+    theirs = os.open(str(path), os.O_RDWR)
+    os.dup2(theirs, fd)  # the target's file under the probe's number
+    try:
+        assert abs(reader.read()["host_rss"] - expected) <= RSS_SLACK
+        assert os.read(fd, 100) == b"the target's own file\n", "neither closed nor moved"
+    finally:
+        os.close(theirs)
+        os.close(fd)
+
+
+def test_pause_control_after_fork_keeps_targets_and_drops_the_parents_waits():
+    control = PauseControl(["a"])
+    control.request_pause()
+    assert control.should_pause("b", "1:1", "entry") == "pause_request"
+    control.prepare_wait("1:1", "entry")
+    control.release("step_into")
+    control.after_fork()
+    assert not control.idle
+    assert control.should_pause("b", "2:1", "entry") is None, "no step of the parent's applies"
+    assert control.should_pause("a", "2:2", "entry") == "pause_target"
+    control.set_targets([])
+    assert control.idle and control.should_pause("a", "2:3", "entry") is None
+
+
+def test_control_messages():
+    control = PauseControl()
+    assert control.idle
+    control.on_message({"type": "set_pause", "targets": ["x", 3]})
+    assert control.should_pause("x", "1:1", "exit") == "pause_target"
+    control.on_message({"type": "pause"})
+    assert control.should_pause("y", "1:2", "entry") == "pause_request"
+
+
+def test_scopes_after_fork_start_over_with_the_same_unrecorded_list():
+    plan = parse_plan({"version": 1, "targets": [{"id": "t", "function": "m:f"}]})
+    scopes = Scopes(100)
+    unrecorded = scopes.unrecorded
+    state = scopes.thread_state()
+    site = scopes.site(plan.targets[0], "/m.py", 1)
+    first = scopes.open(state, site, {}, True)
+    scopes.push(state, first)
+    unrecorded.append(([first], None))
+    assert (first.scope_id, first.call) == ("100:1", 1)
+    scopes.after_fork(200)
+    assert scopes.unrecorded is unrecorded and not unrecorded
+    assert not scopes.open_scopes
+    state = scopes.thread_state()
+    assert not state.stack, "the child's thread states are new"
+    again = scopes.open(state, site, {}, True)
+    assert (again.scope_id, again.call, again.fields.count('"parent":null')) == ("200:1", 1, 1)
+
+
+def test_sites_count_a_targets_calls_once_across_threads():
+    plan = parse_plan({"version": 1, "targets": [{"id": "t", "function": "m:f"}]})
+    scopes = Scopes(1)
+    site = scopes.site(plan.targets[0], "/m.py", 1)
+    calls = []
+
+    def work():
+        state = scopes.thread_state()
+        for _ in range(500):
+            scope = scopes.open(state, site, {}, False)
+            calls.append(scope.call)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(calls) == list(range(1, 2001))
