@@ -1,8 +1,10 @@
-"""Where a probe point's time goes on a CUDA machine: each reading source timed alone.
+"""Where a probe point's time goes with CUDA readings: each source timed alone, and whole probe
+points of the real runtime (outermost scopes, which also read the device, and nested ones).
 
-``python3 python-probe/scripts/profile_probe_point.py [--out DIR]`` prints µs per call of each
-piece a probe point runs (torch's allocator stats dict, the peak reset, cudaMemGetInfo, the
-current device, /proc/self/status, one event's JSON encoding), to show which one to make cheaper.
+``python3 python-probe/scripts/profile_probe_point.py [--out DIR]`` on a GPU host (CUDA is
+initialised and a tensor allocated first, as a target would). ``--fake`` runs the same on a CPU
+with a stand-in for torch's CUDA allocator (a dry run of the script; its figures are not CUDA's).
+Prints µs per call (CPU time of the thread, min of rounds) and writes profile_probe_point.json.
 """
 
 from __future__ import annotations
@@ -11,36 +13,97 @@ import argparse
 import json
 import os
 import sys
-import time
+import types
 from typing import Any, Callable, Dict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
+from probe_point_breakdown import breakdown, breakdown_text, per_call_us  # noqa: E402
+
+from memlens_probe.peaks import PeakTracker  # noqa: E402
 from memlens_probe.protocol import encode, make_event  # noqa: E402
-from memlens_probe.readings import read_host  # noqa: E402
+from memlens_probe.readings import HostReader, _ProcFile, _status_valid  # noqa: E402
 
 
-def per_call_us(fn: Callable[[], Any], n: int) -> float:
-    fn()
-    started = time.perf_counter_ns()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter_ns() - started) / n / 1000
+class FakeAllocator:
+    """torch's stats layout (13 statistics x 3 pools, current/peak/allocated/freed) and its reset."""
+
+    STATS = (
+        "allocation",
+        "segment",
+        "active",
+        "inactive_split",
+        "allocated_bytes",
+        "reserved_bytes",
+        "active_bytes",
+        "inactive_split_bytes",
+        "requested_bytes",
+        "oversize_allocations",
+        "oversize_segments",
+    )
+
+    def __init__(self) -> None:
+        self.values = {(s, p): [1 << 20, 1 << 20] for s in self.STATS for p in ("all", "large_pool", "small_pool")}
+
+    def stats(self, device: int) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"num_alloc_retries": 0, "num_ooms": 0, "max_split_size": -1}
+        for (stat, pool), (current, peak) in self.values.items():
+            out.setdefault(stat, {})[pool] = {"current": current, "peak": peak, "allocated": 0, "freed": 0}
+        return out
+
+    def reset(self, device: int) -> None:
+        for value in self.values.values():
+            value[1] = value[0]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("OUT") or "profile-out")
-    parser.add_argument("--n", type=int, default=20000)
-    args = parser.parse_args()
+def fake_torch() -> Any:
+    allocator = FakeAllocator()
+    cuda = types.SimpleNamespace(
+        is_initialized=lambda: True,
+        current_device=lambda: 0,
+        mem_get_info=lambda device: (1 << 30, 2 << 30),
+        cudart=lambda: types.SimpleNamespace(cudaMemGetInfo=lambda device: (1 << 30, 2 << 30)),
+        get_device_name=lambda device: "fake CUDA (a dry run on the CPU)",
+        device_count=lambda: 1,
+    )
+    c_module = types.SimpleNamespace(
+        _cuda_memoryStats=allocator.stats,
+        _cuda_resetPeakMemoryStats=allocator.reset,
+        _cuda_hasPrimaryContext=lambda device: True,
+        _cuda_getDevice=lambda: 0,
+        _cuda_isCurrentStreamCapturing=lambda: False,
+        _accelerator_getDeviceStats=allocator.stats,
+        _accelerator_resetPeakStats=allocator.reset,
+    )
+    torch = types.SimpleNamespace(
+        __version__="fake",
+        cuda=cuda,
+        _C=c_module,
+        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
+    )
+    sys.modules["torch"] = torch  # type: ignore[assignment]
+    return torch
+
+
+def real_torch() -> Any:
     import torch
 
     torch.cuda.set_device(0)
-    held = torch.empty(1 << 20, device="cuda")
-    cudart = torch.cuda.cudart()
+    held = torch.empty(1 << 20, device="cuda")  # a context and allocator state, as a target has
+    torch.cuda.synchronize()
+    real_torch.held = held  # type: ignore[attr-defined]
+    return torch
+
+
+def pieces(torch: Any) -> Dict[str, float]:
     c = torch._C
-    sample_event = make_event(
+    cudart = torch.cuda.cudart()
+    tracker = PeakTracker(c._cuda_memoryStats, c._cuda_resetPeakMemoryStats)
+    tracker.open_scope(0, None)  # one open scope to fold into
+    host = HostReader()
+    status = _ProcFile("/proc/self/status", _status_valid, 8192)
+    event = make_event(
         "exit",
         pid=os.getpid(),
         rank=None,
@@ -51,27 +114,53 @@ def main() -> int:
         after={"allocated": 1, "reserved": 2, "device_used": 3, "device_total": 4, "non_torch": 5},
         peak={"allocated": 1, "reserved": 2},
     )
-    pieces: Dict[str, Callable[[], Any]] = {
+    timed: Dict[str, Callable[[], Any]] = {
         "torch._C._cuda_memoryStats(0) (the whole stats dict)": lambda: c._cuda_memoryStats(0),
         "torch._C._cuda_resetPeakMemoryStats(0)": lambda: c._cuda_resetPeakMemoryStats(0),
-        "cudart.cudaMemGetInfo(0)": lambda: cudart.cudaMemGetInfo(0),
-        "torch.cuda.mem_get_info(0)": lambda: torch.cuda.mem_get_info(0),
-        "torch.cuda.current_device()": torch.cuda.current_device,
+        "PeakTracker.boundary(0) (stats, fold into scopes, reset; visible peaks folded in batches)": lambda: (
+            tracker.boundary(0)
+        ),
+        "cudart.cudaMemGetInfo(0) (outermost scopes and samples only)": lambda: cudart.cudaMemGetInfo(0),
+        "torch._C._cuda_getDevice()": c._cuda_getDevice,
         "torch.cuda.is_initialized()": torch.cuda.is_initialized,
         "torch._C._cuda_hasPrimaryContext(0)": lambda: c._cuda_hasPrimaryContext(0),
-        "read_host() (/proc/self/status)": read_host,
-        "encode(exit event)": lambda: encode(sample_event),
+        "HostReader.read() (statm + getrusage)": host.read,
+        "/proc/self/status (the old host reading)": status.read,
+        "encode(exit event) with the JSON encoder (rare events only)": lambda: encode(event),
     }
-    results = {name: round(per_call_us(fn, args.n), 2) for name, fn in pieces.items()}
-    del held
+    accelerator = getattr(c, "_accelerator_getDeviceStats", None)
+    if accelerator is not None:
+        timed["torch._C._accelerator_getDeviceStats(0) (the same dict)"] = lambda: accelerator(0)
+    capturing = getattr(c, "_cuda_isCurrentStreamCapturing", None)
+    if capturing is not None:
+        timed["torch._C._cuda_isCurrentStreamCapturing()"] = capturing
+    return {name: round(per_call_us(fn, 5000, 15), 3) for name, fn in timed.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.environ.get("OUT") or "profile-out")
+    parser.add_argument("--fake", action="store_true", help="a CPU dry run with a stand-in for CUDA")
+    args = parser.parse_args()
+    torch = fake_torch() if args.fake else real_torch()
     device = torch.cuda.get_device_name(0)
-    lines = [f"probe point pieces on {device}, µs per call (mean of {args.n})"]
-    lines += [f"  {us:8.2f}  {name}" for name, us in results.items()]
+    results: Dict[str, Any] = {"device": device, "us_per_call": pieces(torch)}
+    results["outermost_scopes"] = breakdown()
+    results["nested_scopes"] = breakdown(nested=True)
+    lines = [f"probe point pieces on {device}, CPU µs per call (min of 15 rounds of 5000)"]
+    lines += [f"  {us:8.2f}  {name}" for name, us in results["us_per_call"].items()]
+    for label in ("outermost_scopes", "nested_scopes"):
+        item = results[label]
+        lines.append(
+            f"whole probe point, {label.replace('_', ' ')}: {item['us_per_probe_point']} µs "
+            f"(readings {', '.join(item['readings'])})"
+        )
+        lines += ["  " + line for line in breakdown_text(item)]
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "profile_probe_point.json"), "w", encoding="utf-8") as handle:
-        json.dump({"device": device, "us_per_call": results}, handle, indent=1)
+        json.dump(results, handle, indent=1)
     return 0
 
 
