@@ -35,7 +35,10 @@ export function resolveBreakpointLocation(
   try {
     text = readSmallTextFileSync(file, MAX_SOURCE_BYTES);
   } catch (error) {
-    return { kind: "error", message: text(context)("bp.cannotRead", { file, why: readErrorText(error) }) };
+    return {
+      kind: "error",
+      message: messages(context)("bp.cannotRead", { file, why: readErrorText(error) }),
+    };
   }
   const index = indexPythonSource(text);
   const line0 = line - 1;
@@ -46,13 +49,13 @@ export function resolveBreakpointLocation(
   if (!statement) {
     return {
       kind: "error",
-      message: text(context)("bp.noCode", { line }),
+      message: messages(context)("bp.noCode", { line }),
     };
   }
   return lineLocation(file, statement.startLine + 1, context);
 }
 
-function text(context: ResolveContext) {
+function messages(context: ResolveContext) {
   return translator(DEBUG_TEXT, context.lang ?? "en");
 }
 
@@ -70,7 +73,7 @@ function functionLocation(
   if (def.qualname.includes("<locals>")) {
     return {
       kind: "error",
-      message: text(context)("bp.nested", { qualname: def.qualname }),
+      message: messages(context)("bp.nested", { qualname: def.qualname }),
     };
   }
   if (isMainScript(file, context)) {
@@ -78,14 +81,14 @@ function functionLocation(
     // name; its first body line pauses at the same moment.
     const body = firstBodyLine(index, def);
     if (body === undefined)
-      return { kind: "error", message: text(context)("bp.noBody", { qualname: def.qualname }) };
+      return { kind: "error", message: messages(context)("bp.noBody", { qualname: def.qualname }) };
     return lineLocation(file, body + 1, context);
   }
   const module = resolveModuleNameOnDisk(file, context.sourceRoots);
   if (module === undefined) {
     return {
       kind: "error",
-      message: text(context)("bp.noModule", { file }),
+      message: messages(context)("bp.noModule", { file }),
     };
   }
   return { kind: "function", spec: `${module}:${def.qualname}`, line: def.defLine + 1 };

@@ -10,6 +10,7 @@ import {
   fixture,
   launchArgs,
   launchWithBreakpoints,
+  lineOf,
   stackOf,
   startAdapter,
   tempDir,
@@ -74,6 +75,23 @@ void test("locale zh-cn: phase stops, frames, scopes and sources in Chinese, the
     );
     await session.client.continueRequest({ threadId: exit.body.threadId! });
     await session.events.next("terminated");
+  } finally {
+    await session.client.stop();
+  }
+});
+
+void test("locale zh-cn: a breakpoint that cannot be placed says why in Chinese", async () => {
+  const work = fixture("steps", "work.py");
+  const session = await startAdapter("zh-cn");
+  try {
+    const blankLine = lineOf(work, "BUFFER_BYTES = ") + 1;
+    const set = await launchWithBreakpoints(session, launchArgs("run_steps.py", runs.dir), {
+      [work]: [blankLine],
+    });
+    const blank = set.get(work)![0]!;
+    assert.equal(blank.verified, false);
+    assert.equal(blank.message, `第 ${blankLine} 行没有代码（空行或注释）：请把断点设在一条语句上。`);
+    await session.client.terminateRequest();
   } finally {
     await session.client.stop();
   }
