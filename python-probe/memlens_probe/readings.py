@@ -149,9 +149,9 @@ class HostReader:
     def read(self) -> Readings:
         try:
             # _ProcFile.read inlined (this runs twice per probed call): seven numbers, or the
-            # descriptor is not ours any more.
+            # descriptor is not ours any more (int() refuses anything but digits).
             fields = _pread(self._statm._fd, 128, 0).split()
-            if len(fields) != 7 or not fields[0].isdigit():
+            if len(fields) != 7:
                 fields = self._statm.read().split()
             rss = int(fields[1]) * self._page
         except (OSError, ValueError, IndexError):
@@ -159,7 +159,7 @@ class HostReader:
                 rss = int(self._statm.read().split()[1]) * self._page
             except (OSError, ValueError, IndexError):
                 return self._from_status()
-        hwm = _getrusage(_RUSAGE_SELF).ru_maxrss * 1024
+        hwm = _getrusage(_RUSAGE_SELF).ru_maxrss << 10
         trusted_above = self._trusted_above
         if trusted_above is not None and hwm > trusted_above:
             # getrusage adds the current RSS from the kernel's per-CPU counters, which lag the

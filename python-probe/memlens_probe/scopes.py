@@ -155,7 +155,7 @@ class Scopes:
         scope = Scope()
         number = next(self._numbers)
         call = next(site.calls)
-        scope_json = '"%d:%d"' % (self.pid, number)
+        scope_json = f'"{self.pid}:{number}"'
         depth = len(stack)
         thread = state.thread.name
         if thread != state.name:
