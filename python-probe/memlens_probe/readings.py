@@ -10,7 +10,7 @@ import fcntl
 import os
 import resource
 import sys
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from . import nvml as nvml_module
 
@@ -126,7 +126,10 @@ class HostReader:
     dozen pages; the RSS just read is its floor) except in one case: it also counts the peak of the
     image the process replaced with exec (a spawn child of a large process starts with its parent's). So
     at start-up (and after fork) the two are compared; where getrusage counts more, it is trusted
-    only once it grows past that figure, and until then VmHWM is read from /proc/self/status.
+    only once it grows past that figure, and until then VmHWM is read from /proc/self/status
+    whenever the process took a page fault since the last such read (RSS grows only by faults;
+    khugepaged filling a huge page is the exception, and it only delays the figure to the next
+    fault).
     """
 
     def __init__(self) -> None:
@@ -136,6 +139,8 @@ class HostReader:
         # getrusage's peak is VmHWM once it is above this; None: not compared yet (at start-up and
         # after fork); _NEVER where getrusage cannot be compared (VmHWM from status each time).
         self._trusted_above: Optional[int] = None
+        # (page faults, VmHWM) at the last read of /proc/self/status, one tuple (threads read it).
+        self._status_peak: Optional[Tuple[int, int]] = None
 
     def _calibrate(self) -> None:
         try:
@@ -159,7 +164,8 @@ class HostReader:
                 rss = int(self._statm.read().split()[1]) * self._page
             except (OSError, ValueError, IndexError):
                 return self._from_status()
-        hwm = _getrusage(_RUSAGE_SELF).ru_maxrss << 10
+        usage = _getrusage(_RUSAGE_SELF)
+        hwm = usage.ru_maxrss << 10
         trusted_above = self._trusted_above
         if trusted_above is not None and hwm > trusted_above:
             # getrusage adds the current RSS from the kernel's per-CPU counters, which lag the
@@ -168,11 +174,22 @@ class HostReader:
         if trusted_above is None:
             self._calibrate()
             return self.read()
+        # getrusage counts an inherited peak: VmHWM from /proc/self/status, unless the process took
+        # no page fault since it was last read there (RSS grows only by faults, so the peak cannot
+        # have moved: a process that is not allocating reads it at the cost of the fast path).
+        faults = usage.ru_minflt + usage.ru_majflt
+        known = self._status_peak
+        if known is not None and known[0] == faults:
+            return {"host_rss": rss, "host_hwm": known[1] if known[1] > rss else rss}
         try:
             hwm_kb = _status_kb(self._status.read(), b"VmHWM:")
         except OSError:
             hwm_kb = None
-        return {"host_rss": rss} if hwm_kb is None else {"host_rss": rss, "host_hwm": hwm_kb}
+        if hwm_kb is None:
+            return {"host_rss": rss}
+        # The fault count from before the read: faults during it make the next read look again.
+        self._status_peak = (faults, hwm_kb)
+        return {"host_rss": rss, "host_hwm": hwm_kb if hwm_kb > rss else rss}
 
     def _from_status(self) -> Readings:
         """Both from /proc/self/status (where statm cannot be read)."""
@@ -195,6 +212,7 @@ class HostReader:
         self._statm.after_fork()
         self._status.after_fork()
         self._trusted_above = None
+        self._status_peak = None
 
 
 _host = HostReader()

@@ -240,7 +240,7 @@ class Runtime:
             outermost = not self.scopes.open_scopes
             device: Optional[int] = None
             stats = None
-            if _modules.get("torch") is not None:
+            if "torch" in _modules:
                 device, stats = self.device.boundary(readings, outermost)
             scope = self.scopes.open(state, site, readings, outermost)
             self.emitter.enter(scope, device, process_name() if "multiprocessing" in _modules else None)
@@ -292,7 +292,7 @@ class Runtime:
         try:
             readings = self.host.read()
             device: Optional[int] = None
-            if _modules.get("torch") is not None:
+            if "torch" in _modules:
                 device, _stats = self.device.boundary(readings, scope.outermost, entry=False)
             peak = self._peak(scope, readings, device) if device is not None or scope.rss_peak else {}
             oom = exc is not None and is_cuda_oom(exc) and self._first_report(exc)

@@ -41,13 +41,23 @@ def test_host_readings_are_vmrss_and_vmhwm():
 
 
 CHILD = f"""
-import json, sys
+import json, resource, sys
 sys.path.insert(0, {str(PROBE_DIR)!r})
 from memlens_probe.readings import HostReader
-readings = HostReader().read()
-status = {{l.split()[0][:-1]: int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")}}
-import resource
-print(json.dumps([readings, status["VmHWM"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
+
+def vmhwm():
+    return [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+
+reader = HostReader()
+first = reader.read()
+again = reader.read()  # no page fault since: the peak read from status before, without reading it
+hwm_first = vmhwm()
+spike = bytearray(60 << 20)  # the process's own peak rises by 60 MiB, still below its parent's
+for offset in range(0, len(spike), 4096):
+    spike[offset] = 1
+del spike
+after_spike = reader.read()
+print(json.dumps([first, again, hwm_first, after_spike, vmhwm(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
 """
 
 
@@ -60,10 +70,12 @@ def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
     del ballast
     assert done.returncode == 0, done.stderr
-    readings, vmhwm, maxrss = json.loads(done.stdout)
+    first, again, hwm_first, after_spike, hwm_after, maxrss = json.loads(done.stdout)
     assert maxrss > 150 * MIB, "this kernel counts the exec'd image in ru_maxrss (the case under test)"
-    assert abs(readings["host_hwm"] - vmhwm) <= RSS_SLACK
-    assert readings["host_hwm"] < 100 * MIB
+    assert abs(first["host_hwm"] - hwm_first) <= RSS_SLACK and first["host_hwm"] < 100 * MIB
+    assert again["host_hwm"] == first["host_hwm"] or abs(again["host_hwm"] - hwm_first) <= RSS_SLACK
+    assert abs(after_spike["host_hwm"] - hwm_after) <= RSS_SLACK, "a peak reached between two readings"
+    assert after_spike["host_hwm"] >= first["host_hwm"] + 55 * MIB
 
 
 def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
