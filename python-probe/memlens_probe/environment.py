@@ -4,7 +4,6 @@ exactly as it would without the probe."""
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from typing import Any, Dict, List
 
@@ -42,13 +41,9 @@ def gpus() -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     try:
         out["driver"] = lib.driver_version()
-        fn = getattr(lib._lib, "nvmlSystemGetCudaDriverVersion_v2", None) or getattr(
-            lib._lib, "nvmlSystemGetCudaDriverVersion", None
-        )
-        if fn is not None:
-            version = ctypes.c_int(0)
-            if fn(ctypes.byref(version)) == 0 and version.value > 0:
-                out["cuda_driver"] = f"{version.value // 1000}.{(version.value % 1000) // 10}"
+        cuda_driver = lib.cuda_driver_version()
+        if cuda_driver is not None:
+            out["cuda_driver"] = cuda_driver
         devices: List[Dict[str, Any]] = []
         for index in range(lib.device_count()):
             handle = lib.handle_by_index(index)

@@ -73,6 +73,18 @@ class Nvml:
         self._check(self._fn("nvmlSystemGetDriverVersion")(buffer, 96), "nvmlSystemGetDriverVersion")
         return buffer.value.decode("utf-8", "replace")
 
+    def cuda_driver_version(self) -> Optional[str]:
+        """The CUDA version the driver supports ("13.0"), or None where NVML does not say."""
+        fn = getattr(self._lib, "nvmlSystemGetCudaDriverVersion_v2", None) or getattr(
+            self._lib, "nvmlSystemGetCudaDriverVersion", None
+        )
+        if fn is None:
+            return None
+        version = ctypes.c_int(0)
+        if fn(ctypes.byref(version)) != NVML_SUCCESS or version.value <= 0:
+            return None
+        return f"{version.value // 1000}.{(version.value % 1000) // 10}"
+
     def device_count(self) -> int:
         count = ctypes.c_uint(0)
         self._check(self._fn("nvmlDeviceGetCount_v2", "nvmlDeviceGetCount")(ctypes.byref(count)), "nvmlDeviceGetCount")

@@ -17,7 +17,7 @@ import selectors
 import socket
 import struct
 import time
-from typing import Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from .events import EVENT_TYPES
 from .output import EventOutput, say

@@ -34,30 +34,30 @@ class _ProcFile:
         self._path = path
         self._valid = valid
         self._size = size
-        self._fd = -1
+        self.fd = -1
         self._identity = (0, 0)
 
     def read(self) -> bytes:
-        if self._fd >= 0:
+        if self.fd >= 0:
             try:
-                data = _pread(self._fd, self._size, 0)
+                data = _pread(self.fd, self._size, 0)
                 if self._valid(data):
                     return data
             except OSError:
                 pass
         # The target closed our descriptor (os.closerange), and the number may be its own file now.
         self._open()
-        return _pread(self._fd, self._size, 0)
+        return _pread(self.fd, self._size, 0)
 
     def _open(self) -> None:
-        if self._fd >= 0:
+        if self.fd >= 0:
             try:
-                info = os.fstat(self._fd)
+                info = os.fstat(self.fd)
                 if (info.st_dev, info.st_ino) == self._identity:
-                    os.close(self._fd)  # still ours: anything else under that number is the target's
+                    os.close(self.fd)  # still ours: anything else under that number is the target's
             except OSError:
                 pass
-            self._fd = -1
+            self.fd = -1
         fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
         high = _high_fd_floor()
         if high > fd:
@@ -71,11 +71,11 @@ class _ProcFile:
                 pass
         info = os.fstat(fd)
         self._identity = (info.st_dev, info.st_ino)
-        self._fd = fd
+        self.fd = fd
 
     def after_fork(self) -> None:
         """The inherited descriptor shows the parent: our copy is closed, the next read reopens."""
-        inherited, self._fd = self._fd, -1
+        inherited, self.fd = self.fd, -1
         if inherited >= 0:
             try:
                 if (os.fstat(inherited).st_dev, os.fstat(inherited).st_ino) == self._identity:
@@ -133,7 +133,7 @@ class HostReader:
     """
 
     def __init__(self) -> None:
-        self._statm = _ProcFile("/proc/self/statm", _statm_valid, 128)
+        self.statm = _ProcFile("/proc/self/statm", _statm_valid, 128)
         self._status = _ProcFile("/proc/self/status", _status_valid, 8192)
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         # getrusage's peak is VmHWM once it is above this; None: not compared yet (at start-up and
@@ -155,13 +155,13 @@ class HostReader:
         try:
             # _ProcFile.read inlined (this runs twice per probed call): seven numbers, or the
             # descriptor is not ours any more (int() refuses anything but digits).
-            fields = _pread(self._statm._fd, 128, 0).split()
+            fields = _pread(self.statm.fd, 128, 0).split()
             if len(fields) != 7:
-                fields = self._statm.read().split()
+                fields = self.statm.read().split()
             rss = int(fields[1]) * self._page
         except (OSError, ValueError, IndexError):
             try:
-                rss = int(self._statm.read().split()[1]) * self._page
+                rss = int(self.statm.read().split()[1]) * self._page
             except (OSError, ValueError, IndexError):
                 return self._from_status()
         usage = _getrusage(_RUSAGE_SELF)
@@ -209,7 +209,7 @@ class HostReader:
         return self._from_status()
 
     def after_fork(self) -> None:
-        self._statm.after_fork()
+        self.statm.after_fork()
         self._status.after_fork()
         self._trusted_above = None
         self._status_peak = None

@@ -28,7 +28,7 @@ import mmap
 import os
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Tuple
 
 HEADER = 64
 DEFAULT_SIZE = 1 << 20

@@ -81,11 +81,11 @@ def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
 def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
     reader = HostReader()
     expected = reader.read()["host_rss"]
-    fd = reader._statm._fd  # noqa: SLF001 - the test plays the target that closes it
+    fd = reader.statm.fd  # the test plays the target that closes it
     assert fd >= 64 or fd > os.open("/dev/null", os.O_RDONLY), "kept away from the low numbers"
     os.close(fd)
     assert abs(reader.read()["host_rss"] - expected) <= RSS_SLACK, "reopened after EBADF"
-    fd = reader._statm._fd  # noqa: SLF001
+    fd = reader.statm.fd
     path = tmp_path / "theirs"
     path.write_bytes(b"the target's own file\n")
     theirs = os.open(str(path), os.O_RDWR)
