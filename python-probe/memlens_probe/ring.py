@@ -30,6 +30,9 @@ import threading
 import time
 from typing import Any, Callable, Tuple
 
+# Taken at import, before any target is hooked: a target may name time:sleep.
+_sleep = time.sleep
+
 HEADER = 64
 DEFAULT_SIZE = 1 << 20
 MAX_SIZE = 64 << 20
@@ -142,7 +145,7 @@ class RingWriter:
             free = self._limit - self._written
             if free <= 0:
                 self._wake()
-                time.sleep(0.0005)
+                _sleep(0.0005)
                 self._limit = int.from_bytes(self._header, "little") + self._capacity
                 if self.closed:
                     return False

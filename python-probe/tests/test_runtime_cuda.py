@@ -219,3 +219,47 @@ def test_the_target_reads_its_own_peaks_after_many_probe_points(fake_torch):
     torch._C._cuda_resetPeakMemoryStats(0)
     plain.reset_peaks(0)
     assert torch._C._cuda_memoryStats(0) == plain.stats(0)
+
+
+def test_random_nesting_gives_exact_peaks_and_leaves_the_target_its_own(fake_torch):
+    """Scopes opened and closed at random around allocations, frees and the target's own peak
+    resets: every scope's peak equals the highest allocated seen while it was open, and the target
+    reads what it would unprobed (the peak counters are reset only where needed)."""
+    import random
+
+    torch, allocator = fake_torch
+    runtime, (outer, inner), events = make_runtime()
+    torch.cuda.initialised = True
+    plain = CountingAllocator()
+    rng = random.Random(16)
+    live = []
+    open_scopes = []  # (scope, highest allocated since its entry)
+    for _step in range(3000):
+        action = rng.random()
+        if action < 0.35:
+            size = rng.choice((512, 4096, 1 << 20, 3 << 20))
+            for counter in (allocator, plain):
+                counter.alloc(0, size)
+            live.append(size)
+        elif action < 0.6 and live:
+            size = live.pop(rng.randrange(len(live)))
+            for counter in (allocator, plain):
+                counter.free(0, size)
+        elif action < 0.75:
+            scope = runtime.enter(rng.choice((outer, inner)), "/m.py", 1)
+            open_scopes.append([scope, allocator.current[0][("allocated_bytes", "all")]])
+        elif action < 0.9 and open_scopes:
+            scope, highest = open_scopes.pop()
+            runtime.exit(scope, None)
+            exit_event = events[-1]
+            assert exit_event["type"] == "exit" and exit_event["scope_id"] == scope.scope_id
+            assert exit_event["peak"]["allocated"] == highest
+        elif action < 0.93:
+            torch._C._cuda_resetPeakMemoryStats(0)
+            plain.reset_peaks(0)
+        else:
+            assert torch._C._cuda_memoryStats(0) == plain.stats(0)
+        current = allocator.current[0][("allocated_bytes", "all")]
+        for entry in open_scopes:
+            entry[1] = max(entry[1], current)
+    assert torch._C._cuda_memoryStats(0) == plain.stats(0)
