@@ -88,6 +88,11 @@ class Probe:
 
     def _at_exit(self) -> None:
         try:
+            # A channel the target closed is reported before the bye, as the last words come after.
+            self.channel.wake()
+        except Exception:
+            pass
+        try:
             if self.runtime is not None:
                 self.runtime.bye()
         except Exception:

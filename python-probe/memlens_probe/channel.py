@@ -130,6 +130,12 @@ class Channel:
             self._report_lost(lost)
         return done != FAILED
 
+    def wake(self) -> None:
+        """Wake the launcher (it reads the ring now); a channel the target closed is found and
+        reported here, at the latest (the probe calls this before its bye)."""
+        if self._ring is not None:
+            self._send_socket(b"\n")
+
     def _wake_from_ring(self) -> None:
         # The ring waits for room with its lock held: a loss found here is reported later, since
         # the report is an event that goes into the ring.

@@ -37,6 +37,9 @@ def test_closed_channel_is_reconnected_and_nothing_is_lost(tmp_path):
     stderr = [e["line"] for e in result.of("log", stream="stderr")]
     assert any("closed the probe's channel to the launcher" in line and "reconnected" in line for line in stderr)
     assert result.one("bye")["scopes"] == 3
+    pid = result.one("bye")["pid"]
+    order = [e["type"] for e in result.events if e.get("pid") == pid and e["type"] in ("note", "bye")]
+    assert order == ["note", "bye"], "the loss is reported before the process's last word"
 
 
 def test_a_process_that_goes_on_without_its_channel_is_reported(tmp_path):
