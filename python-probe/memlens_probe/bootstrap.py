@@ -89,7 +89,9 @@ class Probe:
     def _at_exit(self) -> None:
         try:
             # A channel the target closed is reported before the bye, as the last words come after.
-            self.channel.wake()
+            if self.runtime is not None:
+                with self.runtime.quiet():  # the probe's own socket calls open no scopes
+                    self.channel.wake()
         except Exception:
             pass
         try:
@@ -105,13 +107,14 @@ class Probe:
         was_forkserver = self.is_forkserver
         self.is_forkserver = False
         runtime.after_fork()
-        try:
-            self.channel.reconnect_after_fork()
-        except OSError:
-            runtime.active = False
-            return
-        runtime.hello("spawn" if was_forkserver else "fork")
-        runtime.start_sampler()
+        with runtime.quiet():  # the probe's own calls (sockets, threads) open no scopes
+            try:
+                self.channel.reconnect_after_fork()
+            except OSError:
+                runtime.active = False
+                return
+            runtime.hello("spawn" if was_forkserver else "fork")
+            runtime.start_sampler()
 
 
 def install() -> Optional[Probe]:

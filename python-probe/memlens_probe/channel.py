@@ -21,8 +21,12 @@ LostHandler = Callable[[int, str, bool], None]
 MAX_RECONNECTS = 16
 
 
+# The probe's own reference, taken before any target is hooked (a target may name os:fstat).
+_fstat = os.fstat
+
+
 def _identity(fd: int) -> Tuple[int, int]:
-    info = os.fstat(fd)
+    info = _fstat(fd)
     return info.st_dev, info.st_ino
 
 

@@ -16,6 +16,7 @@ from . import nvml as nvml_module
 
 # The probe's own references, taken before any target is hooked (a target may name them).
 _pread = os.pread
+_fstat = os.fstat
 _getrusage = resource.getrusage
 _RUSAGE_SELF = resource.RUSAGE_SELF
 _NEVER = 1 << 62
@@ -52,7 +53,7 @@ class _ProcFile:
     def _open(self) -> None:
         if self.fd >= 0:
             try:
-                info = os.fstat(self.fd)
+                info = _fstat(self.fd)
                 if (info.st_dev, info.st_ino) == self._identity:
                     os.close(self.fd)  # still ours: anything else under that number is the target's
             except OSError:
@@ -69,7 +70,7 @@ class _ProcFile:
                 fd = moved
             except OSError:
                 pass
-        info = os.fstat(fd)
+        info = _fstat(fd)
         self._identity = (info.st_dev, info.st_ino)
         self.fd = fd
 
@@ -78,7 +79,8 @@ class _ProcFile:
         inherited, self.fd = self.fd, -1
         if inherited >= 0:
             try:
-                if (os.fstat(inherited).st_dev, os.fstat(inherited).st_ino) == self._identity:
+                info = _fstat(inherited)
+                if (info.st_dev, info.st_ino) == self._identity:
                     os.close(inherited)
             except OSError:
                 pass
