@@ -42,7 +42,9 @@ class Probe:
         self.plan = load_plan(plan_path)
         self.is_forkserver = "multiprocessing.forkserver" in _argv_text()
         self.runtime: Optional[Runtime] = None
-        self.channel = Channel(socket_path, self._on_control, self._on_disconnect, self._on_channel_lost)
+        self.channel = Channel(
+            socket_path, self._on_control, self._on_disconnect, self._on_channel_lost, quiet_thread=self._quiet_thread
+        )
         runtime = self.runtime = Runtime(self.plan, self.channel.send_line)
         runtime.hello(detect_origin())
         self.watcher = ImportWatcher()
@@ -64,6 +66,10 @@ class Probe:
         runtime.start_sampler()
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _quiet_thread(self) -> None:
+        if self.runtime is not None:
+            self.runtime.quiet_thread()
 
     def _on_control(self, message: Any) -> None:
         if self.runtime is not None:

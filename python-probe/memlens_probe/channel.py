@@ -49,11 +49,15 @@ class Channel:
         on_disconnect: Callable[[], None],
         on_lost: Optional[LostHandler] = None,
         use_ring: bool = True,
+        quiet_thread: Callable[[], None] = lambda: None,
     ) -> None:
         self._path = path
         self._on_control = on_control
         self._on_disconnect = on_disconnect
         self._on_lost = on_lost
+        # Called on the control reader's thread before it handles a message: the probe marks the
+        # thread as its own, so that its socket calls, if the target probes them, open no scopes.
+        self._quiet_thread = quiet_thread
         self._lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
         self._identity: Optional[Tuple[int, int]] = None
@@ -209,6 +213,10 @@ class Channel:
 
     def _read_loop(self, sock: socket.socket, identity: Optional[Tuple[int, int]]) -> None:
         buffer = b""
+        try:
+            self._quiet_thread()  # a reconnection's reader: the probe is installed by now
+        except Exception:
+            pass
         while True:
             # A number the target took over is never read from (its data is not ours).
             if not self._still_ours(sock, identity):
@@ -217,6 +225,10 @@ class Channel:
                 chunk = sock.recv(65536)
             except OSError:
                 chunk = b""
+            try:
+                self._quiet_thread()  # the first reader's first recv ran before the probe was installed
+            except Exception:
+                pass
             if not chunk:
                 break
             buffer += chunk

@@ -89,7 +89,7 @@ class Runtime:
         self.sampler = Sampler(
             plan.sample_interval_ms,
             self.sample_once,
-            self._quiet_thread,
+            self.quiet_thread,
             lambda exc: self.internal_error("sampler", exc),
         )
         self.reports = TargetReports(self.emit)
@@ -136,8 +136,9 @@ class Runtime:
         finally:
             state.busy = was_busy
 
-    def _quiet_thread(self) -> None:
-        """A thread of the probe's own (the sampler): nothing it calls opens scopes."""
+    def quiet_thread(self) -> None:
+        """A thread of the probe's own (the sampler, the control reader): nothing it calls opens
+        scopes."""
         self.scopes.thread_state().busy = True
 
     def note(self, kind: str, message: str, device: Any = None, **fields: Any) -> None:
