@@ -112,9 +112,9 @@ class EventOutput:
         if self.events is not None:
             os.close(self.events.fd)
 
-    def count(self, event_type: str) -> None:
-        self.counts[event_type] = self.counts.get(event_type, 0) + 1
-        self.total += 1
+    def count(self, event_type: str, number: int = 1) -> None:
+        self.counts[event_type] = self.counts.get(event_type, 0) + number
+        self.total += number
 
     def write(self, event: Event) -> None:
         self.count(str(event.get("type")))
