@@ -138,6 +138,22 @@ def check_process(
     return results, summary
 
 
+# fact kind -> (the probed scope it describes, what is checked, the tolerance as a test)
+FACT_CHECKS = {
+    "model_loading": (
+        ":GPUModelRunner.load_model",
+        "vLLM 'Model loading took X GiB' = GPUModelRunner.load_model allocated delta (0.05 GiB: one decimal)",
+        lambda vllm, measured: abs(vllm - measured) <= 0.05 * GIB,
+    ),
+    # vLLM rounds the KV budget down to whole blocks per layer: allocated <= budget, and close.
+    "available_kv_cache": (
+        ":GPUModelRunner.initialize_kv_cache_tensors",
+        "vLLM 'Available KV cache memory' >= KV tensors allocated, within 0.01 GiB",
+        lambda vllm, measured: 0 <= vllm - measured <= 0.01 * GIB,
+    ),
+}
+
+
 def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dict[str, Any]]:
     """vLLM's own figures beside the probed scopes they describe. vLLM prints "13.8 GiB" (one
     decimal) for the load and two decimals for the KV budget, so those are the tolerances.
@@ -153,30 +169,19 @@ def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dic
 
     for fact in (e for e in events if e["type"] == "fact"):
         values = fact.get("values", {})
-        kind = fact.get("kind")
-        if kind == "model_loading" and "bytes" in values:
-            measured = delta_of(":GPUModelRunner.load_model")
-            if measured is not None:
-                out.append(
-                    {
-                        "check": "vLLM 'Model loading took X GiB' = GPUModelRunner.load_model allocated delta (0.05 GiB: one decimal)",
-                        "vllm_bytes": values["bytes"],
-                        "measured_bytes": measured,
-                        "ok": abs(values["bytes"] - measured) <= 0.05 * GIB,
-                    }
-                )
-        if kind == "available_kv_cache" and "bytes" in values:
-            measured = delta_of(":GPUModelRunner.initialize_kv_cache_tensors")
-            if measured is not None:
-                # vLLM rounds the budget down to whole blocks per layer: allocated <= budget, close.
-                out.append(
-                    {
-                        "check": "vLLM 'Available KV cache memory' >= KV tensors allocated, within 0.01 GiB",
-                        "vllm_bytes": values["bytes"],
-                        "measured_bytes": measured,
-                        "ok": 0 <= values["bytes"] - measured <= 0.01 * GIB,
-                    }
-                )
+        check = FACT_CHECKS.get(fact.get("kind"))
+        measured = delta_of(check[0]) if check and "bytes" in values else None
+        if check is None or measured is None:
+            continue
+        _scope, what, within = check
+        out.append(
+            {
+                "check": what,
+                "vllm_bytes": values["bytes"],
+                "measured_bytes": measured,
+                "ok": within(values["bytes"], measured),
+            }
+        )
     return out
 
 
