@@ -41,7 +41,8 @@ def load_events(run_dir: str) -> List[Dict[str, Any]]:
     return events
 
 
-def load_history(path: str) -> List[Dict[str, Any]]:
+def load_history(path: str) -> Tuple[List[Dict[str, Any]], List[int]]:
+    """The process's history entries in time order, and the devices whose history holds any."""
     with open(path, "rb") as f:
         snapshot = pickle.load(f)
     traces = snapshot.get("device_traces", [])
@@ -49,7 +50,7 @@ def load_history(path: str) -> List[Dict[str, Any]]:
     for device_trace in traces:
         entries.extend(device_trace)
     entries.sort(key=lambda e: e.get("time_us", 0))
-    return entries
+    return entries, [i for i, trace in enumerate(traces) if trace]
 
 
 def signed(entry: Dict[str, Any]) -> int:
@@ -161,27 +162,56 @@ def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dic
     out = []
     exits = [e for e in events if e["type"] == "exit" and "allocated" in e.get("before", {})]
 
-    def delta_of(suffix: str) -> Optional[int]:
-        for e in exits:
-            if specs.get(e["target"], "").endswith(suffix):
-                return e["after"]["allocated"] - e["before"]["allocated"]
+    def delta_of(suffix: str, pid: Optional[int]) -> Optional[int]:
+        # The scope in the process that printed the line (each tensor-parallel rank prints its own);
+        # a fact from a process with no such scope falls back to the first process that has one.
+        found = [e for e in exits if specs.get(e["target"], "").endswith(suffix)]
+        for e in sorted(found, key=lambda e: e.get("pid") != pid):
+            return e["after"]["allocated"] - e["before"]["allocated"]
         return None
 
     for fact in (e for e in events if e["type"] == "fact"):
         values = fact.get("values", {})
         check = FACT_CHECKS.get(fact.get("kind"))
-        measured = delta_of(check[0]) if check and "bytes" in values else None
+        measured = delta_of(check[0], fact.get("pid")) if check and "bytes" in values else None
         if check is None or measured is None:
             continue
         _scope, what, within = check
         out.append(
             {
                 "check": what,
+                "pid": fact.get("pid"),
+                "rank": fact.get("rank"),
                 "vllm_bytes": values["bytes"],
                 "measured_bytes": measured,
                 "ok": within(values["bytes"], measured),
             }
         )
+    return out
+
+
+def identity_checks(
+    events: List[Dict[str, Any]], truth_dir: str, pid: int, history_devices: List[int]
+) -> List[Dict[str, Any]]:
+    """The `rank` and `device` of every event of a process against what the process itself said:
+    torch.distributed.get_rank() (identity-<pid>.json, written by the memlens_truth plugin once the
+    process group exists) and the device whose history holds the process's allocations."""
+    out: List[Dict[str, Any]] = []
+    path = os.path.join(truth_dir, f"identity-{pid}.json")
+    identity: Dict[str, Any] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            identity = json.load(f)
+    scoped = [e for e in events if e.get("type") in ("enter", "exit")]
+    if identity.get("rank") is not None and scoped:
+        ranks = sorted({e.get("rank") for e in scoped}, key=str)
+        out.append(
+            {"check": "rank", "pid": pid, "truth": identity["rank"], "probe": ranks, "ok": ranks == [identity["rank"]]}
+        )
+    if len(history_devices) == 1 and scoped:
+        devices = sorted({e.get("device") for e in scoped if e.get("device") is not None}, key=str)
+        want = history_devices[0]
+        out.append({"check": "device", "pid": pid, "truth": want, "probe": devices, "ok": devices == [want]})
     return out
 
 
@@ -203,9 +233,14 @@ def main() -> int:
     for path in sorted(glob.glob(os.path.join(args.truth_dir, "snapshot-*.pickle"))):
         pid = int(os.path.basename(path)[len("snapshot-") : -len(".pickle")])
         mine = [e for e in events if e.get("pid") == pid]
-        results, summary = check_process(mine, load_history(path), specs)
-        report["processes"][str(pid)] = {"summary": summary, "calls": results}
-        checks += 3 * len(results)
+        history, devices = load_history(path)
+        results, summary = check_process(mine, history, specs)
+        identity = identity_checks(mine, args.truth_dir, pid, devices)
+        report["processes"][str(pid)] = {"summary": summary, "calls": results, "identity": identity}
+        for c in identity:
+            print(f"pid {pid} {c['check']}: probe {c['probe']} truth {c['truth']} {'ok' if c['ok'] else 'MISMATCH'}")
+        checks += 3 * len(results) + len(identity)
+        failed += sum(not c["ok"] for c in identity)
         failed += sum((not r["ok_delta"]) + (not r["ok_peak"]) + (not r["ok_before"]) for r in results)
         by_spec: Dict[str, List[int]] = {}
         for r in results:

@@ -12,6 +12,8 @@
 #   bench-startupN                            N plain and N probed LLM(...) start-ups (eager, marlin),
 #                                             alternating; prints each and the ratio of the medians
 #   plain-compile | probed-compile            default mode (torch.compile + CUDA graphs), one generate
+#   NAME-tpN                                  any of the above with tensor_parallel_size N (one worker
+#                                             process per GPU), e.g. truth-marlin-tp2, probed-auto-tp2
 #   save-jit-cache                            FlashInfer/Triton/vLLM kernel caches to OUT_DIR/jitcache.part-*
 #                                             (carry them back as .whl/jitcache: a fresh host then skips
 #                                             minutes of kernel compilation on its first start)
@@ -36,24 +38,28 @@ no_gpu_leftovers() {
 }
 
 scenario() {
-  local name=$1 work="/tmp/memlens-scenarios/$1" started=$SECONDS rc
+  local name=$1 work="/tmp/memlens-scenarios/$1" started=$SECONDS rc LOAD=$LOAD TPL=""
   rm -rf "$work" && mkdir -p "$work/runs"
   echo "== $name ($(date -u +%H:%M:%S))"
+  if [[ $name =~ ^(.*)-tp([0-9]+)$ ]]; then
+    name=${BASH_REMATCH[1]}
+    LOAD="$LOAD --tensor-parallel-size ${BASH_REMATCH[2]}" TPL=" TP=${BASH_REMATCH[2]}"
+  fi
   case $name in
     plain-marlin) python3 $LOAD --moe-backend marlin ;;
     plain-auto) python3 $LOAD ;;
     plain-compile) python3 $LOAD --moe-backend marlin --compile --generate 8 ;;
-    probed-marlin) node "$CLI" run --runs-dir "$work/runs" --label "gpt-oss-20b, marlin, eager" -- python3 $LOAD --moe-backend marlin ;;
-    probed-auto) node "$CLI" run --runs-dir "$work/runs" --label "gpt-oss-20b, vLLM's backend, eager" -- python3 $LOAD ;;
+    probed-marlin) node "$CLI" run --runs-dir "$work/runs" --label "gpt-oss-20b${TPL}, marlin, eager" -- python3 $LOAD --moe-backend marlin ;;
+    probed-auto) node "$CLI" run --runs-dir "$work/runs" --label "gpt-oss-20b${TPL}, vLLM's backend, eager" -- python3 $LOAD ;;
     truth-marlin)
       MEMLENS_TRUTH_DIR=$work/truth VLLM_ALLOW_INSECURE_SERIALIZATION=1 node "$CLI" run --runs-dir "$work/runs" \
-        --label "gpt-oss-20b, marlin, eager (with torch memory history)" -- python3 $LOAD --moe-backend marlin --dump-truth ;;
+        --label "gpt-oss-20b${TPL}, marlin, eager (with torch memory history)" -- python3 $LOAD --moe-backend marlin --dump-truth ;;
     emu*)
       # emuGIB or emuGIB-uUTIL: the card's size, and gpu_memory_utilization (default 0.98)
       local gib=${name#emu} util=0.98
       [[ $gib == *-u* ]] && util=${gib#*-u} gib=${gib%%-u*}
       node "$CLI" run --runs-dir "$work/runs" --emulate-gib "$gib" \
-        --label "gpt-oss-20b, marlin, emulated $gib GiB, gpu_memory_utilization $util" \
+        --label "gpt-oss-20b${TPL}, marlin, emulated $gib GiB, gpu_memory_utilization $util" \
         -- python3 $LOAD --moe-backend marlin --small-card-defaults --gpu-memory-utilization "$util" ;;
     bench-startup*)
       local n=${name#bench-startup} i
@@ -66,7 +72,7 @@ scenario() {
       python3 scripts/vllm/startup_ratio.py "$work/log.txt" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" ;;
     dap-step) node scripts/vllm/dap-step.mjs "$work" "${CLI%/*}/debugAdapter.js" -- python3 $LOAD --moe-backend marlin ;;
     probed-compile)
-      node "$CLI" run --runs-dir "$work/runs" --probe "$FORWARD_PROBE" --label "gpt-oss-20b, marlin, compiled + CUDA graphs" \
+      node "$CLI" run --runs-dir "$work/runs" --probe "$FORWARD_PROBE" --label "gpt-oss-20b${TPL}, marlin, compiled + CUDA graphs" \
         -- python3 $LOAD --moe-backend marlin --compile --generate 8 ;;
     *) echo "unknown scenario $name" ;;
   esac >"$work/log.txt" 2>&1
@@ -81,7 +87,7 @@ scenario() {
     rm -f "$work"/truth/*.pickle
   fi
   for f in "$work"/runs/*/events.jsonl; do [[ -f $f ]] && gzip -9 "$f"; done
-  tar -czf "$OUT/$name.tar.gz" -C "$work" .
+  tar -czf "$OUT/$1.tar.gz" -C "$work" .
 }
 
 save_jit_cache() {

@@ -48,6 +48,12 @@ def main() -> int:
         action="store_true",
         help="vLLM's default mode: torch.compile and CUDA graphs (no enforce_eager)",
     )
+    parser.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=1,
+        help="vLLM's tensor_parallel_size: one worker process per GPU (multiprocessing executor)",
+    )
     parser.add_argument("--generate", type=int, default=0, help="then generate this many tokens")
     parser.add_argument(
         "--dump-truth",
@@ -72,6 +78,8 @@ def main() -> int:
         enforce_eager=not args.compile,
         gpu_memory_utilization=args.gpu_memory_utilization,
     )
+    if args.tensor_parallel_size > 1:
+        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
     if args.small_card_defaults:
         kwargs.update(max_num_batched_tokens=8192, max_num_seqs=256)
     if args.moe_backend != "auto":

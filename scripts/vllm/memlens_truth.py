@@ -10,7 +10,10 @@ It records; it neither allocates device memory nor changes what the allocator do
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import threading
+import time
 from typing import Optional
 
 MAX_ENTRIES = 2_000_000
@@ -28,8 +31,25 @@ def register() -> None:
     def start() -> None:
         torch.cuda.memory._record_memory_history(max_entries=MAX_ENTRIES, stacks="python", context="all")
         atexit.register(dump_snapshot)
+        threading.Thread(target=_write_identity, args=(out,), name="memlens-truth-identity", daemon=True).start()
 
     torch.cuda._lazy_call(start)
+
+
+def _write_identity(out: str) -> None:
+    """Once this process joins a torch.distributed group: its rank, as torch.distributed itself says,
+    in identity-<pid>.json (what MemLens' `rank` on this process's events is checked against). A
+    poll from a thread of its own: nothing of the target is wrapped or called on its threads."""
+    import torch.distributed as dist
+
+    for _ in range(6000):  # 10 minutes at most
+        if dist.is_available() and dist.is_initialized():
+            identity = {"pid": os.getpid(), "rank": dist.get_rank(), "world_size": dist.get_world_size()}
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, f"identity-{os.getpid()}.json"), "w", encoding="utf-8") as f:
+                json.dump(identity, f)
+            return
+        time.sleep(0.1)
 
 
 def dump_snapshot(*_args: object) -> Optional[str]:
