@@ -38,9 +38,12 @@ class TorchHistory:
         return bool(check()) if check is not None else False
 
     def start(self, max_entries: int) -> None:
-        self.torch.cuda.memory._record_memory_history(
-            enabled="all", context="all", stacks="python", max_entries=max_entries
-        )
+        record = self.torch.cuda.memory._record_memory_history
+        try:
+            # History was off: what an earlier recording left (if this torch keeps it) is not this scope's.
+            record(enabled="all", context="all", stacks="python", max_entries=max_entries, clear_history=True)
+        except TypeError:  # a torch before clear_history (2.5)
+            record(enabled="all", context="all", stacks="python", max_entries=max_entries)
 
     def stop(self) -> None:
         self.torch.cuda.memory._record_memory_history(enabled=None)
@@ -106,6 +109,7 @@ class SitesRecorder:
         with self._lock:
             if not self._open:
                 history = self._source(torch)
+                since_us = _time_ns() // 1000
                 try:
                     if history.enabled():
                         self._owner = "target"
@@ -117,7 +121,7 @@ class SitesRecorder:
                     self._owner = None
                     self._error("sites: starting torch's memory history", exc)
                     return
-                self._recording_since_us = _time_ns() // 1000
+                self._recording_since_us = since_us
                 self._closed = []
             elif self._owner is None:
                 return  # the recording could not start: no sites until the outermost closes
@@ -149,9 +153,9 @@ class SitesRecorder:
                 except Exception as exc:
                     self._error("sites: stopping torch's memory history", exc)
         if snapshot is not None:
-            self._report(snapshot, closed, owner == "probe")
+            self._report(snapshot, closed, owner == "probe", self._recording_since_us)
 
-    def _report(self, snapshot: Dict[str, Any], closed: List[_Closed], own: bool) -> None:
+    def _report(self, snapshot: Dict[str, Any], closed: List[_Closed], own: bool, since_us: int) -> None:
         traces = snapshot.get("device_traces") or []
         by_device: Dict[int, List[Dict[str, Any]]] = {}
         for item in closed:
@@ -166,7 +170,9 @@ class SitesRecorder:
             times = [int(e.get("time_us", 0) or 0) for e in entries]
             unix_clock = bool(times) and abs(max(times) - now_us) < CLOCK_TOLERANCE_US
             if own and item.outermost:
-                chosen = entries  # started empty at this scope's entry
+                # The recording started at this scope's entry: all of it (from its start, where the
+                # times are Unix time; a torch that kept an earlier recording's entries has older ones).
+                chosen = [e for e, t in zip(entries, times) if t >= since_us] if unix_clock else entries
             elif unix_clock:
                 chosen = [e for e, t in zip(entries, times) if item.start_us <= t <= item.end_us]
             elif not entries:

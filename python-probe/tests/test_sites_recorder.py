@@ -45,11 +45,14 @@ class AllocatorHistory:
         self.calls.append("is_enabled")
         return self.enabled
 
-    def record_memory_history(self, enabled="all", context="all", stacks="all", max_entries=sys.maxsize, **_):
+    def record_memory_history(
+        self, enabled="all", context="all", stacks="all", max_entries=sys.maxsize, clear_history=False
+    ):
         self.calls.append(("record", enabled, context, stacks, max_entries))
+        if enabled is None or clear_history:
+            self.entries = []
         if enabled is None:
             self.enabled = False
-            self.entries = []
         else:
             self.enabled = True
             self.max_entries = max_entries
