@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .sites import reduce_trace
@@ -157,24 +158,30 @@ class SitesRecorder:
 
     def _report(self, snapshot: Dict[str, Any], closed: List[_Closed], own: bool, since_us: int) -> None:
         traces = snapshot.get("device_traces") or []
-        by_device: Dict[int, List[Dict[str, Any]]] = {}
+        # Per device: its entries in time order and their times (a target's trace can hold millions:
+        # each scope's slice is found by bisection).
+        by_device: Dict[int, Tuple[List[Dict[str, Any]], List[int]]] = {}
         for item in closed:
             if item.device not in by_device:
                 trace = traces[item.device] if item.device < len(traces) else []
-                by_device[item.device] = [e for e in trace if isinstance(e, dict)] if isinstance(trace, list) else []
+                entries = [e for e in trace if isinstance(e, dict)] if isinstance(trace, list) else []
+                times = [int(e.get("time_us", 0) or 0) for e in entries]
+                if any(later < earlier for earlier, later in zip(times, times[1:])):
+                    order = sorted(range(len(entries)), key=times.__getitem__)
+                    entries, times = [entries[i] for i in order], [times[i] for i in order]
+                by_device[item.device] = (entries, times)
         now_us = _time_ns() // 1000
         # The outermost first, then the inner ones in the order they closed.
-        order = [c for c in closed if c.outermost] + [c for c in closed if not c.outermost]
-        for item in order:
-            entries = by_device[item.device]
-            times = [int(e.get("time_us", 0) or 0) for e in entries]
-            unix_clock = bool(times) and abs(max(times) - now_us) < CLOCK_TOLERANCE_US
+        order_closed = [c for c in closed if c.outermost] + [c for c in closed if not c.outermost]
+        for item in order_closed:
+            entries, times = by_device[item.device]
+            unix_clock = bool(times) and abs(times[-1] - now_us) < CLOCK_TOLERANCE_US
             if own and item.outermost:
                 # The recording started at this scope's entry: all of it (from its start, where the
                 # times are Unix time; a torch that kept an earlier recording's entries has older ones).
-                chosen = [e for e, t in zip(entries, times) if t >= since_us] if unix_clock else entries
+                chosen = entries[bisect_left(times, since_us) :] if unix_clock else entries
             elif unix_clock:
-                chosen = [e for e, t in zip(entries, times) if item.start_us <= t <= item.end_us]
+                chosen = entries[bisect_left(times, item.start_us) : bisect_right(times, item.end_us)]
             elif not entries:
                 chosen = []
             else:
