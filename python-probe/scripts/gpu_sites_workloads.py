@@ -80,7 +80,7 @@ def run_repack(truth: Dict[str, Any], args: List[str]) -> None:
     if own_history:
         # The target records history itself (as scripts/vllm/memlens_truth.py does): the probe must
         # leave it on and slice it.
-        torch.cuda.memory._record_memory_history(max_entries=1_000_000)
+        torch.cuda.memory._record_memory_history(max_entries=1_000_000, stacks="python", context="all")
     built = [Layer() for _ in range(layers)]
     torch.cuda.synchronize()
     calls = []
