@@ -97,6 +97,7 @@ class Runtime:
         self.scopes_opened = 0
         self._lock = threading.Lock()
         self._noted_compiled: Set[str] = set()
+        self._noted_sites_before_cuda: Set[str] = set()
         self._oom_reported: List[int] = []
         self._oom_files = 0
         self.sites = SitesRecorder(self.emit, self.note, self.internal_error, plan.sites_max_entries, plan.source_roots)
@@ -165,6 +166,18 @@ class Runtime:
                 device=self.device.last_device,
                 target=target.id,
             )
+
+    def _note_sites_before_cuda(self, target: Any) -> None:
+        """Once per target and process: a sites scope opened before CUDA records nothing."""
+        if target.id in self._noted_sites_before_cuda:
+            return
+        self._noted_sites_before_cuda.add(target.id)
+        self.note(
+            "sites_before_cuda",
+            f"{target.spec} was called before this process initialised CUDA: allocation sites are recorded "
+            "only for calls that start once CUDA is initialised (torch's memory history needs it)",
+            target=target.id,
+        )
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         try:
@@ -251,6 +264,8 @@ class Runtime:
                 self.peaks.start(scope, device, stats)
                 if site.sites and stats is not None:  # not while a CUDA graph is being captured
                     self.sites.enter(self.device._torch, scope, device)
+            elif site.sites:
+                self._note_sites_before_cuda(site.target)
             if not self.control.idle:
                 reason = self.control.should_pause(site.target.id, scope.scope_id, "entry")
                 if reason is not None:

@@ -251,6 +251,13 @@ def test_scope_opened_before_cuda_records_nothing(cuda):
     sys.modules["torch"].cuda.initialised = True
     runtime.exit(scope, None)
     assert cuda.calls == [] and not of(events, "sites")
+    (note,) = of(events, "note", kind="sites_before_cuda")
+    assert note["target"] == "conv"
+    scope = runtime.enter(targets["conv"], HERE, 1)
+    runtime.exit(scope, None)
+    assert len(of(events, "sites")) == 1 and len(of(events, "note", kind="sites_before_cuda")) == 1
+    (note,) = of(events, "note", kind="sites_before_cuda")
+    assert note["target"] == "conv"
 
 
 def test_an_oom_in_a_sites_scope_writes_the_snapshot_with_its_stacks(cuda, tmp_path, monkeypatch):
