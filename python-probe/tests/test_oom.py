@@ -93,3 +93,10 @@ def test_torchs_out_of_memory_error_through_a_probed_scope(tmp_path):
     assert "CUDA was not initialised" in result.one("note", kind="oom_snapshot")["message"]
     assert not result.of("sites"), "a scope entered before CUDA records nothing"
     assert not list(out.glob("oom-*.pickle"))
+
+
+def test_probed_processes_are_told_the_run_folder_for_their_files(tmp_path):
+    out = tmp_path / "run-folder"
+    command = [sys.executable, "-c", "import os; print(os.environ.get('MEMLENS_OUT_DIR'))"]
+    result = run_probe(plan_of(), command, tmp_path, out_dir=out)
+    assert [e["line"] for e in result.of("log", stream="stdout")] == [os.path.abspath(out)]
