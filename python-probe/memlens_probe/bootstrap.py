@@ -62,10 +62,28 @@ class Probe:
             runtime.internal_error("line probes", exc)
             for target in self.plan.line_targets:
                 runtime.report_not_found(target, f"line probes unavailable in this process: {exc}", at_once=True)
+        self._install_excepthook(runtime)
         runtime.periodic.append(lambda: hooks.report_traced(runtime))
         runtime.start_sampler()
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    @staticmethod
+    def _install_excepthook(runtime: Runtime) -> None:
+        """An out-of-memory error that ends the process outside every probed scope still gets its
+        ``oom`` event and allocator snapshot; the hook then calls the one it replaced (a target that
+        sets its own later replaces this one, and such errors go unreported)."""
+        previous = sys.excepthook
+
+        def excepthook(kind: Any, value: Any, traceback: Any) -> None:
+            try:
+                if isinstance(value, BaseException):
+                    runtime.on_uncaught(value)
+            except Exception:
+                pass
+            previous(kind, value, traceback)
+
+        sys.excepthook = excepthook
 
     def _quiet_thread(self) -> None:
         if self.runtime is not None:

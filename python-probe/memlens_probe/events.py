@@ -22,6 +22,7 @@ COUNTS = "counts"  # an object of integers (end.counts)
 READINGS = "readings"  # an object whose keys are READING_KEYS and whose values are integers
 PEAK = "peak"  # an object whose keys are PEAK_KEYS and whose values are integers
 FRAMES = "frames"  # an array of {target, scope_id, call, file, line}
+OBJECTS = "objects"  # an array of JSON objects (allocation sites, blocks)
 
 
 class Field:
@@ -204,6 +205,12 @@ _EVENTS: List[EventType] = [
             Field("stack", FRAMES),
             Field("readings", READINGS),
             Field("message", STR),
+            # OOM forensics (PROTOCOL.md, "oom"): each only where it could be read.
+            Field("snapshot_file", STR, optional=True),
+            Field("request_bytes", INT, optional=True, minimum=0),
+            Field("allocator", NUMBERS, optional=True),
+            Field("largest_blocks", OBJECTS, optional=True),
+            Field("scope_stack", STRINGS, optional=True),
         ),
     ),
     EventType("error", "process", (Field("message", STR), Field("where", STR, optional=True))),
@@ -211,6 +218,20 @@ _EVENTS: List[EventType] = [
         "note",
         "process",
         (Field("kind", STR), Field("message", STR), Field("target", STR, optional=True)),
+    ),
+    EventType(
+        "sites",
+        "process",
+        (
+            Field("target", STR),
+            Field("scope_id", STR),
+            Field("call", INT, minimum=1),
+            Field("sites", OBJECTS),
+            Field("peak_bytes", INT),
+            Field("delta_bytes", INT),
+            Field("freed_earlier_bytes", INT, minimum=0),
+            Field("trace_file", STR, optional=True),
+        ),
     ),
     EventType("bye", "process", (Field("probe_ns", INT, minimum=0), Field("scopes", INT, minimum=0))),
     EventType(

@@ -226,6 +226,9 @@ class Launcher:
             env["MEMLENS_PLAN"] = self._plan_path
             env["MEMLENS_LAUNCHER_PID"] = str(os.getpid())
             env["MEMLENS_RUN_ID"] = self.run_id
+            if self.out_dir:
+                # Where probed processes write the run's files (allocator snapshots at an OOM).
+                env["MEMLENS_OUT_DIR"] = os.path.abspath(self.out_dir)
             # Line-buffered target output: log lines (and facts) arrive when printed.
             env.setdefault("PYTHONUNBUFFERED", "1")
 

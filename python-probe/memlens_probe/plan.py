@@ -14,7 +14,19 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
 _TARGET_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
-_TOP_LEVEL_KEYS = ("version", "targets", "pause", "sample_interval_ms", "emulate_device_bytes")
+_TOP_LEVEL_KEYS = (
+    "version",
+    "targets",
+    "pause",
+    "sample_interval_ms",
+    "emulate_device_bytes",
+    "source_roots",
+    "sites_max_entries",
+)
+_TARGET_KEYS = ("id", "function", "line", "sites")
+# torch's memory history keeps at most this many entries per device while a sites scope records
+# (each holds its Python stack): the cost of one recording is bounded whatever the scope does.
+DEFAULT_SITES_MAX_ENTRIES = 100_000
 
 
 class PlanError(ValueError):
@@ -32,6 +44,8 @@ class FunctionTarget:
     spec: str
     module: str
     qualname: str
+    # Record where in the function the memory goes (torch's memory history, reduced to sites).
+    sites: bool = False
 
     kind = "function"
 
@@ -42,6 +56,7 @@ class LineTarget:
     spec: str
     file: str
     line: int
+    sites: bool = False
 
     kind = "line"
 
@@ -53,6 +68,8 @@ class Plan:
     sample_interval_ms: int = 0
     emulate_device_bytes: Optional[int] = None
     raw: Dict[str, Any] = field(default_factory=dict)
+    source_roots: List[str] = field(default_factory=list)
+    sites_max_entries: int = DEFAULT_SITES_MAX_ENTRIES
 
     @property
     def function_targets(self) -> List[FunctionTarget]:
@@ -66,10 +83,17 @@ class Plan:
         out: Dict[str, Any] = {"version": PLAN_VERSION, "targets": []}
         for t in self.targets:
             key = "function" if isinstance(t, FunctionTarget) else "line"
-            out["targets"].append({"id": t.id, key: t.spec})
+            entry: Dict[str, Any] = {"id": t.id, key: t.spec}
+            if t.sites:
+                entry["sites"] = True
+            out["targets"].append(entry)
         out["pause"] = list(self.pause)
         out["sample_interval_ms"] = self.sample_interval_ms
         out["emulate_device_bytes"] = self.emulate_device_bytes
+        if self.source_roots:
+            out["source_roots"] = list(self.source_roots)
+        if self.sites_max_entries != DEFAULT_SITES_MAX_ENTRIES:
+            out["sites_max_entries"] = self.sites_max_entries
         return out
 
 
@@ -124,8 +148,11 @@ def parse_plan(obj: Any) -> Plan:
         if not isinstance(item, dict):
             raise PlanError(where, "should be an object with 'id' and 'function' or 'line'")
         for key in item:
-            if key not in ("id", "function", "line"):
-                raise PlanError(f"{where}.{key}", "unknown field (known fields: id, function, line)")
+            if key not in _TARGET_KEYS:
+                raise PlanError(f"{where}.{key}", f"unknown field (known fields: {', '.join(_TARGET_KEYS)})")
+        sites = item.get("sites", False)
+        if not isinstance(sites, bool):
+            raise PlanError(f"{where}.sites", f"should be true or false, got {sites!r}")
         target_id = item.get("id")
         if not isinstance(target_id, str) or not _TARGET_ID.match(target_id):
             raise PlanError(f"{where}.id", "should be a non-empty string of letters, digits, '_', '.', '-'")
@@ -141,13 +168,13 @@ def parse_plan(obj: Any) -> Plan:
             if not isinstance(spec, str):
                 raise PlanError(f"{where}.function", "should be a string 'module:qualname'")
             module, qualname = parse_function_spec(spec, f"{where}.function")
-            targets.append(FunctionTarget(target_id, spec, module, qualname))
+            targets.append(FunctionTarget(target_id, spec, module, qualname, sites))
         else:
             spec = item["line"]
             if not isinstance(spec, str):
                 raise PlanError(f"{where}.line", "should be a string '/abs/path/file.py:LINE'")
             path, line = parse_line_spec(spec, f"{where}.line")
-            targets.append(LineTarget(target_id, spec, path, line))
+            targets.append(LineTarget(target_id, spec, path, line, sites))
 
     pause_raw = obj.get("pause", [])
     if not isinstance(pause_raw, list):
@@ -168,7 +195,22 @@ def parse_plan(obj: Any) -> Plan:
     if emulate is not None and (not _is_int(emulate) or emulate <= 0):
         raise PlanError("emulate_device_bytes", f"should be null or a positive number of bytes, got {emulate!r}")
 
-    return Plan(targets, pause, interval, emulate, raw=obj)
+    roots_raw = obj.get("source_roots", [])
+    if not isinstance(roots_raw, list):
+        raise PlanError("source_roots", "should be an array of absolute folder paths")
+    roots: List[str] = []
+    for index, root in enumerate(roots_raw):
+        if not isinstance(root, str) or not os.path.isabs(root):
+            raise PlanError(f"source_roots[{index}]", f"should be an absolute folder path, got {root!r}")
+        roots.append(os.path.normpath(root))
+
+    max_entries = obj.get("sites_max_entries", DEFAULT_SITES_MAX_ENTRIES)
+    if max_entries is None:
+        max_entries = DEFAULT_SITES_MAX_ENTRIES
+    if not _is_int(max_entries) or max_entries < 1:
+        raise PlanError("sites_max_entries", f"should be a positive integer, got {max_entries!r}")
+
+    return Plan(targets, pause, interval, emulate, raw=obj, source_roots=roots, sites_max_entries=max_entries)
 
 
 def _refuse_constant(name: str) -> Any:

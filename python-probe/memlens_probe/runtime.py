@@ -21,13 +21,14 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-from . import __version__
+from . import __version__, forensics
 from .control import PauseControl
 from .device import DeviceReader
 from .emitter import Emitter, SendLine
 from .peaks import PeakTracker
 from .plan import Plan
 from .readings import Readings, host_reader
+from .recorder import SitesRecorder
 from .reports import TargetReports
 from .sampler import Sampler
 from .scopes import Scope, Scopes, Site, ThreadState
@@ -55,11 +56,8 @@ def process_name() -> Optional[str]:
     return None if name == "MainProcess" else str(name)
 
 
-def is_cuda_oom(exc: BaseException) -> bool:
-    for cls in type(exc).__mro__:
-        if cls.__name__ == "OutOfMemoryError" and (cls.__module__ or "").startswith("torch"):
-            return True
-    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+is_cuda_oom = forensics.is_cuda_oom
+is_memory_error = forensics.is_memory_error
 
 
 class Runtime:
@@ -99,7 +97,10 @@ class Runtime:
         self.scopes_opened = 0
         self._lock = threading.Lock()
         self._noted_compiled: Set[str] = set()
+        self._noted_sites_before_cuda: Set[str] = set()
         self._oom_reported: List[int] = []
+        self._oom_files = 0
+        self.sites = SitesRecorder(self.emit, self.note, self.internal_error, plan.sites_max_entries, plan.source_roots)
 
     @property
     def active(self) -> bool:
@@ -165,6 +166,18 @@ class Runtime:
                 device=self.device.last_device,
                 target=target.id,
             )
+
+    def _note_sites_before_cuda(self, target: Any) -> None:
+        """Once per target and process: a sites scope opened before CUDA records nothing."""
+        if target.id in self._noted_sites_before_cuda:
+            return
+        self._noted_sites_before_cuda.add(target.id)
+        self.note(
+            "sites_before_cuda",
+            f"{target.spec} was called before this process initialised CUDA: allocation sites are recorded "
+            "only for calls that start once CUDA is initialised (torch's memory history needs it)",
+            target=target.id,
+        )
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         try:
@@ -249,6 +262,10 @@ class Runtime:
             self.scopes.push(state, scope)
             if device is not None:
                 self.peaks.start(scope, device, stats)
+                if site.sites and stats is not None:  # not while a CUDA graph is being captured
+                    self.sites.enter(self.device._torch, scope, device)
+            elif site.sites:
+                self._note_sites_before_cuda(site.target)
             if not self.control.idle:
                 reason = self.control.should_pause(site.target.id, scope.scope_id, "entry")
                 if reason is not None:
@@ -293,10 +310,11 @@ class Runtime:
         try:
             readings = self.host.read()
             device: Optional[int] = None
+            stats = None
             if "torch" in _modules:
-                device, _stats = self.device.boundary(readings, scope.outermost, entry=False)
+                device, stats = self.device.boundary(readings, scope.outermost, entry=False)
             peak = self._peak(scope, readings, device) if device is not None or scope.rss_peak else {}
-            oom = exc is not None and is_cuda_oom(exc) and self._first_report(exc)
+            oom = exc is not None and is_memory_error(exc) and self._first_report(exc)
             control = self.control
             reason = None if control.idle else control.should_pause(scope.target.id, scope.scope_id, "exit")
             # The stack as it was, only for an oom or a pause: built for every exit, it would cost as
@@ -306,20 +324,22 @@ class Runtime:
             if scope.device is not None:  # a record of the peak tracker (device None: never was)
                 self.peaks.close_scope(scope)
             if oom:
-                self.emit(
-                    "oom",
-                    device=device,
-                    target=scope.target.id,
-                    scope_id=scope.scope_id,
-                    stack=frames,
-                    readings=self._with_device_level(scope, readings),
-                    message=str(exc)[:MAX_MESSAGE_CHARS],
+                self._report_oom(
+                    scope.target.id,
+                    scope.scope_id,
+                    frames,
+                    self._with_device_level(scope, readings),
+                    exc,
+                    device,
+                    stats,
                 )
             if reason is not None:
                 self._pause(state, scope, "exit", reason, readings, peak, device, frames)
             self.emitter.exit(
                 scope, device, readings, peak, now_ns - scope.start_ns, None if exc is None else type(exc).__name__
             )
+            if scope.site.sites:
+                self.sites.exit(scope)
         except RecursionError:
             # No room to finish here (the target recursed to the limit): the wrapper hands the scope
             # to `unrecorded`, and it is closed at the next probe point of its thread, shallower.
@@ -327,6 +347,72 @@ class Runtime:
         except Exception as error:
             self._forget(state, scope)
             self.internal_error("scope exit", error)
+            if scope.site.sites:
+                try:
+                    self.sites.exit(scope)  # a recording must not outlive its scope
+                except Exception as sites_error:
+                    self.internal_error("sites", sites_error)
+
+    def _report_oom(
+        self,
+        target: str,
+        scope_id: str,
+        frames: List[Dict[str, Any]],
+        readings: Readings,
+        exc: BaseException,
+        device: Optional[int],
+        stats: Any,
+    ) -> None:
+        """The ``oom`` event with its forensics: the allocator snapshot as a file, the failed
+        request, the allocator's figures and its largest live blocks (forensics.py)."""
+        message = str(exc)
+        torch = self.device._torch if device is not None else None
+        self._oom_files += 1
+        try:
+            fields, missing = forensics.collect(
+                torch,
+                device,
+                stats,
+                readings,
+                message,
+                f"oom-{self.pid}-{self._oom_files}.pickle",
+                self.plan.emulate_device_bytes,
+                self.plan.source_roots,
+            )
+        except Exception as error:
+            fields, missing = {}, f"reading the allocator failed: {type(error).__name__}: {error}"
+        if missing is not None:
+            self.note("oom_snapshot", f"no allocator snapshot for this out-of-memory error: {missing}", device=device)
+        self.emit(
+            "oom",
+            device=device,
+            target=target,
+            scope_id=scope_id,
+            stack=frames,
+            readings=readings,
+            message=message[:MAX_MESSAGE_CHARS],
+            scope_stack=[frame["target"] for frame in frames],
+            **fields,
+        )
+
+    def on_uncaught(self, exc: BaseException) -> None:
+        """An exception reached the process's excepthook: an out-of-memory error no probed scope
+        reported (it was raised outside them) still gets its ``oom`` event, with no scope."""
+        if not self.emitter.active or not is_memory_error(exc) or not self._first_report(exc):
+            return
+        state = self.scopes.thread_state()
+        was_busy = state.busy
+        state.busy = True
+        try:
+            readings = self.host.read()
+            device, stats = None, None
+            if "torch" in _modules:
+                device, stats = self.device.boundary(readings, True, entry=False)
+            self._report_oom("", f"{self.pid}:0", [], readings, exc, device, stats)
+        except Exception as error:
+            self.internal_error("oom at the excepthook", error)
+        finally:
+            state.busy = was_busy
 
     def _with_device_level(self, scope: Scope, readings: Readings) -> Readings:
         """``readings`` with the device-level readings, which an inner scope's probe point skips."""
@@ -461,4 +547,5 @@ class Runtime:
         self.control.after_fork()
         self.reports.after_fork()
         self.sampler.after_fork()
+        self.sites.after_fork()
         self._lock = threading.Lock()

@@ -75,10 +75,12 @@ class Site:
     """Where scopes open: a target at its file and line, with what every scope of it writes the
     same (its JSON) and its call numbers (per process: reset in a fork child)."""
 
-    __slots__ = ("target", "file", "line", "target_json", "file_json", "line_json", "calls")
+    __slots__ = ("target", "file", "line", "target_json", "file_json", "line_json", "calls", "sites")
 
     def __init__(self, target: Any, file: Optional[str], line: Optional[int]) -> None:
         self.target = target
+        # Its scopes record where their memory goes (recorder.py); the others never reach it.
+        self.sites = bool(getattr(target, "sites", False))
         self.file = file
         self.line = line
         self.target_json = json_string(target.id)

@@ -59,6 +59,7 @@ KIND_CHECKS = {
     ),
     schema.PEAK: (lambda v: isinstance(v, dict) and all(k in PEAK_KEYS and _int(x) for k, x in v.items()), "Peak"),
     schema.FRAMES: (_frames, "stack frames"),
+    schema.OBJECTS: (lambda v: isinstance(v, list) and all(isinstance(o, dict) for o in v), "an array of objects"),
 }
 
 

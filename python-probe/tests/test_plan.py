@@ -94,3 +94,35 @@ def test_cli_without_a_command(tmp_path):
     plan.write_text(json.dumps({"version": 1, "targets": []}))
     done = subprocess.run(launcher_command() + ["run", "--plan", str(plan)], capture_output=True, text=True)
     assert done.returncode == 2 and "no command given" in done.stderr
+
+
+def test_sites_source_roots_and_max_entries():
+    plan = parse_plan(
+        {
+            "version": 1,
+            "targets": [{"id": "a", "function": "m:f", "sites": True}, {"id": "b", "line": "/x/y.py:3"}],
+            "source_roots": ["/srv/vllm/"],
+            "sites_max_entries": 5000,
+        }
+    )
+    assert [t.sites for t in plan.targets] == [True, False]
+    assert plan.source_roots == ["/srv/vllm"] and plan.sites_max_entries == 5000
+    again = parse_plan(plan.to_json())
+    assert [t.sites for t in again.targets] == [True, False] and again.sites_max_entries == 5000
+    assert parse_plan({"version": 1, "targets": []}).sites_max_entries == 100_000
+
+
+@pytest.mark.parametrize(
+    "extra, target_extra, field",
+    [
+        ({}, {"sites": "yes"}, "targets[0].sites"),
+        ({"source_roots": ["relative/dir"]}, {}, "source_roots[0]"),
+        ({"source_roots": "/srv"}, {}, "source_roots"),
+        ({"sites_max_entries": 0}, {}, "sites_max_entries"),
+        ({"sites_max_entries": True}, {}, "sites_max_entries"),
+    ],
+)
+def test_bad_sites_fields_name_the_field(extra, target_extra, field):
+    with pytest.raises(PlanError) as caught:
+        parse_plan({"version": 1, "targets": [{"id": "a", "function": "m:f", **target_extra}], **extra})
+    assert caught.value.field == field

@@ -18,7 +18,8 @@
 #                                             (carry them back as .whl/jitcache: a fresh host then skips
 #                                             minutes of kernel compilation on its first start)
 # Each scenario leaves OUT_DIR/NAME.tar.gz: its log, its run folder (events.jsonl.gz, meta.json,
-# plan.json) and, for truth runs, truth.json.
+# plan.json, an OOM's allocator snapshot oom-PID-N.pickle) and, for truth runs, truth.json. Probed runs
+# print `memlens sites` of the run (the conversion hotspots record their allocation sites by default).
 # MEMLENS_CLI (default .devdist/cli.js, else dist/cli.js) is the MemLens CLI bundle to use.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -86,6 +87,11 @@ scenario() {
     python3 scripts/vllm/check_truth.py "$run" "$work/truth" --out "$work/truth.json" | tail -30 | tee -a "$work/log.txt"
     rm -f "$work"/truth/*.pickle
   fi
+  # Where the conversion hotspots' memory went (the catalog records their sites by default).
+  for d in "$work"/runs/*/; do
+    [[ -f $d/events.jsonl ]] && grep -q '"type":"sites"' "$d/events.jsonl" &&
+      node "$CLI" sites "$d" 2>&1 | head -25 | tee -a "$work/log.txt"
+  done
   for f in "$work"/runs/*/events.jsonl; do [[ -f $f ]] && gzip -9 "$f"; done
   tar -czf "$OUT/$1.tar.gz" -C "$work" .
 }

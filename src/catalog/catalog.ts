@@ -59,6 +59,7 @@ const hotspotSchema = z.object({
   question: z.string().min(1),
   note: z.string().optional(),
   expectedCalls: z.array(expectedCallsSchema).optional(),
+  sites: z.boolean().optional(),
 });
 
 const catalogSchema = z

@@ -62,6 +62,8 @@ export interface Hotspot {
   note?: string;
   /** Call counts in known start-ups (see Catalog.scenarios), where the source makes them knowable. */
   expectedCalls?: ExpectedCalls[];
+  /** Record where its memory goes, line by line (torch's memory history, the `sites` event), by default. */
+  sites?: boolean;
 }
 
 export interface Catalog {

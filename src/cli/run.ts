@@ -24,6 +24,9 @@ goes to stderr; the last line on stdout is the run folder. Exits with the target
 Options:
   --probe SPEC          also measure module:qualname or /abs/file.py:LINE (repeatable)
   --no-catalog          probe only the --probe targets
+  --sites SPEC          also measure SPEC and record where its memory goes, line by line (repeatable;
+                        the catalog's weight-conversion hotspots record it by default)
+  --no-sites            record no allocation sites (not even the catalog's defaults)
   --runs-dir DIR        parent folder of runs (default .memlens/runs)
   --python PY           Python that runs the probe launcher (default ${SETTING_DEFAULTS.python})
   --label TEXT          the run's label (default: the command)
@@ -112,6 +115,8 @@ export async function runMain(
         help: { type: "boolean", short: "h" },
         probe: { type: "string", multiple: true },
         "no-catalog": { type: "boolean" },
+        sites: { type: "string", multiple: true },
+        "no-sites": { type: "boolean" },
         "runs-dir": { type: "string" },
         python: { type: "string" },
         label: { type: "string" },
@@ -136,10 +141,13 @@ export async function runMain(
   try {
     if (command.length === 0) throw new RunUsageError("no command given: put it after --.");
     // Every catalog hotspot under its own name and each alias, as the debugger probes them.
+    const probes = values.probe ?? [];
     targets = [
       ...(values["no-catalog"] ? [] : hotspotTargets(loadBundledCatalog().hotspots)),
-      ...(values.probe ?? []).map(userTarget),
+      ...probes.map(userTarget),
+      ...(values.sites ?? []).map((spec, i) => ({ ...userTarget(spec, probes.length + i), sites: true })),
     ];
+    if (values["no-sites"]) targets = targets.map((target) => ({ ...target, sites: false }));
     description = {
       python: values.python ?? SETTING_DEFAULTS.python,
       command,

@@ -220,9 +220,11 @@ export class MeasureCommands {
       if (choice !== stopAndRun) return undefined;
       await Promise.all(going.map(({ handle }) => handle.stop()));
     }
-    const description = host.settings().description;
+    const { description, allocationSites } = host.settings();
     const targets = this.deps.probes.list();
-    const { plan, targets: metaTargets } = buildPlan(targets);
+    const { plan, targets: metaTargets } = buildPlan(
+      allocationSites ? targets.map((target) => ({ ...target, sites: true })) : targets,
+    );
     const label = runLabel(targets, focus);
     let entry: RunEntry;
     try {

@@ -28,6 +28,8 @@ export interface PlannedTarget {
   line?: number;
   /** The probe stops the process at this target's entry and exit. */
   pause?: boolean;
+  /** The probe records where the target's memory goes, line by line (a `sites` event per call). */
+  sites?: boolean;
 }
 
 /** What a plan needs of a catalog hotspot (src/catalog/types.ts Hotspot has it). */
@@ -35,6 +37,8 @@ export interface HotspotSpecs {
   id: string;
   function: string;
   aliases: readonly string[];
+  /** Record allocation sites by default (the weight-conversion hotspots). */
+  sites?: boolean;
 }
 
 /**
@@ -51,13 +55,14 @@ export function hotspotTargets<H extends HotspotSpecs>(
       spec,
       hotspot: hotspot.id,
       pause: pause(hotspot),
+      ...(hotspot.sites ? { sites: true } : {}),
     })),
   );
 }
 
 /**
  * The plan for `targets` and the list meta.json keeps. A spec named twice is one target: the
- * first keeps its id and hotspot, and it pauses if any of them asked to.
+ * first keeps its id and hotspot, and it pauses (records sites) if any of them asked to.
  */
 export function buildPlan(targets: readonly PlannedTarget[]): { plan: Plan; targets: RunTarget[] } {
   const bySpec = new Map<string, PlannedTarget & { id: string }>();
@@ -65,15 +70,19 @@ export function buildPlan(targets: readonly PlannedTarget[]): { plan: Plan; targ
     const seen = bySpec.get(target.spec);
     if (seen) {
       seen.pause ||= target.pause;
+      seen.sites ||= target.sites;
       seen.hotspot ??= target.hotspot;
       return;
     }
     bySpec.set(target.spec, { ...target, id: target.id ?? `t${index + 1}` });
   });
   const planned = [...bySpec.values()];
-  const planTargets: PlanTarget[] = planned.map((t) =>
-    (t.kind ?? targetKind(t.spec)) === "line" ? { id: t.id, line: t.spec } : { id: t.id, function: t.spec },
-  );
+  const planTargets: PlanTarget[] = planned.map((t) => {
+    const sites = t.sites ? { sites: true } : {};
+    return (t.kind ?? targetKind(t.spec)) === "line"
+      ? { id: t.id, line: t.spec, ...sites }
+      : { id: t.id, function: t.spec, ...sites };
+  });
   const pause = planned
     .filter((t) => t.pause)
     .map((t) => t.id)

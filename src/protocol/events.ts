@@ -179,6 +179,30 @@ export interface OomEvent extends Common {
   stack: StackFrame[];
   readings: Readings;
   message: string;
+  /** The allocator snapshot (memory_viz pickle, protocol 4); relative to the run folder when written there. */
+  snapshot_file?: string;
+  /** The failed request, from torch's message ("Tried to allocate 2.00 GiB"), as printed. */
+  request_bytes?: number;
+  /** The allocator at the OOM; fragmentation = inactive_split_bytes. Keys whose source is missing are absent. */
+  allocator?: OomAllocator;
+  /** The 10 largest live allocations at the OOM (only where torch's memory history recorded stacks). */
+  largest_blocks?: OomBlock[];
+  /** Target ids of the probed scopes open at the OOM, outermost first. */
+  scope_stack?: string[];
+}
+export interface OomAllocator {
+  free_bytes: number;
+  total_bytes: number;
+  reserved_bytes: number;
+  allocated_bytes: number;
+  inactive_split_bytes: number;
+}
+export interface OomBlock {
+  bytes: number;
+  file: string;
+  line: number;
+  function: string;
+  stack?: string;
 }
 export interface ErrorEvent extends Common {
   type: "error";
@@ -274,5 +298,12 @@ export interface Plan {
   pause?: string[];
   sample_interval_ms?: number;
   emulate_device_bytes?: number | null;
+  /** Absolute folders of the user's source: sites' root frames and OOM blocks are named under them. */
+  source_roots?: string[];
+  /** The most torch memory-history entries one sites recording keeps (probe default 100000). */
+  sites_max_entries?: number;
 }
-export type PlanTarget = { id: string; function: string } | { id: string; line: string };
+/** `sites: true`: the probe records where the target's memory goes (a `sites` event per call). */
+export type PlanTarget =
+  | { id: string; function: string; sites?: boolean }
+  | { id: string; line: string; sites?: boolean };

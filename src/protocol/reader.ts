@@ -195,6 +195,21 @@ const oom = z.looseObject({
   stack: z.array(frame),
   readings,
   message: str,
+  snapshot_file: str.optional(),
+  request_bytes: num.optional(),
+  allocator: z
+    .looseObject({
+      free_bytes: num,
+      total_bytes: num,
+      reserved_bytes: num,
+      allocated_bytes: num,
+      inactive_split_bytes: num,
+    })
+    .optional(),
+  largest_blocks: z
+    .array(z.looseObject({ bytes: num, file: str, line: num, function: str, stack: str.optional() }))
+    .optional(),
+  scope_stack: strings.optional(),
 });
 const error = z.looseObject({ ...common, type: z.literal("error"), message: str, where: str.optional() });
 const note = z.looseObject({

@@ -49,12 +49,19 @@ export function defaultLoaderPath(probePath: string): string {
   return path.resolve(path.dirname(probePath), "..", "media", "loader", "load_model.py");
 }
 
-/** The plan as it goes to the probe: sampling and emulation from the description. */
-export function planForRun(plan: Plan, description: RunDescription): Plan {
-  return withRunSettings(plan, {
+/** The plan as it goes to the probe: sampling and emulation from the description, and the source
+ * roots (absolute ones), under which allocation sites and OOM blocks name the user's own frame. */
+export function planForRun(
+  plan: Plan,
+  description: RunDescription,
+  sourceRoots: readonly string[] = [],
+): Plan {
+  const roots = sourceRoots.filter((root) => path.isAbsolute(root));
+  const withSettings = withRunSettings(plan, {
     sampleIntervalMs: description.sampleIntervalMs,
     emulateDeviceBytes: emulationBytes(description),
   });
+  return roots.length > 0 && !plan.source_roots ? { ...withSettings, source_roots: roots } : withSettings;
 }
 
 function emulationBytes(description: RunDescription): number | undefined {
@@ -149,7 +156,7 @@ export async function startRun(request: RunRequest, options: StartRunOptions): P
   }
 
   const emulateBytes = emulationBytes(description);
-  const plan = planForRun(request.plan, description);
+  const plan = planForRun(request.plan, description, options.sourceRoots);
   const planJson = JSON.stringify(plan, null, 2);
   const id = newRunId();
   const dir = path.join(request.runsDir, id);

@@ -165,6 +165,10 @@ export function planForHost(plan: Plan, pathMappings: readonly PathMapping[]): P
       const hostFile = match ? hostPathOf(match[1]!, pathMappings) : undefined;
       return hostFile === undefined ? target : { ...target, line: `${hostFile}:${match![2]}` };
     }),
+    // The host's own paths of the source roots (a root no mapping covers is kept: it matches nothing there).
+    ...(plan.source_roots
+      ? { source_roots: plan.source_roots.map((root) => hostPathOf(root, pathMappings) ?? root) }
+      : {}),
   };
 }
 

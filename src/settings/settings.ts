@@ -136,6 +136,8 @@ export interface MemlensSettings {
   gpuMemoryUtilization: number;
   /** The language Export Findings writes in: the log's own ("auto"), or the one named. */
   logLanguage: "auto" | Lang;
+  /** "Measure here" targets also record their allocation sites (the plan's `sites`). */
+  allocationSites: boolean;
 }
 
 /** Every memlens.* setting, resolved. */
@@ -155,5 +157,6 @@ export function readSettings(config: SettingsReader, places: WorkspacePlaces): M
     targetBytes: Math.round(targetGpuGiB * GiB),
     gpuMemoryUtilization: description.gpuMemoryUtilization ?? SETTING_DEFAULTS.gpuMemoryUtilization,
     logLanguage: parseLang(config.get<string>("logLanguage") ?? SETTING_DEFAULTS.logLanguage) ?? "auto",
+    allocationSites: config.get<boolean>("allocationSites") === true,
   };
 }

@@ -42,6 +42,7 @@ const DECISIONS: Record<string, { restricted: boolean; why: string }> = {
   "memlens.targetGpuGiB": { restricted: false, why: "a number for the budget" },
   "memlens.logLanguage": { restricted: false, why: "the language findings are written in" },
   "memlens.emulateGpuGiB": { restricted: false, why: "a number, used only when a run starts" },
+  "memlens.allocationSites": { restricted: false, why: "a flag in the plan, used only when a run starts" },
 };
 
 test("every setting is decided on, and the manifest restricts exactly the ones that run or name paths", () => {

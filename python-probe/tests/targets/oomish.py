@@ -19,5 +19,23 @@ def load_model():
         raise
 
 
+def no_kv_memory():
+    # vLLM's refusal when nothing is left for the KV cache (vllm/v1/core/kv_cache_utils.py).
+    raise ValueError(
+        "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing "
+        "the engine."
+    )
+
+
+def torch_oom():
+    """torch's own error class, raised as torch raises it (CUDA need not exist to raise it)."""
+    import torch
+
+    raise torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 15.57 GiB of which "
+        "1.44 GiB is free."
+    )
+
+
 if __name__ == "__main__":
     load_model()

@@ -234,3 +234,15 @@ void test("the launcher reads control messages from stdin: stop() ends the run b
   assert.equal(end?.type, "end");
   assert.equal(end?.stop_reason, "a stop control message on stdin");
 });
+
+void test("the plan carries the absolute source roots, for allocation sites and OOM blocks", () => {
+  const plan = planForRun({ version: 1, targets: [] }, { python: "py" }, ["/srv/vllm", "relative/dir"]);
+  assert.deepEqual(plan.source_roots, ["/srv/vllm"]);
+  assert.equal(planForRun({ version: 1, targets: [] }, { python: "py" }, []).source_roots, undefined);
+  const own = { version: 1 as const, targets: [], source_roots: ["/mine"] };
+  assert.deepEqual(
+    planForRun(own, { python: "py" }, ["/srv/vllm"]).source_roots,
+    ["/mine"],
+    "a plan's own roots win",
+  );
+});

@@ -273,3 +273,9 @@ void test("malformed events never make mapping throw (an oom without stack, a fr
   const enter = { ...oom, type: "enter", file: 12 };
   assert.equal(mapEventPaths(enter as unknown as ProbeEvent, mapper), enter);
 });
+
+void test("planForHost gives the host's paths of the source roots, keeping those no mapping covers", () => {
+  const plan = { version: 1 as const, targets: [], source_roots: ["/home/me/vllm", "/opt/other"] };
+  const mapped = planForHost(plan, [{ remote: "/srv/vllm", local: "/home/me/vllm" }]);
+  assert.deepEqual(mapped.source_roots, ["/srv/vllm", "/opt/other"]);
+});

@@ -119,6 +119,9 @@ test("every default is package.json's: nothing set reads as the declared default
   assert.equal(DEFAULT_REMOTE_CACHE_DIR, declared("remoteCacheDir"));
   assert.deepEqual(s.sourceRoots, ["/ws", "/other"], "no memlens.sourceRoots: every workspace folder");
   assert.equal(s.runsDirectory, "/ws/.memlens/runs");
+  assert.equal(s.allocationSites, declared("allocationSites"));
+  const places = { folder: "/ws", folders: ["/ws"], storage: "/s" };
+  assert.equal(readSettings(settings({ allocationSites: true }), places).allocationSites, true);
 });
 
 test("memlens.sourceRoots are resolved once: ${workspaceFolder} substituted, relative ones under the workspace", () => {
