@@ -44,6 +44,20 @@ def is_memory_error(exc: BaseException) -> bool:
     return False
 
 
+def chain_text(exc: BaseException) -> str:
+    """The messages of an error and of those it was raised from: vLLM re-raises torch's
+    OutOfMemoryError as its own RuntimeError ("CUDA out of memory occurred when warming up sampler
+    ..."), and the failed request is only in the cause's message."""
+    texts: List[str] = []
+    seen: set = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen and len(texts) < 8:
+        seen.add(id(current))
+        texts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
 def request_bytes(message: str) -> Optional[int]:
     """The failed request of torch's message ("Tried to allocate 2.00 GiB"), as printed (rounded)."""
     match = _OOM.search(message)

@@ -365,7 +365,7 @@ class Runtime:
     ) -> None:
         """The ``oom`` event with its forensics: the allocator snapshot as a file, the failed
         request, the allocator's figures and its largest live blocks (forensics.py)."""
-        message = str(exc)
+        message = forensics.chain_text(exc)
         torch = self.device._torch if device is not None else None
         self._oom_files += 1
         try:

@@ -561,9 +561,18 @@ def validate_emulate(runs: Runs, checks: Checks) -> None:
     if fills:
         checks.check("first fill: allocated delta", 10 * GIB, delta(fills[0]))
         checks.check("second fill raised", "OutOfMemoryError", fills[-1]["raised"] if len(fills) > 1 else None)
-    if truth.get("total_memory"):
+    if truth.get("total_memory") and facts:
+        # The CUDA context and other non-torch memory come out of the small card's bytes too, so
+        # torch's share is the cap less what was in use outside torch when the cap was set.
+        values = facts[0]["values"]
+        expected = (cap - values.get("non_torch_at_cap_bytes", 0)) / truth["total_memory"]
         checks.check(
-            "fraction set for the cap", round(cap / truth["total_memory"], 6), round(truth.get("fraction", 0), 6)
+            "fraction set for the cap (less non-torch)", round(expected, 6), round(truth.get("fraction", 0), 6)
+        )
+        checks.check(
+            "non-torch memory at the cap is the CUDA context's size (0 < x < 2 GiB)",
+            True,
+            0 < values.get("non_torch_at_cap_bytes", 0) < 2 * GIB,
         )
 
 

@@ -48,6 +48,14 @@ def test_oom_event_carries_the_request_and_the_scope_stack_and_says_why_there_is
     assert "CUDA was not initialised" in note["message"]
 
 
+def test_a_re_raised_oom_takes_its_request_from_the_cause(tmp_path):
+    plan = plan_of({"id": "sampler", "function": "oomish:sampler_warmup"})
+    result = run_probe(plan, [sys.executable, "-c", "import oomish; oomish.sampler_warmup()"], tmp_path)
+    oom = result.one("oom")
+    assert oom["message"].startswith("CUDA out of memory occurred when warming up sampler")
+    assert oom["request_bytes"] == 2 << 20
+
+
 def test_vllms_no_memory_error_is_an_oom(tmp_path):
     plan = plan_of({"id": "kv", "function": "oomish:no_kv_memory"})
     result = run_probe(plan, [sys.executable, "-c", "import oomish; oomish.no_kv_memory()"], tmp_path)

@@ -24,10 +24,13 @@ import glob
 import json
 import os
 import pickle
+import re
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 GIB = 1 << 30
+# vLLM's child processes prefix their log lines: "(Worker_TP1 pid=2344) INFO ...".
+VLLM_PREFIX = re.compile(r"\(\w+ pid=(\d+)\)")
 
 
 def load_events(run_dir: str) -> List[Dict[str, Any]]:
@@ -146,11 +149,12 @@ FACT_CHECKS = {
         "vLLM 'Model loading took X GiB' = GPUModelRunner.load_model allocated delta (0.05 GiB: one decimal)",
         lambda vllm, measured: abs(vllm - measured) <= 0.05 * GIB,
     ),
-    # vLLM rounds the KV budget down to whole blocks per layer: allocated <= budget, and close.
+    # vLLM rounds the KV budget down to whole blocks per layer: allocated <= budget, and close. The
+    # budget is printed with two decimals ("126.16 GiB"), so it is known to +-0.005 GiB.
     "available_kv_cache": (
         ":GPUModelRunner.initialize_kv_cache_tensors",
-        "vLLM 'Available KV cache memory' >= KV tensors allocated, within 0.01 GiB",
-        lambda vllm, measured: 0 <= vllm - measured <= 0.01 * GIB,
+        "vLLM 'Available KV cache memory' (printed to 0.005 GiB) >= KV tensors allocated, within 0.01 GiB",
+        lambda vllm, measured: -0.005 * GIB <= vllm - measured <= 0.01 * GIB,
     ),
 }
 
@@ -172,16 +176,17 @@ def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dic
 
     for fact in (e for e in events if e["type"] == "fact"):
         values = fact.get("values", {})
+        printed_by = VLLM_PREFIX.match(fact.get("line", ""))
+        pid = int(printed_by.group(1)) if printed_by else fact.get("pid")
         check = FACT_CHECKS.get(fact.get("kind"))
-        measured = delta_of(check[0], fact.get("pid")) if check and "bytes" in values else None
+        measured = delta_of(check[0], pid) if check and "bytes" in values else None
         if check is None or measured is None:
             continue
         _scope, what, within = check
         out.append(
             {
                 "check": what,
-                "pid": fact.get("pid"),
-                "rank": fact.get("rank"),
+                "pid": pid,
                 "vllm_bytes": values["bytes"],
                 "measured_bytes": measured,
                 "ok": within(values["bytes"], measured),
@@ -193,9 +198,11 @@ def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dic
 def identity_checks(
     events: List[Dict[str, Any]], truth_dir: str, pid: int, history_devices: List[int]
 ) -> List[Dict[str, Any]]:
-    """The `rank` and `device` of every event of a process against what the process itself said:
-    torch.distributed.get_rank() (identity-<pid>.json, written by the memlens_truth plugin once the
-    process group exists) and the device whose history holds the process's allocations."""
+    """The `rank` and `device` of a process's scope events against what the process itself said:
+    torch.distributed.get_rank() and torch.cuda.current_device() in identity-<pid>.json (written by
+    the memlens_truth plugin), else the one device whose history holds the process's allocations.
+    Before the process group exists a process has no rank: its events say null, and once one event
+    carries the rank every later one must carry the same."""
     out: List[Dict[str, Any]] = []
     path = os.path.join(truth_dir, f"identity-{pid}.json")
     identity: Dict[str, Any] = {}
@@ -204,13 +211,25 @@ def identity_checks(
             identity = json.load(f)
     scoped = [e for e in events if e.get("type") in ("enter", "exit")]
     if identity.get("rank") is not None and scoped:
-        ranks = sorted({e.get("rank") for e in scoped}, key=str)
+        known = [i for i, e in enumerate(scoped) if e.get("rank") is not None]
+        ranks = sorted({scoped[i]["rank"] for i in known})
+        null_after = sum(1 for e in scoped[known[0] :] if e.get("rank") is None) if known else 0
         out.append(
-            {"check": "rank", "pid": pid, "truth": identity["rank"], "probe": ranks, "ok": ranks == [identity["rank"]]}
+            {
+                "check": "rank",
+                "pid": pid,
+                "truth": identity["rank"],
+                "probe": ranks,
+                "events_before_the_group": known[0] if known else len(scoped),
+                "null_after_the_group": null_after,
+                "ok": ranks == [identity["rank"]] and null_after == 0,
+            }
         )
-    if len(history_devices) == 1 and scoped:
-        devices = sorted({e.get("device") for e in scoped if e.get("device") is not None}, key=str)
+    want = identity.get("device")
+    if want is None and len(history_devices) == 1:
         want = history_devices[0]
+    if want is not None and scoped:
+        devices = sorted({e.get("device") for e in scoped if e.get("device") is not None})
         out.append({"check": "device", "pid": pid, "truth": want, "probe": devices, "ok": devices == [want]})
     return out
 
@@ -220,6 +239,12 @@ def main() -> int:
     parser.add_argument("run_dir")
     parser.add_argument("truth_dir")
     parser.add_argument("--out")
+    parser.add_argument(
+        "--recheck",
+        metavar="TRUTH_JSON",
+        help="an earlier result whose snapshots are gone: keep its per-call results and histories' "
+        "devices, check vLLM's figures and the processes' ranks and devices again",
+    )
     args = parser.parse_args()
     events = load_events(args.run_dir)
     specs: Dict[str, str] = {}
@@ -230,11 +255,24 @@ def main() -> int:
     report: Dict[str, Any] = {"processes": {}, "facts": fact_checks(events, specs)}
     failed = sum(1 for f in report["facts"] if not f["ok"])
     checks = len(report["facts"])
-    for path in sorted(glob.glob(os.path.join(args.truth_dir, "snapshot-*.pickle"))):
-        pid = int(os.path.basename(path)[len("snapshot-") : -len(".pickle")])
+    earlier: Dict[str, Any] = {}
+    if args.recheck:
+        with open(args.recheck, encoding="utf-8") as f:
+            earlier = json.load(f)["processes"]
+        report["rechecked_from"] = os.path.basename(args.recheck)
+    sources = [(int(pid), None) for pid in sorted(earlier)] or [
+        (int(os.path.basename(p)[len("snapshot-") : -len(".pickle")]), p)
+        for p in sorted(glob.glob(os.path.join(args.truth_dir, "snapshot-*.pickle")))
+    ]
+    for pid, path in sources:
         mine = [e for e in events if e.get("pid") == pid]
-        history, devices = load_history(path)
-        results, summary = check_process(mine, history, specs)
+        if path is not None:
+            history, devices = load_history(path)
+            results, summary = check_process(mine, history, specs)
+        else:
+            old = earlier[str(pid)]
+            results, summary = old["calls"], old["summary"]
+            devices = [c["truth"] for c in old.get("identity", []) if c["check"] == "device"]
         identity = identity_checks(mine, args.truth_dir, pid, devices)
         report["processes"][str(pid)] = {"summary": summary, "calls": results, "identity": identity}
         for c in identity:

@@ -64,4 +64,14 @@ def dump_snapshot(*_args: object) -> Optional[str]:
 
     os.makedirs(out, exist_ok=True)
     torch.cuda.memory._dump_snapshot(path)
+    # The device this process works on, read on the thread that asked for the snapshot (vLLM's
+    # collective_rpc runs on the worker's own thread, where the worker set its device).
+    identity_path = os.path.join(out, f"identity-{os.getpid()}.json")
+    identity = {"pid": os.getpid()}
+    if os.path.exists(identity_path):
+        with open(identity_path, encoding="utf-8") as f:
+            identity.update(json.load(f))
+    identity["device"] = torch.cuda.current_device()
+    with open(identity_path, "w", encoding="utf-8") as f:
+        json.dump(identity, f)
     return path

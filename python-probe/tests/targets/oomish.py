@@ -27,6 +27,18 @@ def no_kv_memory():
     )
 
 
+def sampler_warmup():
+    # vLLM 0.26's _dummy_sampler_run re-raises torch's error as its own, "from" the original (seen on
+    # an H200 emulating a 15.5 GiB card): the failed request is only in the cause's message.
+    try:
+        allocate()
+    except RuntimeError as e:
+        raise RuntimeError(
+            "CUDA out of memory occurred when warming up sampler with 256 dummy requests. Please try lowering "
+            "`max_num_seqs` or `gpu_memory_utilization` when initializing the engine."
+        ) from e
+
+
 def torch_oom():
     """torch's own error class, raised as torch raises it (CUDA need not exist to raise it)."""
     import torch
