@@ -234,6 +234,44 @@ def identity_checks(
     return out
 
 
+def brief(report: Dict[str, Any], what: str) -> Dict[str, Any]:
+    """The report to ship beside a recorded run: per process, each function's calls, mismatches and
+    sums instead of every call."""
+    out: Dict[str, Any] = {
+        "what": what,
+        "checks": report["checks"],
+        "failed": report["failed"],
+        "facts": report["facts"],
+    }
+    if "rechecked_from" in report:
+        out["rechecked_from"] = report["rechecked_from"]
+    out["processes"] = {}
+    for pid, process in report["processes"].items():
+        by_function: Dict[str, Dict[str, int]] = {}
+        for r in process["calls"]:
+            row = by_function.setdefault(
+                r["spec"],
+                {
+                    "calls": 0,
+                    "mismatched": 0,
+                    "requested_delta_sum": 0,
+                    "allocated_minus_requested_sum": 0,
+                    "max_peak_above_entry": 0,
+                },
+            )
+            row["calls"] += 1
+            row["mismatched"] += 0 if r["ok"] else 1
+            row["requested_delta_sum"] += r["truth"]["delta"]
+            row["allocated_minus_requested_sum"] += r["probe"]["allocated_minus_requested_delta"]
+            row["max_peak_above_entry"] = max(row["max_peak_above_entry"], r["truth"]["peak_rel"])
+        out["processes"][pid] = {
+            "summary": process["summary"],
+            "identity": process.get("identity", []),
+            "by_function": by_function,
+        }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -245,6 +283,7 @@ def main() -> int:
         help="an earlier result whose snapshots are gone: keep its per-call results and histories' "
         "devices, check vLLM's figures and the processes' ranks and devices again",
     )
+    parser.add_argument("--brief", metavar="WHAT", help="write the per-function summary (with this description)")
     args = parser.parse_args()
     events = load_events(args.run_dir)
     specs: Dict[str, str] = {}
@@ -292,7 +331,7 @@ def main() -> int:
     print(f"truth: {checks} checks, {failed} failed")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
+            json.dump(brief(report, args.brief) if args.brief else report, f, indent=1)
     return 0 if failed == 0 and checks > 0 else 1
 
 
