@@ -20,11 +20,21 @@ const report = { command, stops: [], threads: [], pause: null, stopped: null, gp
 const client = new DebugClient("node", path.resolve(adapter), "memlens");
 client.defaultTimeout = STOP_TIMEOUT_MS;
 
+// Compute processes on this run's GPUs (CUDA_VISIBLE_DEVICES, else all of them): on a host where
+// another job uses the other GPU, its processes are not this run's leftovers.
 function gpuProcesses() {
   try {
-    return execFileSync("nvidia-smi", ["--query-compute-apps=pid,used_memory", "--format=csv,noheader"], {
-      encoding: "utf8",
-    }).trim();
+    const smi = (query) =>
+      execFileSync("nvidia-smi", [query, "--format=csv,noheader"], { encoding: "utf8" }).trim().split("\n");
+    const visible = process.env.CUDA_VISIBLE_DEVICES?.split(",").map((s) => s.trim());
+    const uuids = smi("--query-gpu=index,uuid")
+      .map((line) => line.split(", "))
+      .filter(([index]) => !visible || visible.includes(index))
+      .map(([, uuid]) => uuid);
+    return smi("--query-compute-apps=pid,used_memory,gpu_uuid")
+      .filter((line) => line && uuids.some((uuid) => line.endsWith(uuid)))
+      .map((line) => line.split(", ").slice(0, 2).join(", "))
+      .join("\n");
   } catch (error) {
     return `nvidia-smi failed: ${error.message}`;
   }

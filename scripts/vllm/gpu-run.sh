@@ -33,8 +33,13 @@ LOAD=scripts/vllm/load_gpt_oss.py
 FORWARD_PROBE=${MEMLENS_FORWARD_PROBE:-vllm.model_executor.models.gpt_oss:MLPBlock.forward}
 
 no_gpu_leftovers() {
-  local left
-  left=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader 2>/dev/null)
+  # Processes on this scenario's GPUs only (CUDA_VISIBLE_DEVICES, else all): on a host shared by two
+  # scenarios at once, the other GPU's processes are not this one's leftovers.
+  local left uuids
+  uuids=$(nvidia-smi --query-gpu=index,uuid --format=csv,noheader 2>/dev/null |
+    awk -F', ' -v want=",${CUDA_VISIBLE_DEVICES:-},"' want == ",," || index(want, "," $1 ",") {print $2}')
+  left=$(nvidia-smi --query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader 2>/dev/null |
+    grep -F "${uuids:-GPU-}" | cut -d, -f1,2)
   echo "nvidia-smi compute apps after $1: ${left:-none}"
 }
 
