@@ -82,6 +82,11 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
     text,
     /- 256 · `repack \(marlin_utils_fp4\.py:12\) <- prepare_moe_fp4_layer_for_marlin \(marlin_utils_fp4\.py:30\)`/,
   );
+  // The bytes themselves come from deeper code: its frame, escaped.
+  assert.match(
+    text,
+    /The bytes come from `gptq_marlin_repack` \(\\_custom\\_ops\.py:1021\), called from this line\./,
+  );
   assert.match(text, /Also among the sites of `repack`, which called it: counted once here\./);
   // No raw HTML from the run's label reaches the markdown.
   assert.doesNotMatch(text, /<b>/);
