@@ -40,34 +40,45 @@ export function siteTotals(events: Iterable<ProbeEvent>, target?: string): SiteT
   const totals = new Map<string, SiteTotal>();
   for (const event of events) {
     if (event.type !== "sites" || (target !== undefined && event.target !== target)) continue;
-    for (const site of event.sites) {
-      const key = `${event.target}\u0000${site.file}\u0000${site.line}\u0000${site.function}`;
-      let total = totals.get(key);
-      if (!total) {
-        total = {
-          target: event.target,
-          file: site.file,
-          line: site.line,
-          function: site.function,
-          allocatedBytes: 0,
-          freedBytes: 0,
-          liveAtExitBytes: 0,
-          atPeakBytes: 0,
-          count: 0,
-          calls: 0,
-          stacks: [],
-          ...(site.root_file !== undefined
-            ? {
-                root: { file: site.root_file, line: site.root_line ?? 0, function: site.root_function ?? "" },
-              }
-            : {}),
-        };
-        totals.set(key, total);
-      }
-      add(total, site);
-    }
+    addSites(totals, event.target, event.sites);
   }
   return [...totals.values()].sort((a, b) => b.allocatedBytes - a.allocatedBytes);
+}
+
+/** Sites read from elsewhere than a run (an allocator snapshot), as one target's totals. */
+export function siteTotalsOf(target: string, sites: readonly AllocationSite[]): SiteTotal[] {
+  const totals = new Map<string, SiteTotal>();
+  addSites(totals, target, sites);
+  return [...totals.values()].sort((a, b) => b.allocatedBytes - a.allocatedBytes);
+}
+
+function addSites(totals: Map<string, SiteTotal>, target: string, sites: readonly AllocationSite[]): void {
+  for (const site of sites) {
+    const key = `${target}\u0000${site.file}\u0000${site.line}\u0000${site.function}`;
+    let total = totals.get(key);
+    if (!total) {
+      total = {
+        target,
+        file: site.file,
+        line: site.line,
+        function: site.function,
+        allocatedBytes: 0,
+        freedBytes: 0,
+        liveAtExitBytes: 0,
+        atPeakBytes: 0,
+        count: 0,
+        calls: 0,
+        stacks: [],
+        ...(site.root_file !== undefined
+          ? {
+              root: { file: site.root_file, line: site.root_line ?? 0, function: site.root_function ?? "" },
+            }
+          : {}),
+      };
+      totals.set(key, total);
+    }
+    add(total, site);
+  }
 }
 
 /** What one source line allocated inside probed functions: the inlay hint and hover of that line. */

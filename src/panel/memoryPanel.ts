@@ -19,7 +19,9 @@ import {
   ShowBudget,
   ShowCompare,
   ShowRun,
+  ShowAllocatorSnapshot,
   WebviewError,
+  type AllocatorSnapshotView,
   type ChartName,
   type Envelope,
   type MessageType,
@@ -57,6 +59,8 @@ export class MemoryPanel implements vscode.Disposable {
   private readonly pendingCaptures = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
+  /** The allocator snapshot shown, sent again when the webview is rebuilt (it is not retained). */
+  private allocatorSnapshot: AllocatorSnapshotView | undefined;
 
   constructor(
     private readonly host: MemlensHost,
@@ -108,6 +112,13 @@ export class MemoryPanel implements vscode.Disposable {
     this.compare = { a, b };
     this.panel.reveal(undefined, false);
     this.sendCompare();
+  }
+
+  /** Shows an allocator snapshot's timeline and sites (read by the probe; nothing of it ran). */
+  showAllocatorSnapshot(view: AllocatorSnapshotView): void {
+    this.allocatorSnapshot = view;
+    this.panel.reveal(undefined, false);
+    if (this.ready) this.post(ShowAllocatorSnapshot, { view });
   }
 
   /** Asks the webview for a chart's PNG and writes it to `file`; resolves when written. */
@@ -271,6 +282,7 @@ export class MemoryPanel implements vscode.Disposable {
     // Before any run: the panel's text in the editor's language.
     void this.panel.webview.postMessage(envelope(Init, panelInit(uiLang())));
     this.sendSnapshot();
+    if (this.allocatorSnapshot) this.post(ShowAllocatorSnapshot, { view: this.allocatorSnapshot });
     const queued = this.queue.splice(0);
     for (const message of queued) void this.panel.webview.postMessage(message);
   }
