@@ -2,7 +2,7 @@
 // over the recorded history as a line, and its allocation sites in a Sites table. The host read
 // the pickle with the probe's restricted unpickler; this only draws numbers.
 import { Chart, LinearScale, LineController, LineElement, PointElement, type Scale } from "chart.js";
-import { formatBytes } from "../src/model/format";
+import { formatBytes, formatDuration } from "../src/model/format";
 import { byId } from "./dom";
 import { binaryStep, tickBytes } from "./format";
 import type { AllocatorSnapshotView, SiteRow } from "./protocol";
@@ -94,7 +94,7 @@ export class SnapshotView {
         scales: {
           x: {
             type: "linear",
-            ticks: { color: p.foreground, callback: (v) => `${Number(v).toFixed(1)} s` },
+            ticks: { color: p.foreground, callback: (v) => formatDuration(Number(v) * 1e9) },
             grid: { color: p.grid },
           },
           y: {
