@@ -11,7 +11,7 @@ import { formatBytes } from "../../src/model/format";
 import { RunModel } from "../../src/model/runModel";
 import { parseAllocatorSnapshot } from "../../src/panel/messages";
 import { buildSnapshot, type RunSource } from "../../src/panel/viewModel";
-import type { ProbeEvent, SitesEvent } from "../../src/protocol/events";
+import type { ProbeEvent } from "../../src/protocol/events";
 import { parseEventsText } from "../../src/protocol/reader";
 import {
   envelope,
