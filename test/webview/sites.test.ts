@@ -58,7 +58,7 @@ function expectedRows(list: ProbeEvent[], target: string) {
   >();
   for (const e of list) {
     if (e.type !== "sites" || e.target !== target) continue;
-    for (const s of (e).sites) {
+    for (const s of e.sites) {
       const row = rows.get(s.line) ?? { allocated: 0, freed: 0, live: 0, peak: 0, count: 0 };
       row.allocated += s.allocated_bytes;
       row.freed += s.freed_bytes;
