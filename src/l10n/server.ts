@@ -62,6 +62,8 @@ const en = {
   "oom.snapshot":
     "allocator snapshot: {file} (open it with the lens above the function, or MemLens: Open Allocator Snapshot)",
   "lens.oomSnapshot": "$(file-binary) Open the allocator snapshot of the OOM (pid {pid})",
+  "oom.snapshotRemote":
+    "allocator snapshot on the GPU host: {file} (copy it into the run folder to open it here)",
 };
 
 export type ServerKey = keyof typeof en;
@@ -126,5 +128,6 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "oom.block": "{bytes} 位于 {file}:{line}（{function}）",
     "oom.snapshot": "分配器快照：{file}（用函数上方的代码透镜打开，或运行 MemLens: 打开分配器快照）",
     "lens.oomSnapshot": "$(file-binary) 打开此次 OOM 的分配器快照（pid {pid}）",
+    "oom.snapshotRemote": "分配器快照在 GPU 主机上：{file}（把它复制到运行文件夹后即可在此打开）",
   },
 };

@@ -60,6 +60,7 @@ import { localizedHotspot, localizedPhase } from "../l10n/catalog";
 import { oomDetails } from "../model/sites";
 import { targetLabel } from "../model/targets";
 import { oomDetailLines, siteHover, siteInlayLabel } from "./sitesRender";
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -309,15 +310,16 @@ export class MemlensServer {
         },
       });
     }
-    for (const { oom, snapshot } of this.oomSnapshots()) {
+    for (const oom of run?.model.ooms ?? []) {
       const p = placements.find((candidate) => candidate.target.id === oom.target);
-      if (!p) continue;
+      const snapshot = this.oomSnapshot(oom);
+      if (!p || !snapshot?.local) continue;
       lenses.push({
         range: p.def ? defNameRange(p.def) : lineRange(p.line),
         command: {
           title: this.t("lens.oomSnapshot", { pid: oom.pid }),
           command: OPEN_ALLOCATOR_SNAPSHOT_COMMAND,
-          arguments: [snapshot],
+          arguments: [snapshot.path],
         },
       });
     }
@@ -348,21 +350,25 @@ export class MemlensServer {
     return lenses.sort((a, b) => a.range.start.line - b.range.start.line);
   }
 
-  /** OOMs of the run whose probe kept an allocator snapshot, with its path on this machine. */
-  private oomSnapshots(): { oom: OomEvent; snapshot: string }[] {
+  /**
+   * Where an OOM's allocator snapshot is: the probe names it relative to the run folder (a name
+   * that climbs out of it is refused), or by an absolute path when the run had no folder. `local`:
+   * the file is on this machine (a run over ssh leaves it in the host's run folder).
+   */
+  private oomSnapshot(oom: OomEvent): { path: string; local: boolean } | undefined {
     const run = this.run;
-    if (!run) return [];
-    const out: { oom: OomEvent; snapshot: string }[] = [];
-    for (const oom of run.model.ooms) {
-      const file = oomDetails(oom).snapshotFile;
-      // The probe writes it into the run folder; a name that climbs out of it is not opened.
-      if (file === undefined) continue;
-      const snapshot = path.resolve(run.dir, file);
-      const inside = path.relative(run.dir, snapshot);
-      if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside)) continue;
-      out.push({ oom, snapshot });
+    const file = oomDetails(oom).snapshotFile;
+    if (!run || file === undefined) return undefined;
+    if (!path.isAbsolute(file)) {
+      const resolved = path.resolve(run.dir, file);
+      const inside = path.relative(run.dir, resolved);
+      if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside)) return undefined;
+      return { path: resolved, local: existsSync(resolved) };
     }
-    return out;
+    if (existsSync(file)) return { path: file, local: true };
+    // Copied into the run folder by hand, from the host's.
+    const copied = path.join(run.dir, path.basename(file));
+    return existsSync(copied) ? { path: copied, local: true } : { path: file, local: false };
   }
 
   /** The hover section of a line where probed functions allocated. */
@@ -497,11 +503,13 @@ export class MemlensServer {
       const details = oomDetails(oom);
       const hotspot = p.target.hotspot ? this.catalog.byId(p.target.hotspot) : undefined;
       const phase = hotspot ? this.catalog.phase(hotspot.phase) : undefined;
-      const snapshot = this.oomSnapshots().find((s) => s.oom === oom)?.snapshot;
       const extra = oomDetailLines(
         details,
-        phase && localizedPhase(phase, this.lang).title,
-        snapshot,
+        {
+          phase: phase && localizedPhase(phase, this.lang).title,
+          scopes: details.scopeStack.map((id) => targetLabel(run.model, id)),
+          snapshot: this.oomSnapshot(oom),
+        },
         this.lang,
       );
       out.push({

@@ -88,12 +88,17 @@ export function siteHover(site: LineSite, ctx: SiteHoverContext): string {
  * scopes and phase, the request, the allocator's free / reserved / fragmentation, the largest live
  * blocks by allocation site, the snapshot file. Plain text (diagnostics are not markdown).
  */
-export function oomDetailLines(
-  details: OomDetails,
-  phase: string | undefined,
-  snapshotPath: string | undefined,
-  lang: Lang = "en",
-): string[] {
+export interface OomContext {
+  /** The phase of the hotspot the OOM was raised in, in the editor's language. */
+  phase?: string;
+  /** Labels of the probed scopes open at the OOM (scope_stack's target ids), outermost first. */
+  scopes: string[];
+  /** The snapshot's path; `local`: on this machine, so it can be opened here. */
+  snapshot?: { path: string; local: boolean };
+}
+
+export function oomDetailLines(details: OomDetails, ctx: OomContext, lang: Lang = "en"): string[] {
+  const { phase, snapshot } = ctx;
   const t = translator(SERVER_TEXT, lang);
   const out: string[] = [];
   const forensic =
@@ -101,11 +106,11 @@ export function oomDetailLines(
     details.requestBytes !== undefined ||
     details.allocator !== undefined ||
     details.largestBlocks.length > 0 ||
-    snapshotPath !== undefined;
+    snapshot !== undefined;
   // An older probe's OOM stays one line, as it always was.
   if (!forensic) return out;
-  if (details.scopeStack.length > 0 || phase !== undefined) {
-    const scopes = details.scopeStack.map((s) => s.slice(s.lastIndexOf(":") + 1)).join(" › ");
+  if (ctx.scopes.length > 0 || phase !== undefined) {
+    const scopes = ctx.scopes.join(" › ");
     out.push(
       (scopes ? t("oom.scopes", { scopes }) : "") + (phase !== undefined ? t("oom.phase", { phase }) : ""),
     );
@@ -140,7 +145,9 @@ export function oomDetailLines(
     );
     out.push(t("oom.largest", { blocks: blocks.join("; ") }));
   }
-  if (snapshotPath !== undefined) out.push(t("oom.snapshot", { file: snapshotPath }));
+  if (snapshot !== undefined) {
+    out.push(t(snapshot.local ? "oom.snapshot" : "oom.snapshotRemote", { file: snapshot.path }));
+  }
   // Text from the event: one line each, control characters out.
   return out.map((line) => line.replace(LINE_BREAKS, " ").replace(CONTROL, ""));
 }

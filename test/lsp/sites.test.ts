@@ -3,7 +3,7 @@
 // site-packages) decorates the local fixture checkout with inlay hints on the lines that
 // allocated, hovers with their stacks, and an OOM diagnostic with the allocator's state.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -30,9 +30,9 @@ afterEach(async () => {
 async function withRun(
   events: ProbeEvent[] = fixtureEvents(),
   locale?: string,
+  dir = runFolder(events),
 ): Promise<{ c: LspTestClient; uri: string; dir: string }> {
   client = await LspTestClient.start({ locale });
-  const dir = runFolder(events);
   const result = await client.setRun({ run: { id: "run-sites", label: "sites <b>run</b>", dir } });
   assert.equal(result.error, undefined);
   const uri = fileUri(FP4_FILE);
@@ -99,7 +99,10 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
 });
 
 void test("OOM diagnostic: scope stack and phase, request, free / reserved / fragmentation, largest blocks, snapshot", async () => {
-  const { c, uri, dir } = await withRun();
+  const dir = runFolder(fixtureEvents());
+  // The probe wrote the snapshot into the run folder (its name in the event is relative to it).
+  writeFileSync(path.join(dir, "oom-301-2.pickle"), "");
+  const { c, uri } = await withRun(undefined, undefined, dir);
   const diagnostics = await c.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "oom"));
   const oom = diagnostics.find((d) => d.code === "oom")!;
   const lines = oom.message.split("\n");
@@ -185,5 +188,21 @@ void test("zh-CN: the site labels and OOM lines in Chinese", async () => {
   assert.match(
     diagnostics.find((d) => d.code === "oom")!.message,
     /请求 128\.0 MiB; 空闲 20\.0 MiB，总量 15\.6 GiB/,
+  );
+});
+
+void test("a snapshot left on the GPU host (an absolute host path): named in the diagnostic, no lens", async () => {
+  const events = fixtureEvents().map((e) =>
+    e.type === "oom" ? ({ ...e, snapshot_file: "/srv/runs/r1/oom-301-2.pickle" } as ProbeEvent) : e,
+  );
+  const { c, uri } = await withRun(events);
+  const diagnostics = await c.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "oom"));
+  assert.equal(
+    diagnostics.find((d) => d.code === "oom")!.message.split("\n")[4],
+    "allocator snapshot on the GPU host: /srv/runs/r1/oom-301-2.pickle (copy it into the run folder to open it here)",
+  );
+  assert.equal(
+    (await c.codeLenses(uri)).filter((l) => l.command?.command === "memlens.openAllocatorSnapshot").length,
+    0,
   );
 });
