@@ -46,7 +46,7 @@ const en = {
   "sites.partly": "{delta} ×{count} · retains {bytes}",
   "sites.hoverTitle": "**MemLens allocation site** · {run} · {target}",
   "sites.hoverTotals":
-    "allocated {allocated} in {count} blocks over {calls} calls · freed {freed} · live at exit {live} · at a call's peak {atPeak}",
+    "allocated {allocated} in {count} blocks ({each} each on average) over {calls} calls · freed {freed} · live at exit {live} · at a call's peak {atPeak}",
   "sites.root": "The bytes come from {function} ({file}:{line}), called from this line.",
   "sites.stacks": "Most frequent stacks (blocks · innermost first):",
   "sites.alsoIn": "Also among the sites of {targets}, which called it: counted once here.",
@@ -113,7 +113,7 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "sites.partly": "{delta} ×{count} · 保留 {bytes}",
     "sites.hoverTitle": "**MemLens 分配位置** · {run} · {target}",
     "sites.hoverTotals":
-      "在 {calls} 次调用中分配 {allocated}（{count} 个块）· 释放 {freed} · 退出时仍存活 {live} · 调用峰值时占 {atPeak}",
+      "在 {calls} 次调用中分配 {allocated}（{count} 个块，平均每块 {each}）· 释放 {freed} · 退出时仍存活 {live} · 调用峰值时占 {atPeak}",
     "sites.root": "这些字节由 {function}（{file}:{line}）分配，调用来自此行。",
     "sites.stacks": "最常见的调用栈（块数 · 最内层在前）：",
     "sites.alsoIn": "也出现在调用它的 {targets} 的分配位置中：此处只计一次。",

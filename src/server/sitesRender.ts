@@ -15,15 +15,27 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 /** Counts as written in a label: 1,536 rather than 1536. */
 const count = (n: number): string => n.toLocaleString("en-US");
 
-/** "+256.0 MiB ×128 · freed", "retains 10.0 KiB ×4", "+512.0 MiB ×4 · retains 256.0 MiB". */
+/** Bytes per block, on average: a line's sites add up its blocks, not their sizes one by one. */
+function perBlock(bytes: number, blocks: number): number {
+  return blocks > 0 ? Math.round(bytes / blocks) : bytes;
+}
+
+/**
+ * "+7.9 MiB ×768 · freed" (768 blocks of 7.9 MiB, all freed before the function returned),
+ * "retains 2.5 KiB ×24" (each block still allocated), "+128.0 MiB ×7 · retains 768.0 MiB" (some
+ * kept: the amount kept). The size is per block, averaged over the line's blocks.
+ */
 export function siteInlayLabel(site: LineSite, lang: Lang = "en"): string {
   const t = translator(SERVER_TEXT, lang);
+  const fate = siteFate(site);
   const args = {
-    delta: formatDelta(site.allocatedBytes),
-    bytes: formatBytes(site.liveAtExitBytes),
+    delta: formatDelta(perBlock(site.allocatedBytes, site.count)),
+    bytes: formatBytes(
+      fate === "retained" ? perBlock(site.liveAtExitBytes, site.count) : site.liveAtExitBytes,
+    ),
     count: count(site.count),
   };
-  switch (siteFate(site)) {
+  switch (fate) {
     case "freed":
       return t("sites.freed", args);
     case "retained":
@@ -55,6 +67,7 @@ export function siteHover(site: LineSite, ctx: SiteHoverContext): string {
       t("sites.hoverTotals", {
         allocated: formatBytes(site.allocatedBytes),
         count: count(site.count),
+        each: formatBytes(perBlock(site.allocatedBytes, site.count)),
         calls: site.calls,
         freed: formatBytes(site.freedBytes),
         live: formatBytes(site.liveAtExitBytes),

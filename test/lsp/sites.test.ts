@@ -45,15 +45,15 @@ void test("inlay hints on the lines that allocated, summed over calls and proces
   const hints = await c.inlayHints(uri);
   const byLine = new Map(hints.map((h) => [h.position.line + 1, h]));
   // 2 processes × 2 calls × 64 copies of 4 MiB, all freed before the exit.
-  assert.equal(byLine.get(29)?.label, "+1.0 GiB ×256 · freed");
+  assert.equal(byLine.get(29)?.label, "+4.0 MiB ×256 · freed");
   assert.equal(byLine.get(29)?.position.character, SOURCE_LINES[28]!.length);
   // The workspace: 2.5 KiB per call, kept, over 4 calls.
-  assert.equal(byLine.get(24)?.label, "retains 10.0 KiB ×4");
+  assert.equal(byLine.get(24)?.label, "retains 2.5 KiB ×4");
   // The stack: 256 MiB kept per finished call (3), 128 MiB allocated and freed in the one that ran out.
-  assert.equal(byLine.get(34)?.label, "+896.0 MiB ×7 · retains 768.0 MiB");
+  assert.equal(byLine.get(34)?.label, "+128.0 MiB ×7 · retains 768.0 MiB");
   // repack's clone is in repack's own sites and in the caller's: shown once, from the caller's
   // (4 calls × 64 × 4 MiB), not added to repack's (8 × 4 MiB).
-  assert.equal(byLine.get(12)?.label, "+1.0 GiB ×256 · freed");
+  assert.equal(byLine.get(12)?.label, "+4.0 MiB ×256 · freed");
   assert.deepEqual(
     hints.map((h) => h.position.line + 1),
     [12, 24, 29, 34],
@@ -76,7 +76,7 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
   );
   assert.match(
     text,
-    /allocated 1\.0 GiB in 256 blocks over 4 calls · freed 1\.0 GiB · live at exit 0 B · at a call's peak 256\.0 MiB/,
+    /allocated 1\.0 GiB in 256 blocks \(4\.0 MiB each on average\) over 4 calls · freed 1\.0 GiB · live at exit 0 B · at a call's peak 256\.0 MiB/,
   );
   assert.match(
     text,
@@ -92,7 +92,7 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
   assert.doesNotMatch(text, /<b>/);
 
   const copy = (await c.hover(uri, 28, 12))?.contents as { value: string };
-  assert.match(copy.value, /\+1\.0 GiB ×256 · freed/);
+  assert.match(copy.value, /\+4\.0 MiB ×256 · freed/);
   assert.match(copy.value, /process_weights_after_loading \(mxfp4\.py:301\)/);
   // A line without sites and outside any def header has no hover.
   assert.equal(await c.hover(uri, 26, 4), null);
@@ -182,8 +182,8 @@ void test("a snapshot name that climbs out of the run folder gets no lens", asyn
 void test("zh-CN: the site labels and OOM lines in Chinese", async () => {
   const { c, uri } = await withRun(fixtureEvents(), "zh-cn");
   const hints = await c.inlayHints(uri);
-  assert.equal(hints.find((h) => h.position.line === 28)?.label, "+1.0 GiB ×256 · 已释放");
-  assert.equal(hints.find((h) => h.position.line === 23)?.label, "保留 10.0 KiB ×4");
+  assert.equal(hints.find((h) => h.position.line === 28)?.label, "+4.0 MiB ×256 · 已释放");
+  assert.equal(hints.find((h) => h.position.line === 23)?.label, "保留 2.5 KiB ×4");
   const diagnostics = await c.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "oom"));
   assert.match(
     diagnostics.find((d) => d.code === "oom")!.message,

@@ -53,7 +53,7 @@ void test("the .contiguous() copy from sites, without a line probe: bytes per te
     assert.equal(r.verdict, "yes");
     assert.equal(
       r.answer,
-      "Yes (from the allocation sites, no line probe): marlin_utils_fp4.py:29 allocated 256 tensors of 4.0 MiB each (4,194,304 B; 64 per call over 4 calls); 1.00 GiB of them were freed before the conversion returned.",
+      "Yes (from the allocation sites, no line probe): marlin_utils_fp4.py:29 allocated 256 tensors, 4.0 MiB each on average (4,194,304 B; 64 per call over 4 calls); 1.00 GiB of them were freed before the conversion returned.",
     );
     assert.deepEqual(r.codeLink, { file: FP4, line: 29 });
     assert.equal(r.evidence[0]!.bytes, 4 * 1024 * 1024);
@@ -74,7 +74,7 @@ void test("is the repack in place / are the originals freed: from live at exit v
   assert.equal(repack.verdict, "no", repack.answer);
   assert.equal(
     repack.answer,
-    "No: gptq_marlin_repack allocated 256 new tensors of 4.0 MiB each over 4 calls; 0 B of them are live when the conversion returns (the repacked layout) and 1.00 GiB were freed.",
+    "No: gptq_marlin_repack allocated 256 new tensors of 4.0 MiB each on average over 4 calls; 0 B of them are live when the conversion returns (the repacked layout) and 1.00 GiB were freed.",
   );
   const freed = a.get("load.original_freed")!;
   assert.equal(freed.verdict, "yes", freed.answer);
