@@ -2,6 +2,7 @@
 // increments while the run goes, and acts on what the webview asks (open source, save PNG,
 // compare). Messages posted before `ready` are queued; run data is not queued but re-sent whole
 // at `ready`, since a snapshot built then already holds everything the increments carried.
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { LoadedRunEntry, MemlensHost, RunEntry } from "../host/host";
@@ -26,6 +27,7 @@ import {
   type Envelope,
   type MessageType,
 } from "../../webview/protocol";
+import { createHostPathMapper } from "../runner/pathMap";
 import { budgetForRun } from "./budgetSource";
 import { makeNonce, panelHtml } from "./html";
 import { parseWebviewMessage } from "./messages";
@@ -288,7 +290,17 @@ export class MemoryPanel implements vscode.Disposable {
   }
 
   private async openSource(file: string, line: number): Promise<void> {
-    const uri = vscode.Uri.file(file);
+    // A stored run keeps the host's paths (a run folder from a GPU host): map them as the editor's
+    // lenses do, by module layout under the source roots, then by memlens.pathMappings.
+    const settings = this.host.settings();
+    const local = existsSync(file)
+      ? file
+      : (createHostPathMapper({
+          sourceRoots: settings.sourceRoots,
+          pathMappings: settings.description.pathMappings ?? [],
+          fileExists: existsSync,
+        })(file) ?? file);
+    const uri = vscode.Uri.file(local);
     try {
       await vscode.workspace.fs.stat(uri);
     } catch {

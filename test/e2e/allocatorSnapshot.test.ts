@@ -93,3 +93,13 @@ e2e("the OOM's lens opens its allocator snapshot in the panel: timeline and site
   );
   await wb.screenshot("allocator-snapshot");
 });
+
+e2e("the run's Sites table lists the function's lines; a row opens its line in the editor", async () => {
+  const copy = panelFrame().locator('#sites tr.site[data-line="12"]');
+  await copy.waitFor();
+  assert.equal(await copy.locator('td[data-column="count"]').textContent(), "256");
+  assert.equal(await panelFrame().locator("#sites tr.site").count(), 4);
+  await copy.click();
+  await wb.page.getByText("Ln 12, Col 1").waitFor();
+  await wb.screenshot("sites-open-line");
+});
