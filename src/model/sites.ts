@@ -179,7 +179,7 @@ export function oomDetails(oom: OomEvent): OomDetails {
       "allocated_bytes",
       "inactive_split_bytes",
     ] as const) {
-      const value = (allocator as Record<string, unknown>)[key];
+      const value = (allocator as unknown as Record<string, unknown>)[key];
       if (isNumber(value)) out[key] = value;
     }
     if (Object.keys(out).length > 0) details.allocator = out;

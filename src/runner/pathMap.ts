@@ -214,7 +214,8 @@ export function mapEventPaths(event: ProbeEvent, mapper: HostPathMapper): ProbeE
       const same = stack === event.stack || stack.every((frame, index) => frame === event.stack[index]);
       const sameBlocks = !Array.isArray(blocks) || largest.every((b, i) => b === (blocks as unknown[])[i]);
       if (same && sameBlocks) return event;
-      return { ...event, stack, ...(Array.isArray(blocks) ? { largest_blocks: largest } : {}) };
+      // Object.assign keeps the event's own type for largest_blocks (unknown[] here: read defensively).
+      return Object.assign({}, event, { stack }, Array.isArray(blocks) ? { largest_blocks: largest } : {});
     }
     case "sites": {
       if (!Array.isArray(event.sites)) return event;
