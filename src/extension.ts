@@ -9,6 +9,7 @@ import { MeasureCommands } from "./commands/measure";
 import { ProbeSet } from "./commands/probeSet";
 import { registerPreflightCommand } from "./commands/preflight";
 import { registerRunCommands } from "./commands/runs";
+import { registerAllocatorSnapshotCommands } from "./commands/allocatorSnapshot";
 import { MemlensHostImpl } from "./host/extensionHost";
 import { setProcessGate } from "./runner/exec";
 import { LanguageFeatures } from "./server/languageFeatures";
@@ -88,6 +89,7 @@ async function activateIn(ctx: MemlensContext): Promise<void> {
   ctx.pushAll(measure.register());
   ctx.pushAll(registerRunCommands({ host, hasPanel: () => panelRegistered }));
   ctx.push(registerPreflightCommand(host));
+  ctx.pushAll(registerAllocatorSnapshotCommands(host));
 
   const tree = ctx.push(new RunsTreeProvider(host.runs));
   ctx.push(vscode.window.createTreeView("memlens.runs", { treeDataProvider: tree, showCollapseAll: true }));

@@ -7,6 +7,8 @@ import { BudgetChart } from "./budgetChart";
 import { renderCompare } from "./compareTable";
 import { byId, el } from "./dom";
 import { HotspotTable } from "./hotspotTable";
+import { SitesTable } from "./sitesTable";
+import { SnapshotView } from "./snapshotView";
 import {
   AppendRun,
   CapturePng,
@@ -21,6 +23,8 @@ import {
   ShowBudget,
   ShowCompare,
   ShowRun,
+  ShowAllocatorSnapshot,
+  SITE_SORT_COLUMNS,
   SORT_COLUMNS,
   TIMELINE_READINGS,
   WebviewError,
@@ -32,6 +36,7 @@ import {
   type RunIncrement,
   type RunSnapshot,
   type ShowRunParams,
+  type SiteRow,
 } from "./protocol";
 import { readPalette, watchTheme } from "./theme";
 import { Timeline } from "./timeline";
@@ -78,6 +83,10 @@ function loadState(): PanelState {
       : [],
     sort: sortOk ? saved.sort! : fallback.sort,
     expanded: Array.isArray(saved.expanded) ? saved.expanded : [],
+    sitesSort:
+      saved.sitesSort && (SITE_SORT_COLUMNS as readonly string[]).includes(saved.sitesSort.column)
+        ? saved.sitesSort
+        : undefined,
   };
 }
 
@@ -90,6 +99,7 @@ function saveState(patch: Partial<PanelState>): void {
 let palette = readPalette();
 let snapshot: Pick<RunSnapshot, "runId" | "status" | "label" | "host" | "command" | "t0Ns"> | undefined;
 let hotspots: HotspotRow[] = [];
+let sites: SiteRow[] = [];
 let durationS = 0;
 let sampleCount = 0;
 let processCount = 0;
@@ -104,6 +114,11 @@ const timeline = new Timeline(timelineCanvas, byId("readout"), palette, {
 });
 const table = new HotspotTable(byId("hotspots"), {
   onOpen: (row) => {
+    // The Sites table follows the hotspot picked here, when it has sites.
+    if (sites.some((site) => site.target === row.target)) {
+      saveState({ sitesTarget: row.target });
+      renderSites();
+    }
     if (row.file !== undefined && row.line !== undefined)
       post(OpenSource, { file: row.file, line: row.line });
   },
@@ -133,6 +148,46 @@ const budget = new BudgetChart(
 
 function renderTable(): void {
   table.render(hotspots, state.sort, state.expanded);
+}
+
+function openSite(row: SiteRow): void {
+  post(OpenSource, { file: row.file, line: row.line });
+}
+
+const sitesTable = new SitesTable(byId("sites"), {
+  onOpen: openSite,
+  onSort: (sitesSort) => {
+    saveState({ sitesSort });
+    renderSites();
+  },
+});
+const sitesTarget = byId<HTMLSelectElement>("sites-target");
+sitesTarget.addEventListener("change", () => {
+  saveState({ sitesTarget: sitesTarget.value });
+  renderSites();
+});
+
+/** The Sites table of the selected hotspot (the one with most allocated bytes until one is picked). */
+function renderSites(): void {
+  const section = byId("sites-section");
+  section.hidden = sites.length === 0;
+  if (sites.length === 0) return;
+  const allocated = new Map<string, number>();
+  for (const site of sites) allocated.set(site.target, (allocated.get(site.target) ?? 0) + site.allocated);
+  const targets = [...allocated.keys()].sort((a, b) => allocated.get(b)! - allocated.get(a)!);
+  const selected =
+    state.sitesTarget !== undefined && allocated.has(state.sitesTarget) ? state.sitesTarget : targets[0]!;
+  const labels = new Map(hotspots.map((h) => [h.target, h.label]));
+  sitesTarget.replaceChildren(
+    ...targets.map((target) =>
+      el("option", { value: target, selected: target === selected }, labels.get(target) ?? target),
+    ),
+  );
+  sitesTarget.value = selected;
+  sitesTable.render(
+    sites.filter((site) => site.target === selected),
+    state.sitesSort ?? { column: "allocated", descending: true },
+  );
 }
 
 function renderHeader(): void {
@@ -233,7 +288,7 @@ function showRun(params: ShowRunParams): void {
     return;
   }
   if (state.runId !== next.runId) {
-    saveState({ runId: next.runId, hiddenPids: [], expanded: [], zoom: undefined });
+    saveState({ runId: next.runId, hiddenPids: [], expanded: [], zoom: undefined, sitesTarget: undefined });
   }
   saveState({ pinned: params.pinned });
   snapshot = {
@@ -245,6 +300,7 @@ function showRun(params: ShowRunParams): void {
     t0Ns: next.t0Ns,
   };
   hotspots = next.hotspots;
+  sites = next.sites ?? [];
   durationS = next.durationS;
   sampleCount = next.sampleCount;
   processCount = next.processes.length;
@@ -256,6 +312,7 @@ function showRun(params: ShowRunParams): void {
   renderHeader();
   renderToggles();
   renderTable();
+  renderSites();
 }
 
 function appendRun(increment: RunIncrement): void {
@@ -265,14 +322,18 @@ function appendRun(increment: RunIncrement): void {
   timeline.append(increment);
   snapshot.status = increment.status;
   hotspots = increment.hotspots;
+  if (increment.sites) sites = increment.sites;
   durationS = increment.durationS;
   sampleCount = increment.sampleCount;
   processCount = increment.processes.length;
   renderHeader();
   renderTable();
+  renderSites();
   if (timeline.processList().length !== knownProcesses || timeline.readings().length !== knownReadings)
     renderToggles();
 }
+
+const snapshotView = new SnapshotView(palette, openSite);
 
 function capture(chart: ChartName): string | undefined {
   return chart === "timeline" ? timeline.toPng() : budget.toPng();
@@ -297,7 +358,8 @@ function handle(message: Envelope): void {
       renderCompare(byId("compare"), byId("compare-heading"), view);
       saveState({ compare: { a: view.a.runId, b: view.b.runId } });
     } else saveState({ compare: undefined });
-  } else if (isMessage(message, CapturePng)) savePng(message.params.chart, message.params.path);
+  } else if (isMessage(message, ShowAllocatorSnapshot)) snapshotView.show(message.params.view);
+  else if (isMessage(message, CapturePng)) savePng(message.params.chart, message.params.path);
 }
 
 window.addEventListener("message", (event: MessageEvent<unknown>) => {
@@ -328,6 +390,7 @@ watchTheme(() => {
   palette = readPalette();
   timeline.applyTheme(palette);
   budget.applyTheme(palette);
+  snapshotView.applyTheme(palette);
   renderToggles();
 });
 
@@ -345,6 +408,8 @@ watchTheme(() => {
   },
   state: () => state,
   hotspots: () => hotspots,
+  sites: () => sites,
+  snapshot: () => snapshotView.chartInstance,
 };
 
 post(Ready, {});

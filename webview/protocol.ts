@@ -129,6 +129,8 @@ export interface RunSnapshot {
   markers: TimeMarker[];
   hotspots: HotspotRow[];
   sampleCount: number;
+  /** Allocation sites of the probed functions (the Sites table), when the probe sent any. */
+  sites?: SiteRow[];
 }
 
 /** What a live run adds: new samples, new or now-closed bands, new markers; rows in full. */
@@ -142,6 +144,8 @@ export interface RunIncrement {
   markers: TimeMarker[];
   hotspots: HotspotRow[];
   sampleCount: number;
+  /** All sites so far (the table is small): replaces the ones sent before. */
+  sites?: SiteRow[];
 }
 
 // The budget is computed by src/budget (computeBudgetView); the panel only draws it.
@@ -191,6 +195,9 @@ export interface PanelState {
   expanded: string[];
   /** Visible time range in seconds, when zoomed. */
   zoom?: { min: number; max: number };
+  /** The Sites table: whose sites it shows, and its order. */
+  sitesTarget?: string;
+  sitesSort?: { column: SiteSortColumn; descending: boolean };
 }
 
 // ---- host -> webview -------------------------------------------------------------------------
@@ -259,5 +266,58 @@ export interface WebviewErrorParams {
 }
 export const WebviewError = new MessageType<WebviewErrorParams>("memlens/webviewError");
 
-export const HOST_TO_WEBVIEW = [Init, ShowRun, AppendRun, ShowBudget, ShowCompare, CapturePng] as const;
+// ---- allocation sites ------------------------------------------------------------------------
+
+/** One line where a probed function's memory went, summed over its calls and processes. */
+export interface SiteRow {
+  /** The plan's target id whose calls allocated here. */
+  target: string;
+  file: string;
+  line: number;
+  function: string;
+  allocated: number;
+  freed: number;
+  liveAtExit: number;
+  /** Largest share of one call's peak held by this line's blocks. */
+  atPeak: number;
+  count: number;
+  calls: number;
+}
+
+export const SITE_SORT_COLUMNS = [
+  "place",
+  "function",
+  "allocated",
+  "freed",
+  "live",
+  "peak",
+  "count",
+] as const;
+export type SiteSortColumn = (typeof SITE_SORT_COLUMNS)[number];
+
+/** An allocator snapshot pickle read by the probe's restricted unpickler (nothing of it was run). */
+export interface AllocatorSnapshotView {
+  /** The pickle's path, as the user picked it. */
+  file: string;
+  /** Requested bytes live after each allocation or free: [time in µs, bytes]. */
+  timeline: [number, number][];
+  sites: SiteRow[];
+  peakBytes: number;
+}
+export interface ShowAllocatorSnapshotParams {
+  view: AllocatorSnapshotView | null;
+}
+export const ShowAllocatorSnapshot = new MessageType<ShowAllocatorSnapshotParams>(
+  "memlens/showAllocatorSnapshot",
+);
+
+export const HOST_TO_WEBVIEW = [
+  Init,
+  ShowRun,
+  AppendRun,
+  ShowBudget,
+  ShowCompare,
+  CapturePng,
+  ShowAllocatorSnapshot,
+] as const;
 export const WEBVIEW_TO_HOST = [Ready, OpenSource, SavePng, PickCompare, ClearCompare, WebviewError] as const;

@@ -140,6 +140,18 @@ const en = {
     "Not measured: run without enforce_eager=True so vLLM captures CUDA graphs and logs what they took (with it, graphs take 0).",
   "graph.yes": "Up to {bytes} taken by CUDA graph capture.",
   "graph.no": "No saving: {bytes} taken by CUDA graph capture.",
+  "contig.sites":
+    "Yes (from the allocation sites, no line probe): {file}:{line} allocated {count} tensors, {bytes} each on average ({exact} B; {perCall} per call over {calls}); {freed} of them were freed before the conversion returned.",
+  "repack.sites":
+    "No: gptq_marlin_repack allocated {count} new tensors of {bytes} each on average over {calls}; {live} of them are live when the conversion returns (the repacked layout) and {freed} were freed.",
+  "freed.sitesYes":
+    "Yes: each conversion freed up to {freed} that existed before it (the originals), keeps {kept} it allocated itself, and freed {temporary} of temporaries (max over {calls}).",
+  "freed.sitesNo":
+    "No: no conversion freed anything that existed before it, while each keeps up to {kept} it allocated itself (max over {calls}).",
+  "ev.site": "allocation site {file}:{line}: bytes per tensor (average), {count} tensors",
+  "ev.repackSites": "allocation sites of gptq_marlin_repack: {count} tensors in all",
+  "ev.freedEarlier": "freed during the conversion but allocated before it, max over {count} calls",
+  "ev.keptBySites": "live at exit of the conversion's own allocations, max over {count} calls",
 };
 
 export type ChecklistKey = keyof typeof en;
@@ -277,5 +289,17 @@ export const CHECKLIST_TEXT: Tables<ChecklistKey> = {
       "未测量：去掉 enforce_eager=True 再运行，让 vLLM 捕获 CUDA graph 并在日志中给出其占用（开启 enforce_eager 时 graph 占用为 0）。",
     "graph.yes": "最多可节省 {bytes}：即 CUDA graph 捕获占用的显存。",
     "graph.no": "无可节省：CUDA graph 捕获占用 {bytes}。",
+    "contig.sites":
+      "是（来自分配位置，无需行探针）：{file}:{line} 共分配了 {count} 个张量，平均每个 {bytes}（{exact} B；{calls}中每次 {perCall} 个）；其中 {freed} 在转换返回前已释放。",
+    "repack.sites":
+      "否：gptq_marlin_repack 在 {calls}中新分配了 {count} 个张量，平均每个 {bytes}；转换返回时其中 {live} 仍存活（重排后的布局），{freed} 已释放。",
+    "freed.sitesYes":
+      "是：每次转换最多释放了 {freed} 转换前已存在的显存（原始权重），保留自己分配的 {kept}，并释放了 {temporary} 临时显存（{calls}中的最大值）。",
+    "freed.sitesNo":
+      "否：没有一次转换释放转换前已存在的显存，而每次转换最多保留自己分配的 {kept}（{calls}中的最大值）。",
+    "ev.site": "分配位置 {file}:{line}：每个张量的平均字节数，共 {count} 个张量",
+    "ev.repackSites": "gptq_marlin_repack 的分配位置：共 {count} 个张量",
+    "ev.freedEarlier": "转换期间释放、但在转换前分配的显存，{count} 次调用中的最大值",
+    "ev.keptBySites": "转换自身分配且在退出时仍存活的显存，{count} 次调用中的最大值",
   },
 };

@@ -41,6 +41,29 @@ const en = {
   "resolve.nested":
     "{name} is defined inside {outer}, and the probe can only reach functions by name from their module. Measure {outer}, or a line inside {name}.",
   "resolve.noCode": "Line {line} has no code (it is blank or a comment). Pick a line with a statement.",
+  "sites.freed": "{delta} ×{count} · freed",
+  "sites.retained": "retains {bytes} ×{count}",
+  "sites.partly": "{delta} ×{count} · retains {bytes}",
+  "sites.hoverTitle": "**MemLens allocation site** · {run} · {target}",
+  "sites.hoverTotals":
+    "allocated {allocated} in {count} blocks ({each} each on average) over {calls} calls · freed {freed} · live at exit {live} · at a call's peak {atPeak}",
+  "sites.root": "The bytes come from {function} ({file}:{line}), called from this line.",
+  "sites.stacks": "Most frequent stacks (blocks · innermost first):",
+  "sites.alsoIn": "Also among the sites of {targets}, which called it: counted once here.",
+  "oom.scopes": "in {scopes}",
+  "oom.phase": " · phase: {phase}",
+  "oom.request": "asked for {bytes}",
+  "oom.free": "free {free} of {total}",
+  "oom.reserved": "reserved {reserved}",
+  "oom.allocated": "allocated {allocated}",
+  "oom.split": "fragmentation (inactive split blocks) {bytes}",
+  "oom.largest": "largest live blocks: {blocks}",
+  "oom.block": "{bytes} at {file}:{line} ({function})",
+  "oom.snapshot":
+    "allocator snapshot: {file} (open it with the lens above the function, or MemLens: Open Allocator Snapshot)",
+  "lens.oomSnapshot": "$(file-binary) Open the allocator snapshot of the OOM (pid {pid})",
+  "oom.snapshotRemote":
+    "allocator snapshot on the GPU host: {file} (copy it into the run folder to open it here)",
 };
 
 export type ServerKey = keyof typeof en;
@@ -85,5 +108,26 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "resolve.nested":
       "{name} 定义在 {outer} 内部，而探针只能通过模块中的名字找到函数。请测量 {outer}，或测量 {name} 中的某一行。",
     "resolve.noCode": "第 {line} 行没有代码（空行或注释）。请选择一行语句。",
+    "sites.freed": "{delta} ×{count} · 已释放",
+    "sites.retained": "保留 {bytes} ×{count}",
+    "sites.partly": "{delta} ×{count} · 保留 {bytes}",
+    "sites.hoverTitle": "**MemLens 分配位置** · {run} · {target}",
+    "sites.hoverTotals":
+      "在 {calls} 次调用中分配 {allocated}（{count} 个块，平均每块 {each}）· 释放 {freed} · 退出时仍存活 {live} · 调用峰值时占 {atPeak}",
+    "sites.root": "这些字节由 {function}（{file}:{line}）分配，调用来自此行。",
+    "sites.stacks": "最常见的调用栈（块数 · 最内层在前）：",
+    "sites.alsoIn": "也出现在调用它的 {targets} 的分配位置中：此处只计一次。",
+    "oom.scopes": "位于 {scopes}",
+    "oom.phase": " · 阶段：{phase}",
+    "oom.request": "请求 {bytes}",
+    "oom.free": "空闲 {free}，总量 {total}",
+    "oom.reserved": "已保留 {reserved}",
+    "oom.allocated": "已分配 {allocated}",
+    "oom.split": "碎片（未使用的拆分块）{bytes}",
+    "oom.largest": "最大的存活块：{blocks}",
+    "oom.block": "{bytes} 位于 {file}:{line}（{function}）",
+    "oom.snapshot": "分配器快照：{file}（用函数上方的代码透镜打开，或运行 MemLens: 打开分配器快照）",
+    "lens.oomSnapshot": "$(file-binary) 打开此次 OOM 的分配器快照（pid {pid}）",
+    "oom.snapshotRemote": "分配器快照在 GPU 主机上：{file}（把它复制到运行文件夹后即可在此打开）",
   },
 };

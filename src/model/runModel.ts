@@ -12,6 +12,7 @@ import type {
   Peak,
   ProbeEvent,
   Readings,
+  SitesEvent,
   StartEvent,
   TargetNotFoundEvent,
   TargetResolvedEvent,
@@ -145,6 +146,8 @@ export class RunModel {
   readonly logs: LogEvent[] = [];
   readonly ooms: OomEvent[] = [];
   readonly errors: ErrorEvent[] = [];
+  /** Allocation sites of probed calls, one event per call (the Sites table, inlay hints). */
+  readonly sites: SitesEvent[] = [];
   /** Processes paused right now, by pid. */
   readonly paused = new Map<number, PausedEvent>();
   eventCount = 0;
@@ -255,6 +258,9 @@ export class RunModel {
       }
       case "error":
         this.errors.push(e);
+        break;
+      case "sites":
+        this.sites.push(e);
         break;
     }
     for (const l of this.listeners) l(e);

@@ -57,6 +57,15 @@ export function panelHtml(o: PanelHtmlOptions): string {
   </div>
 </header>
 <p id="empty" class="empty" hidden></p>
+  <section id="snapshot-section" aria-labelledby="snapshot-heading" hidden>
+    <div class="section-head">
+      <h2 id="snapshot-heading">${t("snapshot.heading")}</h2>
+      <div class="actions"><button id="close-snapshot" type="button">${t("snapshot.close")}</button></div>
+    </div>
+    <p id="snapshot-summary" class="muted"></p>
+    <div class="chart-box snapshot-box"><canvas id="snapshot-chart" role="img" aria-label="${t("snapshot.aria")}"></canvas></div>
+    <div id="snapshot-sites"></div>
+  </section>
 <main id="content" hidden>
   <section id="timeline-section" aria-labelledby="timeline-heading">
     <div class="section-head">
@@ -76,6 +85,13 @@ export function panelHtml(o: PanelHtmlOptions): string {
   <section id="hotspots-section" aria-labelledby="hotspots-heading">
     <div class="section-head"><h2 id="hotspots-heading">${t("hotspots.heading")}</h2></div>
     <div id="hotspots"></div>
+  </section>
+  <section id="sites-section" aria-labelledby="sites-heading" hidden>
+    <div class="section-head">
+      <h2 id="sites-heading">${t("sites.heading")}</h2>
+      <div class="actions"><label>${t("sites.of")} <select id="sites-target"></select></label></div>
+    </div>
+    <div id="sites"></div>
   </section>
   <section id="budget-section" aria-labelledby="budget-heading">
     <div class="section-head">

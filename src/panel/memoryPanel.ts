@@ -2,6 +2,7 @@
 // increments while the run goes, and acts on what the webview asks (open source, save PNG,
 // compare). Messages posted before `ready` are queued; run data is not queued but re-sent whole
 // at `ready`, since a snapshot built then already holds everything the increments carried.
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { LoadedRunEntry, MemlensHost, RunEntry } from "../host/host";
@@ -19,11 +20,14 @@ import {
   ShowBudget,
   ShowCompare,
   ShowRun,
+  ShowAllocatorSnapshot,
   WebviewError,
+  type AllocatorSnapshotView,
   type ChartName,
   type Envelope,
   type MessageType,
 } from "../../webview/protocol";
+import { createHostPathMapper } from "../runner/pathMap";
 import { budgetForRun } from "./budgetSource";
 import { makeNonce, panelHtml } from "./html";
 import { parseWebviewMessage } from "./messages";
@@ -57,6 +61,8 @@ export class MemoryPanel implements vscode.Disposable {
   private readonly pendingCaptures = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
+  /** The allocator snapshot shown, sent again when the webview is rebuilt (it is not retained). */
+  private allocatorSnapshot: AllocatorSnapshotView | undefined;
 
   constructor(
     private readonly host: MemlensHost,
@@ -108,6 +114,13 @@ export class MemoryPanel implements vscode.Disposable {
     this.compare = { a, b };
     this.panel.reveal(undefined, false);
     this.sendCompare();
+  }
+
+  /** Shows an allocator snapshot's timeline and sites (read by the probe; nothing of it ran). */
+  showAllocatorSnapshot(view: AllocatorSnapshotView): void {
+    this.allocatorSnapshot = view;
+    this.panel.reveal(undefined, false);
+    if (this.ready) this.post(ShowAllocatorSnapshot, { view });
   }
 
   /** Asks the webview for a chart's PNG and writes it to `file`; resolves when written. */
@@ -271,12 +284,23 @@ export class MemoryPanel implements vscode.Disposable {
     // Before any run: the panel's text in the editor's language.
     void this.panel.webview.postMessage(envelope(Init, panelInit(uiLang())));
     this.sendSnapshot();
+    if (this.allocatorSnapshot) this.post(ShowAllocatorSnapshot, { view: this.allocatorSnapshot });
     const queued = this.queue.splice(0);
     for (const message of queued) void this.panel.webview.postMessage(message);
   }
 
   private async openSource(file: string, line: number): Promise<void> {
-    const uri = vscode.Uri.file(file);
+    // A stored run keeps the host's paths (a run folder from a GPU host): map them as the editor's
+    // lenses do, by module layout under the source roots, then by memlens.pathMappings.
+    const settings = this.host.settings();
+    const local = existsSync(file)
+      ? file
+      : (createHostPathMapper({
+          sourceRoots: settings.sourceRoots,
+          pathMappings: settings.description.pathMappings ?? [],
+          fileExists: existsSync,
+        })(file) ?? file);
+    const uri = vscode.Uri.file(local);
     try {
       await vscode.workspace.fs.stat(uri);
     } catch {

@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import { runStatusText } from "../l10n/vscode";
 import type { MemlensHost, RunEntry } from "../host/host";
 import type { ChartName } from "../../webview/protocol";
-import { parsePanelState } from "./messages";
+import { parseAllocatorSnapshot, parsePanelState } from "./messages";
 import { MemoryPanel, PANEL_VIEW_TYPE, type PanelChoice } from "./memoryPanel";
 
 /** A run id from a command argument: a string, a RunEntry, or a Runs tree node ({ id } / { runId }). */
@@ -82,6 +82,13 @@ class PanelManager implements vscode.WebviewPanelSerializer, vscode.Disposable {
     this.attach(panel, choice);
   }
 
+  showAllocatorSnapshot(raw: unknown): boolean {
+    const view = parseAllocatorSnapshot(raw);
+    if (!view) return false;
+    (this.current ?? this.open(undefined)).showAllocatorSnapshot(view);
+    return true;
+  }
+
   capturePng(chart: ChartName, file: string): Promise<void> {
     const panel = this.current ?? this.open(undefined);
     return panel.capturePng(chart, file);
@@ -125,6 +132,10 @@ export function registerPanel(host: MemlensHost): vscode.Disposable {
     // Not in the command palette: for scripts, tests and the log export, which want a chart image.
     vscode.commands.registerCommand("memlens.panel.capturePng", (chart: ChartName, file: string) =>
       manager.capturePng(chart === "budget" ? "budget" : "timeline", file),
+    ),
+    // Not in the command palette: "Open Allocator Snapshot" (src/commands) hands the data it read here.
+    vscode.commands.registerCommand("memlens.panel.showAllocatorSnapshot", (data: unknown) =>
+      manager.showAllocatorSnapshot(data),
     ),
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, manager),
     manager,

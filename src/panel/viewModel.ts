@@ -4,6 +4,7 @@ import { processLabel } from "../model/processes";
 import { shownStatus } from "../model/runStatus";
 import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
 import { targetLabel } from "../model/targets";
+import { siteTotals, type SiteTotal } from "../model/sites";
 import type { RunMeta } from "../runner/types";
 import { translator, type Lang } from "../l10n/lang";
 import { PANEL_TEXT } from "../l10n/panel";
@@ -17,6 +18,7 @@ import {
   type RunIncrement,
   type RunSnapshot,
   type ScopeBand,
+  type SiteRow,
   type TimeMarker,
 } from "../../webview/protocol";
 
@@ -240,8 +242,25 @@ export class RunViewTracker {
       markers,
       hotspots: hotspotRows(model),
       sampleCount: sampleCount(model),
+      ...(model.sites.length > 0 ? { sites: siteRows(siteTotals(model.sites)) } : {}),
     };
   }
+}
+
+/** The Sites table's rows from the model's site totals (src/model/sites.ts). */
+export function siteRows(totals: readonly SiteTotal[]): SiteRow[] {
+  return totals.map((s) => ({
+    target: s.target,
+    file: s.file,
+    line: s.line,
+    function: s.function,
+    allocated: s.allocatedBytes,
+    freed: s.freedBytes,
+    liveAtExit: s.liveAtExitBytes,
+    atPeak: s.atPeakBytes,
+    count: s.count,
+    calls: s.calls,
+  }));
 }
 
 export function buildSnapshot(run: RunSource, lang: Lang = "en"): RunSnapshot {

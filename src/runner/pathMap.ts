@@ -201,11 +201,35 @@ export function mapEventPaths(event: ProbeEvent, mapper: HostPathMapper): ProbeE
       const file = mapper(event.file, event.type === "target_resolved" ? event.module : undefined);
       return withFile(event, file);
     }
-    case "paused":
-    case "oom": {
+    case "paused": {
       if (!Array.isArray(event.stack)) return event;
       const stack = event.stack.map((frame) => mapFrame(frame, mapper));
       return stack.every((frame, index) => frame === event.stack[index]) ? event : { ...event, stack };
+    }
+    case "oom": {
+      const stack = Array.isArray(event.stack)
+        ? event.stack.map((frame) => mapFrame(frame, mapper))
+        : event.stack;
+      // Newer probes name the largest live blocks by allocation site: those lines open locally too.
+      const blocks = (event as { largest_blocks?: unknown }).largest_blocks;
+      const largest: unknown[] = Array.isArray(blocks)
+        ? blocks.map((block: unknown) => mapFile(block, mapper))
+        : [];
+      const same = stack === event.stack || stack.every((frame, index) => frame === event.stack[index]);
+      const sameBlocks = !Array.isArray(blocks) || largest.every((b, i) => b === (blocks as unknown[])[i]);
+      if (same && sameBlocks) return event;
+      // Object.assign keeps the event's own type for largest_blocks (unknown[] here: read defensively).
+      return Object.assign({}, event, { stack }, Array.isArray(blocks) ? { largest_blocks: largest } : {});
+    }
+    case "sites": {
+      if (!Array.isArray(event.sites)) return event;
+      const sites = event.sites.map((site) => {
+        const mapped = mapFile(site, mapper);
+        if (typeof mapped.root_file !== "string" || mapped.root_file === "") return mapped;
+        const root = mapper(mapped.root_file);
+        return root === undefined || root === mapped.root_file ? mapped : { ...mapped, root_file: root };
+      });
+      return sites.every((site, index) => site === event.sites[index]) ? event : { ...event, sites };
     }
     default:
       return event;
@@ -219,6 +243,13 @@ function withFile<T extends { file?: string }>(item: T, file: string | undefined
   if (file === undefined) delete copy.file;
   else copy.file = file;
   return copy;
+}
+
+/** An object with a `file` (a site, a block) with it mapped; anything else as it is. */
+function mapFile<T>(item: T, mapper: HostPathMapper): T {
+  const file = (item as { file?: unknown } | null)?.file;
+  if (typeof item !== "object" || item === null || typeof file !== "string" || file === "") return item;
+  return withFile(item as T & { file?: string }, mapper(file));
 }
 
 function mapFrame(frame: StackFrame, mapper: HostPathMapper): StackFrame {

@@ -118,3 +118,5 @@ export const ResolveQualnameRequest = new RequestType<ResolveQualnameParams, Res
 export const MEASURE_HERE_COMMAND = "memlens.measureHere";
 export const OPEN_PANEL_COMMAND = "memlens.openPanel";
 export const MANAGE_TRUST_COMMAND = "workbench.trust.manage";
+/** Opens an allocator snapshot pickle (argument: its path) in the memory panel. */
+export const OPEN_ALLOCATOR_SNAPSHOT_COMMAND = "memlens.openAllocatorSnapshot";

@@ -7,6 +7,7 @@ import type { HotspotCatalog } from "../catalog/catalog";
 import { normalizePath } from "../catalog/moduleName";
 import type { PythonDef } from "../catalog/pythonDefs";
 import { RunModel } from "../model/runModel";
+import { lineSites, type LineSite } from "../model/sites";
 import { targetKind } from "../model/targets";
 import { parseFunctionSpec, parseLineSpec } from "../protocol/specs";
 import type { ProbeEvent } from "../protocol/events";
@@ -111,11 +112,13 @@ export class RunState {
   private readonly mapper: HostPathMapper;
   /** Reads the run folder's events, from where the last read stopped. */
   private readonly reader: EventsFollower;
+  /** Allocation sites by local path and line, for the number of sites events they were made from. */
+  private siteLines: { events: number; byPath: Map<string, Map<number, LineSite>> } | undefined;
 
   private constructor(
     readonly id: string,
     public label: string,
-    private readonly dir: string,
+    readonly dir: string,
     private readonly catalog: HotspotCatalog,
     targets: readonly RunTargetInfo[],
     pathMappings: readonly PathMapping[],
@@ -185,6 +188,17 @@ export class RunState {
       adHoc: t.adHoc ?? (t.kind === "line" || this.catalog.lookup(t.spec) === undefined),
       hotspot: t.hotspot ?? (t.kind === "function" ? this.catalog.lookup(t.spec)?.hotspot.id : undefined),
     }));
+  }
+
+  /** Lines of the document where probed functions allocated (their sites), by 1-based line. */
+  sitesIn(doc: DocumentAnalysis): Map<number, LineSite> | undefined {
+    if (doc.path === undefined || this.model.sites.length === 0) return undefined;
+    if (this.siteLines?.events !== this.model.sites.length) {
+      const byPath = new Map<string, Map<number, LineSite>>();
+      for (const [file, lines] of lineSites(this.model.sites)) byPath.set(normalizePath(file), lines);
+      this.siteLines = { events: this.model.sites.length, byPath };
+    }
+    return this.siteLines.byPath.get(doc.path);
   }
 
   /** Where this run's targets are in the document. */

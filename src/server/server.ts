@@ -26,6 +26,7 @@ import {
   MANAGE_TRUST_COMMAND,
   MEASURE_HERE_COMMAND,
   OPEN_PANEL_COMMAND,
+  OPEN_ALLOCATOR_SNAPSHOT_COMMAND,
   ResolveQualnameRequest,
   SetConfigNotification,
   SetRunRequest,
@@ -53,7 +54,15 @@ import { EventsFileShrankError } from "../runner/eventsFile";
 import { folderRunKey, RunLoadError, RunState, type Placement } from "./runState";
 import { langOf, translator, type Lang, type Translate } from "../l10n/lang";
 import { SERVER_TEXT, type ServerKey } from "../l10n/server";
+import { formatBytes } from "../model/format";
+import type { OomEvent } from "../protocol/events";
 import { localizedHotspot, localizedPhase } from "../l10n/catalog";
+import { oomDetails } from "../model/sites";
+import { targetLabel } from "../model/targets";
+import { oomDetailLines, siteHover, siteInlayLabel } from "./sitesRender";
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 
 function lineRange(line: number, startChar = 0, endChar = 0): Range {
   return { start: { line, character: startChar }, end: { line, character: endChar } };
@@ -301,6 +310,19 @@ export class MemlensServer {
         },
       });
     }
+    for (const oom of run?.model.ooms ?? []) {
+      const p = placements.find((candidate) => candidate.target.id === oom.target);
+      const snapshot = this.oomSnapshot(oom);
+      if (!p || !snapshot?.local) continue;
+      lenses.push({
+        range: p.def ? defNameRange(p.def) : lineRange(p.line),
+        command: {
+          title: this.t("lens.oomSnapshot", { pid: oom.pid }),
+          command: OPEN_ALLOCATOR_SNAPSHOT_COMMAND,
+          arguments: [snapshot.path],
+        },
+      });
+    }
     if (doc.module === undefined) return lenses;
     for (const match of this.catalog.inModule(doc.module)) {
       const qualname = match.spec.slice(match.spec.indexOf(":") + 1);
@@ -328,6 +350,40 @@ export class MemlensServer {
     return lenses.sort((a, b) => a.range.start.line - b.range.start.line);
   }
 
+  /**
+   * Where an OOM's allocator snapshot is: the probe names it relative to the run folder (a name
+   * that climbs out of it is refused), or by an absolute path when the run had no folder. `local`:
+   * the file is on this machine (a run over ssh leaves it in the host's run folder).
+   */
+  private oomSnapshot(oom: OomEvent): { path: string; local: boolean } | undefined {
+    const run = this.run;
+    const file = oomDetails(oom).snapshotFile;
+    if (!run || file === undefined) return undefined;
+    if (!path.isAbsolute(file)) {
+      const resolved = path.resolve(run.dir, file);
+      const inside = path.relative(run.dir, resolved);
+      if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside)) return undefined;
+      return { path: resolved, local: existsSync(resolved) };
+    }
+    if (existsSync(file)) return { path: file, local: true };
+    // Copied into the run folder by hand, from the host's.
+    const copied = path.join(run.dir, path.basename(file));
+    return existsSync(copied) ? { path: copied, local: true } : { path: file, local: false };
+  }
+
+  /** The hover section of a line where probed functions allocated. */
+  private siteSection(doc: DocumentAnalysis, line: number): string | undefined {
+    const run = this.run;
+    const site = run?.sitesIn(doc)?.get(line + 1);
+    if (!run || !site) return undefined;
+    return siteHover(site, {
+      runLabel: run.label,
+      target: targetLabel(run.model, site.target),
+      alsoIn: site.alsoIn.map((id) => targetLabel(run.model, id)),
+      lang: this.lang,
+    });
+  }
+
   private hover(uri: string, line: number): Hover | null {
     const doc = this.analysis(uri);
     if (!doc) return null;
@@ -350,6 +406,8 @@ export class MemlensServer {
           }),
         );
       }
+      const site = this.siteSection(doc, line);
+      if (site !== undefined) sections.push(site);
       if (sections.length > 0) {
         return { contents: { kind: MarkupKind.Markdown, value: sections.join("\n\n---\n\n") } };
       }
@@ -395,7 +453,17 @@ export class MemlensServer {
         tooltip: lensTitle({ kind: "measured", summary }, this.lang),
       });
     }
-    return hints;
+    for (const [line, site] of run.sitesIn(doc) ?? []) {
+      const at = line - 1;
+      if (at < fromLine || at > toLine || at >= document.lineCount) continue;
+      hints.push({
+        position: { line: at, character: lineLength(document, at) },
+        label: siteInlayLabel(site, this.lang),
+        paddingLeft: true,
+        tooltip: targetLabel(run.model, site.target),
+      });
+    }
+    return hints.sort((a, b) => a.position.line - b.position.line);
   }
 
   private diagnostics(doc: DocumentAnalysis, document: TextDocument): Diagnostic[] {
@@ -432,16 +500,51 @@ export class MemlensServer {
       const p = placements.find((candidate) => candidate.target.id === oom.target);
       if (!p) continue;
       const readings = readingsText(oom.readings);
+      const details = oomDetails(oom);
+      const hotspot = p.target.hotspot ? this.catalog.byId(p.target.hotspot) : undefined;
+      const phase = hotspot ? this.catalog.phase(hotspot.phase) : undefined;
+      const extra = oomDetailLines(
+        details,
+        {
+          phase: phase && localizedPhase(phase, this.lang).title,
+          scopes: details.scopeStack.map((id) => targetLabel(run.model, id)),
+          snapshot: this.oomSnapshot(oom),
+        },
+        this.lang,
+      );
       out.push({
         range: rangeOf(p),
         severity: DiagnosticSeverity.Warning,
         source: "MemLens",
         code: "oom",
-        message: this.t("diag.oom", {
-          pid: oom.pid,
-          message: oom.message.split("\n")[0] ?? "",
-          readings: readings ? ` — ${readings}` : "",
-        }),
+        message: [
+          this.t("diag.oom", {
+            pid: oom.pid,
+            message: oom.message.split("\n")[0] ?? "",
+            readings: readings ? ` — ${readings}` : "",
+          }),
+          ...extra,
+        ].join("\n"),
+        // Each of the largest live blocks opens at the line that allocated it.
+        ...(details.largestBlocks.some((b) => path.isAbsolute(b.file))
+          ? {
+              relatedInformation: details.largestBlocks
+                .filter((b) => path.isAbsolute(b.file))
+                .slice(0, 5)
+                .map((b) => ({
+                  location: {
+                    uri: pathToFileURL(b.file).href,
+                    range: lineRange(Math.max(0, b.line - 1)),
+                  },
+                  message: this.t("oom.block", {
+                    bytes: formatBytes(b.bytes),
+                    file: path.basename(b.file),
+                    line: b.line,
+                    function: b.function,
+                  }),
+                })),
+            }
+          : {}),
       });
     }
     return out;
