@@ -101,14 +101,19 @@ export interface Measured {
   summary?: TargetSummary;
 }
 
-/** Calls (finished or not) and the summary of the first target that matches and was called. */
+/** Calls (finished or not) and the summary of the first target that matches and was called. A
+ * hotspot can have several targets (its name in this vLLM and its older aliases): one that was
+ * resolved but never called must not hide the one that ran. */
 export function measure(ctx: MatchContext, need: ProbeNeed, itemId?: string): Measured {
   const targets = findTargets(ctx, need, itemId);
+  let uncalled: Measured | undefined;
   for (const id of targets) {
     const summary = ctx.run.summary(id);
-    if (summary) return { targets, calls: ctx.run.callsOf(id), summary };
+    if (!summary) continue;
+    if (summary.calls > 0) return { targets, calls: ctx.run.callsOf(id), summary };
+    uncalled ??= { targets, calls: ctx.run.callsOf(id), summary };
   }
-  return { targets, calls: [] };
+  return uncalled ?? { targets, calls: [] };
 }
 
 /** The places on vLLM's load path the budget and the checklist read. */

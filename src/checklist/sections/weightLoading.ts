@@ -50,11 +50,23 @@ function contiguousSite(input: RuleInput, sites: SiteTotal[]): SiteTotal | undef
   return sites.find(
     (s) =>
       baseName(s.file) === wanted.file &&
-      s.function === wanted.insideFunction &&
+      COPY_FUNCTIONS.includes(s.function) &&
       s.root === undefined &&
       s.count > 1 &&
-      s.liveAtExitBytes === 0,
+      s.liveAtExitBytes === 0 &&
+      allocatesOnItsOwnLine(s),
   );
+}
+
+/** Where the per-expert loop with the copy lives: vLLM 0.26 moved it from
+ * prepare_moe_fp4_layer_for_marlin into _repack_marlin_experts. */
+const COPY_FUNCTIONS = [NEEDS.contiguousLine.line!.insideFunction, "_repack_marlin_experts"];
+
+/** The line's own expression allocates (its stacks start at that line), rather than a Python
+ * function it calls (the repack call on the next line allocates inside gptq_marlin_repack). */
+function allocatesOnItsOwnLine(site: SiteTotal): boolean {
+  const here = `${site.function} (${baseName(site.file)}:${site.line})`;
+  return site.stacks.length === 0 || site.stacks.every((s) => s.stack.startsWith(here));
 }
 
 /** gptq_marlin_repack's allocations among a conversion's sites (its own frames, or the root of a line's). */
@@ -181,11 +193,15 @@ export const rules: Record<string, Rule> = {
   },
   "load.original_freed": (input) => {
     const { item, run, ctx, t } = input;
-    const found = firstMeasured(ctx, item, ["prepareMarlin", "processWeights"]);
-    if (!found) return missing(input, ["prepareMarlin", "processWeights"], "what.moeConverted");
+    // The enclosing conversion first: in vLLM 0.26 the originals go when process_weights_after_loading
+    // replaces the layer's parameters, after prepare_moe_mxfp4_layer_for_marlin returned.
+    const found = firstMeasured(ctx, item, ["processWeights", "prepareMarlin"]);
+    if (!found) return missing(input, ["processWeights", "prepareMarlin"], "what.moeConverted");
     const s = found.summary!;
+    // Sites answer only "yes" (a conversion freed blocks older than itself); no such frees inside
+    // the function with sites says nothing of its caller, which may free them afterwards.
     const bySites = originalsFreedFromSites(input);
-    if (bySites) return { ...bySites, codeLink: codeLinkOf(run, found.targets) };
+    if (bySites?.verdict === "yes") return { ...bySites, codeLink: codeLinkOf(run, found.targets) };
     const calls = finished(found.calls);
     const perCall = Math.max(...calls.map((c) => callDelta(c).retained ?? 0));
     const original = originalExpertBytesPerLayer(input);

@@ -88,11 +88,14 @@ void test("is the repack in place / are the originals freed: from live at exit v
     [256 * 1024 * 1024, 256 * 1024 * 1024 + 2560],
   );
 
-  // A conversion that frees nothing it found: the originals stay.
+  // A conversion that frees nothing it found says nothing of its caller, which may free the
+  // originals after it returns (vLLM 0.26 does, when process_weights_after_loading replaces the
+  // parameters): the answer falls back to the enclosing conversion's scope, which needs the config.
   const kept = events().map((e) => (e.type === "sites" ? { ...e, freed_earlier_bytes: 0 } : e));
-  const no = answers(kept).get("load.original_freed")!;
-  assert.equal(no.verdict, "no", no.answer);
-  assert.match(no.answer, /^No: no conversion freed anything that existed before it/);
+  const fallback = answers(kept).get("load.original_freed")!;
+  assert.equal(fallback.verdict, undefined, fallback.answer);
+  assert.equal(fallback.state, "needs_run");
+  assert.match(fallback.answer, /config\.json/);
 });
 
 void test("without sites the answers are the ones the run's scopes give", () => {

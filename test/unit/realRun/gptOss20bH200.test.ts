@@ -180,3 +180,24 @@ void test("the checklist on the real run: Marlin workspaces are made in the forw
     /139\.80 GiB × 0\.98 = 137\.00 GiB.*118\.98 GiB for the KV cache/,
   );
 });
+
+void test("the checklist answers the copy and the originals from the real load's allocation sites", async () => {
+  const output: string[] = [];
+  const code = await main(
+    ["report", EAGER, "--model", "openai/gpt-oss-20b", "--json"],
+    (s: string) => output.push(s),
+    () => undefined,
+  );
+  assert.equal(code, 0);
+  const report = JSON.parse(output.join("")) as {
+    checklist: { id: string; verdict?: string; answer: string }[];
+  };
+  const byId = new Map(report.checklist.map((a) => [a.id, a]));
+  const copy = byId.get("load.contiguous_copy")!;
+  // 768 w13 copies of 9,043,968 B and 768 w2 copies of 4,521,984 B, all freed: 6,782,976 B on average.
+  assert.equal(copy.verdict, "yes", copy.answer);
+  assert.match(copy.answer, /marlin_utils_fp4\.py:320 allocated 1,536 tensors.*6,782,976 B/);
+  const freed = byId.get("load.original_freed")!;
+  assert.equal(freed.verdict, "yes", freed.answer);
+  assert.match(freed.answer, /192\.0 KiB/);
+});
