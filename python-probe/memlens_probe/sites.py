@@ -9,6 +9,7 @@ unit the history records, so a site's numbers add up to the scope's `requested` 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 SiteKey = Tuple[str, int, str]
@@ -31,9 +32,18 @@ def _innermost(frames: Sequence[Dict[str, Any]], accept) -> Optional[SiteKey]:
     return None
 
 
+# The probe's own wrapper frames (its package, inside the zipapp or installed) say nothing of where
+# the target's memory went.
+_PROBE_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _is_probe_frame(frame: Dict[str, Any]) -> bool:
+    return str(frame.get("filename", "")).startswith(_PROBE_PACKAGE + os.sep)
+
+
 def _short_stack(frames: Sequence[Dict[str, Any]]) -> str:
     parts = []
-    for frame in frames[:STACK_DEPTH]:
+    for frame in [f for f in frames if not _is_probe_frame(f)][:STACK_DEPTH]:
         filename = str(frame.get("filename", "")).rsplit("/", 1)[-1]
         parts.append(f"{frame.get('name', '?')} ({filename}:{frame.get('line', 0)})")
     return " <- ".join(parts)

@@ -99,3 +99,21 @@ def test_allocations_outside_the_scope_file_go_to_the_innermost_frame_under_the_
     result = reduce_trace(entries, FP4, ["/srv/vllm/"])
     keys = {(s["file"], s["line"]) for s in result["sites"]}
     assert keys == {(OPS, 50), ("?", 0)}
+
+
+def test_the_probes_own_wrapper_frames_are_left_out_of_a_sites_stacks():
+    import os
+
+    import memlens_probe.sites as sites
+
+    wrapper = frame(os.path.join(sites._PROBE_PACKAGE, "hooks.py"), 327, "wrapper")
+    entries = [
+        {
+            "action": "alloc",
+            "addr": 1 << 32,
+            "size": COPY,
+            "frames": [frame(FP4, 320, "_repack_marlin_experts"), wrapper, frame(FP4, 628, "repack_weight")],
+        }
+    ]
+    stack = reduce_trace(entries, FP4, [])["sites"][0]["stacks"][0]["stack"]
+    assert stack == "_repack_marlin_experts (marlin_utils_fp4.py:320) <- repack_weight (marlin_utils_fp4.py:628)"
