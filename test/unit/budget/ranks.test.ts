@@ -6,6 +6,7 @@ import { RunModel } from "../../../src/model/runModel";
 import { knownModelBudget } from "../../../src/budget/modelBudget";
 import { computeBudget } from "../../../src/budget/view";
 import { budgetMarkdown } from "../../../src/budget/markdown";
+import { computeFindings, reportMarkdown } from "../../../src/export/findings";
 import type { ProbeEvent } from "../../../src/protocol/events";
 
 const GiB = 1024 ** 3;
@@ -142,4 +143,19 @@ void test("one rank (vLLM without tensor parallelism) keeps the single verdict",
   assert.equal(ranks, undefined);
   assert.equal(view.rankVerdicts, undefined);
   assert.match(view.verdict, /^Fits: /);
+});
+
+void test("memlens report puts each rank's verdict under the deciding one", () => {
+  const meta = { id: "tp2", label: "tp2", started: "", host: null, command: [], status: "finished" as const };
+  const findings = computeFindings(tpRun([5.5 * GiB, 6.0 * GiB]), {
+    meta: { ...meta, targets: META },
+    targetBytes: CARD,
+    gpuMemoryUtilization: 0.9,
+  });
+  const lines = reportMarkdown(findings).split("\n");
+  const at = lines.findIndex((l) => l.startsWith("**Rank 1 of 2 decides"));
+  assert.ok(at > 0);
+  assert.match(lines[at + 2]!, /^- rank 0: /);
+  assert.match(lines[at + 3]!, /^- rank 1 \(worst\): /);
+  assert.equal(lines[at + 4], "");
 });
