@@ -96,20 +96,25 @@ function significant(bytes: number, peak: number | undefined): "warning" | "info
   return undefined;
 }
 
-/** Findings for a measured target: what it keeps after returning, what it only needs meanwhile. */
-export function findings(summary: TargetSummary, lang: Lang = "en"): Finding[] {
+/**
+ * Findings for a measured target: what it keeps after returning, what it only needs meanwhile.
+ * With `ranks` (tensor parallelism) what it keeps is the worst rank's: no card holds the sum.
+ */
+export function findings(summary: TargetSummary, lang: Lang = "en", ranks?: RankSpread): Finding[] {
   const t = translator(SERVER_TEXT, lang);
   const out: Finding[] = [];
   const where = t(summary.kind === "line" ? "finding.afterLine" : "finding.afterReturn");
   const source = sourceLabel(summary.source, lang);
-  const calls = summary.calls === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: summary.calls });
-  const retainedLevel =
-    summary.retained > 0 ? significant(summary.retained, summary.peakAboveBeforeMax) : undefined;
+  const callCount = ranks ? ranks.worst.calls : summary.calls;
+  let calls = callCount === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: callCount });
+  if (ranks) calls += t("finding.onRank", { rank: ranks.worst.rank, n: ranks.ranks.length });
+  const retained = ranks ? ranks.worst.retained : summary.retained;
+  const retainedLevel = retained > 0 ? significant(retained, summary.peakAboveBeforeMax) : undefined;
   if (retainedLevel) {
     out.push({
       severity: retainedLevel,
       code: "retained",
-      message: t("finding.retains", { bytes: formatBytes(summary.retained), where, source, calls }),
+      message: t("finding.retains", { bytes: formatBytes(retained), where, source, calls }),
     });
   }
   const transient = summary.transientMax;

@@ -110,6 +110,16 @@ async function checkEditor(run: TpRun): Promise<void> {
       .filter((l) => /^\| (\*\*)?[01](\*\*)?( \(worst\))? \| \d+ \| 1 \| \+/.test(l));
     assert.equal(rankRows.length, 2, text);
     assert.match(rankRows[1]!, new RegExp(`^\\| \\*\\*1\\*\\* \\(worst\\) \\| ${run.workers[1]!.pid} \\|`));
+    // The finding on load_model is the worst rank's (what one card keeps), not the sum over ranks.
+    const diagnostics = await client.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "retained"));
+    const retained = diagnostics.filter(
+      (d) => d.code === "retained" && d.range.start.line === defLine("load_model"),
+    );
+    assert.equal(retained.length, 1);
+    assert.match(
+      retained[0]!.message,
+      /^retains [\d.]+ MiB after return \(host RSS, 1 call, on rank 1, the worst of 2 ranks\)$/,
+    );
   } finally {
     await client.stop();
   }

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import { RunModel } from "../../../src/model/runModel";
 import { summaryLine } from "../../../src/model/format";
 import type { ProbeEvent } from "../../../src/protocol/events";
-import { lensTitle, measuredHover, targetState } from "../../../src/server/render";
+import { rankSpread } from "../../../src/model/ranks";
+import { findings, lensTitle, measuredHover, targetState } from "../../../src/server/render";
 
 const GiB = 1024 ** 3;
 let clock = 0;
@@ -55,4 +56,19 @@ void test("one rank (vLLM without tensor parallelism is rank 0) keeps the plain 
   assert.equal(lensTitle(state), summaryLine(run.summary("load")!));
   assert.equal(lensTitle(state), "+2.0 GiB allocated · peak +1.3 GiB · 2 calls");
   assert.doesNotMatch(measuredHover(run, run.summary("load")!, HOVER), /\| rank \| pid \|/);
+});
+
+void test("two ranks: a finding says what the worst rank keeps, not the sum no card holds", () => {
+  const run = RunModel.fromEvents([...scope(40, 0, 1, 4.5 * GiB), ...scope(41, 1, 1, 4.6 * GiB)]);
+  const summary = run.summary("load")!;
+  const retained = findings(summary, "en", rankSpread(run, "load")).find((f) => f.code === "retained")!;
+  assert.equal(
+    retained.message,
+    "retains 4.6 GiB after return (allocated, 1 call, on rank 1, the worst of 2 ranks)",
+  );
+  assert.equal(
+    findings(summary).find((f) => f.code === "retained")!.message,
+    "retains 9.1 GiB after return (allocated, Σ over 2 calls)",
+    "without ranks: the sum, as before",
+  );
 });
