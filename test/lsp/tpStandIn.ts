@@ -62,7 +62,7 @@ export function workersOf(events: readonly ProbeEvent[]): TpWorker[] {
   const out: TpWorker[] = [];
   for (const e of events) {
     if (e.type !== "log") continue;
-    for (const m of (e).line.matchAll(
+    for (const m of e.line.matchAll(
       /tp worker pid=(\d+) rank=(\d+) world=\d+ via=(torch\.distributed|env)/g,
     )) {
       out.push({ pid: Number(m[1]), rank: Number(m[2]), via: m[3] as TpWorker["via"] });
