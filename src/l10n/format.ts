@@ -22,6 +22,7 @@ const en = {
   "memory.hostRssSummedSource":
     "host_rss: VmRSS from /proc, summed over the target's processes (no CUDA in use)",
   "ranks.worst": "{delta} {source} on rank {rank}",
+  "ranks.worstOom": "{delta} {source} on rank {rank}, out of memory",
   "ranks.count": "{n} ranks",
   "ranks.range": "{low} to {high}",
 };
@@ -47,6 +48,7 @@ export const FORMAT_TEXT: Tables<keyof typeof en> = {
     "memory.hostRssProcesses": "主机 RSS {bytes}（{n} 个进程）",
     "memory.hostRssSummedSource": "host_rss：/proc 中的 VmRSS，目标程序各进程之和（未使用 CUDA）",
     "ranks.worst": "rank {rank} 上 {source} {delta}",
+    "ranks.worstOom": "rank {rank} 上 {source} {delta}，显存不足",
     "ranks.count": "{n} 个 rank",
     "ranks.range": "{low} 至 {high}",
   },

@@ -18,13 +18,16 @@ export interface RankTargetSummary {
   peakAboveBeforeMax?: number;
   transientMax?: number;
   durationNs: number;
+  /** Calls of this rank that ran out of device memory (an `oom` event inside them). */
+  ooms: number;
 }
 
 /** A target measured on more than one rank: the worst one (most retained) and the range. */
 export interface RankSpread {
   /** Ascending by rank. */
   ranks: RankTargetSummary[];
-  /** The rank that retained the most (the lowest such rank on a tie): it runs out first. */
+  /** The rank that ran out of memory here (the lowest such), else the one that retained the most
+   * (the lowest such on a tie): the one that runs out first. */
   worst: RankTargetSummary;
   minRetained: number;
   maxRetained: number;
@@ -59,9 +62,11 @@ export function rankSummaries(run: RunModel, target: string): RankTargetSummary[
     const rank = rankOfCall(run, call);
     if (rank === null) continue;
     let r = byRank.get(rank);
-    if (!r) byRank.set(rank, (r = { rank, pids: [], calls: 0, openCalls: 0, retained: 0, durationNs: 0 }));
+    if (!r)
+      byRank.set(rank, (r = { rank, pids: [], calls: 0, openCalls: 0, retained: 0, durationNs: 0, ooms: 0 }));
     if (!r.pids.includes(call.pid)) r.pids.push(call.pid);
     r.calls++;
+    if (call.oom) r.ooms++;
     if (call.open) {
       r.openCalls++;
       continue;
@@ -79,8 +84,8 @@ export function rankSummaries(run: RunModel, target: string): RankTargetSummary[
 export function rankSpread(run: RunModel, target: string): RankSpread | undefined {
   const ranks = rankSummaries(run, target);
   if (ranks.length < 2) return undefined;
-  let worst = ranks[0]!;
-  for (const r of ranks) if (r.retained > worst.retained) worst = r;
+  let worst = ranks.find((r) => r.ooms > 0) ?? ranks[0]!;
+  if (worst.ooms === 0) for (const r of ranks) if (r.retained > worst.retained) worst = r;
   const retained = ranks.map((r) => r.retained);
   return { ranks, worst, minRetained: Math.min(...retained), maxRetained: Math.max(...retained) };
 }
@@ -107,7 +112,11 @@ export function rankedSummaryLine(s: TargetSummary, spread: RankSpread, lang: La
   const t = translator(FORMAT_TEXT, lang);
   const source = t(s.source === "allocated" ? "source.allocated" : "source.host_rss");
   const parts = [
-    t("ranks.worst", { delta: formatDelta(spread.worst.retained), source, rank: spread.worst.rank }),
+    t(spread.worst.ooms > 0 ? "ranks.worstOom" : "ranks.worst", {
+      delta: formatDelta(spread.worst.retained),
+      source,
+      rank: spread.worst.rank,
+    }),
     t("ranks.count", { n: spread.ranks.length }),
     deltaRange(spread.minRetained, spread.maxRetained, lang),
   ];

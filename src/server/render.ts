@@ -98,17 +98,18 @@ function significant(bytes: number, peak: number | undefined): "warning" | "info
 
 /**
  * Findings for a measured target: what it keeps after returning, what it only needs meanwhile.
- * With `ranks` (tensor parallelism) what it keeps is the worst rank's: no card holds the sum.
+ * With `ranks` (tensor parallelism) what it keeps is the most one rank keeps: no card holds the sum.
  */
 export function findings(summary: TargetSummary, lang: Lang = "en", ranks?: RankSpread): Finding[] {
   const t = translator(SERVER_TEXT, lang);
   const out: Finding[] = [];
   const where = t(summary.kind === "line" ? "finding.afterLine" : "finding.afterReturn");
   const source = sourceLabel(summary.source, lang);
-  const callCount = ranks ? ranks.worst.calls : summary.calls;
+  const keeps = ranks?.ranks.find((r) => r.retained === ranks.maxRetained);
+  const callCount = keeps ? keeps.calls : summary.calls;
   let calls = callCount === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: callCount });
-  if (ranks) calls += t("finding.onRank", { rank: ranks.worst.rank, n: ranks.ranks.length });
-  const retained = ranks ? ranks.worst.retained : summary.retained;
+  if (keeps) calls += t("finding.onRank", { rank: keeps.rank, n: ranks!.ranks.length });
+  const retained = keeps ? keeps.retained : summary.retained;
   const retainedLevel = retained > 0 ? significant(retained, summary.peakAboveBeforeMax) : undefined;
   if (retainedLevel) {
     out.push({

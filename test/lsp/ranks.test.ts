@@ -118,7 +118,7 @@ async function checkEditor(run: TpRun): Promise<void> {
     assert.equal(retained.length, 1);
     assert.match(
       retained[0]!.message,
-      /^retains [\d.]+ MiB after return \(host RSS, 1 call, on rank 1, the worst of 2 ranks\)$/,
+      /^retains [\d.]+ MiB after return \(host RSS, 1 call, on rank 1, the most of 2 ranks\)$/,
     );
   } finally {
     await client.stop();

@@ -152,3 +152,41 @@ test("a rank's view holds only that rank's processes, calls, samples and OOMs", 
   assert.equal(one.summary("parentOnly"), undefined);
   assert.equal(run.calls.length, 6, "the run itself is untouched");
 });
+
+test("a rank that ran out of memory in the target is the worst, whatever the others retained", () => {
+  const oomCall = (pid: number, rank: number) => {
+    const common = {
+      target: "kv",
+      scope_id: `${pid}:kv`,
+      parent: null,
+      call: 1,
+      depth: 0,
+      before: { allocated: GiB },
+    };
+    return [
+      ev("enter", pid, rank, common),
+      ev("oom", pid, rank, {
+        target: "kv",
+        scope_id: `${pid}:kv`,
+        stack: [],
+        readings: {},
+        message: "CUDA out of memory",
+      }),
+      ev("exit", pid, rank, {
+        ...common,
+        after: { allocated: GiB },
+        peak: { allocated: GiB },
+        duration_ns: 1,
+        raised: "OutOfMemoryError",
+      }),
+    ];
+  };
+  const run = RunModel.fromEvents([...oomCall(20, 0), ...call(21, 1, "kv", 1, GiB, 4.6 * GiB, 4.6 * GiB)]);
+  const spread = rankSpread(run, "kv")!;
+  assert.equal(spread.worst.rank, 0);
+  assert.equal(spread.worst.ooms, 1);
+  assert.equal(
+    rankedSummaryLine(run.summary("kv")!, spread),
+    "±0 B allocated on rank 0, out of memory · 2 ranks · ±0 B to +4.6 GiB · peak +4.6 GiB · 2 calls · 2 processes",
+  );
+});

@@ -64,7 +64,7 @@ void test("two ranks: a finding says what the worst rank keeps, not the sum no c
   const retained = findings(summary, "en", rankSpread(run, "load")).find((f) => f.code === "retained")!;
   assert.equal(
     retained.message,
-    "retains 4.6 GiB after return (allocated, 1 call, on rank 1, the worst of 2 ranks)",
+    "retains 4.6 GiB after return (allocated, 1 call, on rank 1, the most of 2 ranks)",
   );
   assert.equal(
     findings(summary).find((f) => f.code === "retained")!.message,
