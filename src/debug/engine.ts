@@ -533,23 +533,18 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   // ---- ranks ---------------------------------------------------------------------------------
 
   /**
-   * The ranks a phase stop of `pid` waits for, as slots: "rank N" for each rank of a live process
-   * (one process of that rank is enough: under torchrun a rank's helpers, such as multiprocessing's
-   * resource tracker, inherit its RANK), and "pid P" for a sibling of a ranked process that has no
-   * rank yet (a worker's rank comes with its process group; vLLM starts every worker of an engine
-   * from the same parent). One slot: not a tensor-parallel stop (vLLM without it is rank 0 alone).
+   * The ranks a phase stop of `pid` waits for, as slots ("rank N"): every rank of a live process,
+   * one process of each being enough (under torchrun a rank's helpers, such as multiprocessing's
+   * resource tracker, inherit its RANK). A worker whose group is not up yet has no rank and is not
+   * waited for; the settle time (RANK_SETTLE_MS) lets the ranks' first ranked events arrive. One
+   * slot: not a tensor-parallel stop (vLLM without it is rank 0 alone).
    */
   private rankSlots(pid: number): string[] {
     const self = this.model.processes.get(pid);
     if (!self || self.rank === null) return [];
-    const live = [...this.model.processes.values()].filter((p) => !p.exited || p.pid === pid);
-    const parents = new Set(live.filter((p) => p.rank !== null && p.ppid !== undefined).map((p) => p.ppid));
-    const slots = new Set<string>();
-    for (const p of live) {
-      if (p.rank !== null) slots.add(`rank ${p.rank}`);
-      else if (p.ppid !== undefined && parents.has(p.ppid) && p.origin === self.origin)
-        slots.add(`pid ${p.pid}`);
-    }
+    const slots = new Set<string>([`rank ${self.rank}`]);
+    for (const p of this.model.processes.values())
+      if (!p.exited && p.rank !== null) slots.add(`rank ${p.rank}`);
     return [...slots];
   }
 
@@ -557,7 +552,6 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   private missingSlots(members: Set<number>, slots: readonly string[]): string[] {
     const filled = new Set<string>();
     for (const pid of members) {
-      filled.add(`pid ${pid}`);
       const rank = this.model.processes.get(pid)?.rank;
       if (rank !== null && rank !== undefined) filled.add(`rank ${rank}`);
     }
