@@ -419,8 +419,15 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     return group !== undefined;
   }
 
+  /** Pauses a process at its next probe point; a rank of a tensor-parallel run pauses with every
+   * rank (one rank held alone would leave the others waiting for it in their next collective). */
   pause(pid?: number): void {
-    this.handle?.send(pid === undefined ? { type: "pause" } : { type: "pause", pid });
+    if (pid === undefined) {
+      this.handle?.send({ type: "pause" });
+      return;
+    }
+    const ranks = this.rankWorkers(pid);
+    for (const p of ranks.length > 1 ? ranks : [pid]) this.handle?.send({ type: "pause", pid: p });
   }
 
   /** Ends the whole process tree; resolves when the run has ended (at once if it never started). */
@@ -474,10 +481,8 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
         break;
       case "paused": {
         const stop = this.describeStop(e);
-        if (stop.reason === "phase") {
-          this.narrowPhaseStops(e);
-          if (this.holdForRanks(stop)) break;
-        }
+        if (stop.reason === "phase") this.narrowPhaseStops(e);
+        if ((stop.reason === "phase" || stop.reason === "pause") && this.holdForRanks(stop)) break;
         this.emit("stopped", stop);
         break;
       }
@@ -548,6 +553,16 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     return [...slots];
   }
 
+  /** The live ranked processes that run probed code (not a rank's helpers), `pid` included. */
+  private rankWorkers(pid: number): number[] {
+    const self = this.model.processes.get(pid);
+    if (!self || self.rank === null) return [];
+    const running = new Set(this.model.calls.map((c) => c.pid));
+    return [...this.model.processes.values()]
+      .filter((p) => !p.exited && p.rank !== null && (p.pid === pid || running.has(p.pid)))
+      .map((p) => p.pid);
+  }
+
   /** The slots of rankSlots that none of `members` fills. */
   private missingSlots(members: Set<number>, slots: readonly string[]): string[] {
     const filled = new Set<string>();
@@ -562,7 +577,8 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   private holdForRanks(stop: EngineStop): boolean {
     if (this.rankSlots(stop.pid).length === 0) return false;
     const e = stop.paused;
-    const key = `${e.at}/${e.target}`;
+    // A pause request stops each rank wherever it is: one shared stop whatever the places.
+    const key = stop.reason === "pause" ? "pause" : `${e.at}/${e.target}`;
     let group = this.rankStops.get(key);
     if (group?.reported && !group.members.has(stop.pid)) {
       // It came after the stop was reported without it: a stop of its own.

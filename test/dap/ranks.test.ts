@@ -133,3 +133,44 @@ void test("a phase stop holds every rank at the same phase, is reported once, an
     await session.client.stop();
   }
 });
+
+void test("Pause on one rank pauses every rank in one stop; Continue on the other resumes both", async () => {
+  const session = await startAdapter();
+  try {
+    await launchWithBreakpoints(
+      session,
+      launchArgs("tp_load.py", runs.dir, {
+        command: [...COMMAND, "--steps", "1500"],
+        probes: ["vllm.v1.worker.gpu_worker:Worker.execute_model"],
+      }),
+    );
+    // Pause once both ranks step (past the load's collectives: a rank paused before one would hold
+    // the other inside it, where no probe point can pause it).
+    for (const rank of [0, 1]) {
+      await session.events.next("output", (e: DebugProtocol.OutputEvent) =>
+        e.body.output.includes(`tp worker rank=${rank} stepping`),
+      );
+    }
+    const ranks = await rankThreads(session);
+    assert.equal(ranks.length, 2, "both ranks are running");
+    const [rank0, rank1] = ranks;
+
+    await session.client.pauseRequest({ threadId: rank0!.id });
+    const stopped = await session.events.next<StoppedEvent>("stopped");
+    assert.equal(stopped.body.reason, "pause", stopped.body.description);
+    assert.equal(stopped.body.allThreadsStopped, true, stopped.body.description);
+    assert.match(stopped.body.description ?? "", /\(all 2 ranks\)$/);
+    for (const r of ranks) {
+      const [top] = await stackOf(session, r.id);
+      assert.match(top?.name ?? "", /^Worker\.execute_model · (entry|exit)$/, `rank ${r.rank} is paused`);
+    }
+
+    const continued = await session.client.continueRequest({ threadId: rank1!.id });
+    assert.equal(continued.body.allThreadsContinued, true);
+    await session.client.terminateRequest();
+    await session.events.next("terminated");
+    assert.equal(session.events.all("stopped").length, 1, "one stop for both ranks");
+  } finally {
+    await session.client.stop();
+  }
+});
