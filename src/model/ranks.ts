@@ -82,6 +82,8 @@ export function rankSummaries(run: RunModel, target: string): RankTargetSummary[
 
 /** The worst rank and the range, for a target measured on two or more ranks; else undefined. */
 export function rankSpread(run: RunModel, target: string): RankSpread | undefined {
+  // Most runs have one rank or none: no need to walk their calls.
+  if (runRanks(run).length < 2) return undefined;
   const ranks = rankSummaries(run, target);
   if (ranks.length < 2) return undefined;
   let worst = ranks.find((r) => r.ooms > 0) ?? ranks[0]!;
