@@ -64,7 +64,8 @@ export class BudgetChart {
     note.textContent = "";
     this.chart = this.create(params.budget);
     this.renderTable(params.budget);
-    verdict.textContent = params.budget.verdict;
+    // Tensor parallelism: the deciding line, then one line per rank (the verdict keeps line breaks).
+    verdict.textContent = [params.budget.verdict, ...(params.budget.rankVerdicts ?? [])].join("\n");
     arithmetic.textContent = (params.budget.arithmetic ?? []).join("\n");
   }
 

@@ -78,7 +78,32 @@ const COLUMNS: Column[] = [
   },
 ];
 
+/** Tensor parallelism: each rank's retained, the worst in bold; sorts by the worst rank. Shown only
+ * when some target ran on two or more ranks. */
+const RANKS_COLUMN: Column = {
+  id: "ranks",
+  title: "hotspots.ranks",
+  bytes: true,
+  value: (r) => ("label" in r && r.perRank ? Math.max(...r.perRank.map((c) => c.retained)) : -Infinity),
+  text: (r) =>
+    "label" in r
+      ? (r.perRank ?? [])
+          .map((c) => s("hotspots.rankCell", { rank: c.rank, delta: formatDelta(c.retained) }))
+          .join(" · ") || dash
+      : r.rank === null
+        ? dash
+        : s("hotspots.processRankOnly", { rank: r.rank }),
+};
+
+/** The columns for these rows: the per-rank column after Retained when any row has ranks. */
+function columnsFor(rows: readonly HotspotRow[]): Column[] {
+  if (!rows.some((r) => r.perRank)) return COLUMNS;
+  const at = COLUMNS.findIndex((c) => c.id === "retained") + 1;
+  return [...COLUMNS.slice(0, at), RANKS_COLUMN, ...COLUMNS.slice(at)];
+}
+
 const DESCRIPTIONS: Partial<Record<SortColumn, PanelKey>> = {
+  ranks: "hotspots.ranksHelp",
   retained: "hotspots.retainedHelp",
   transient: "hotspots.transientHelp",
   peak: "hotspots.peakHelp",
@@ -86,7 +111,7 @@ const DESCRIPTIONS: Partial<Record<SortColumn, PanelKey>> = {
 };
 
 export function sortRows(rows: HotspotRow[], sort: Sort): HotspotRow[] {
-  const column = COLUMNS.find((c) => c.id === sort.column) ?? COLUMNS[2]!;
+  const column = [...COLUMNS, RANKS_COLUMN].find((c) => c.id === sort.column) ?? COLUMNS[2]!;
   const sign = sort.descending ? -1 : 1;
   return [...rows].sort((a, b) => {
     const x = column.value(a);
@@ -101,6 +126,7 @@ export class HotspotTable {
   private rows: HotspotRow[] = [];
   private sort: Sort = { column: "retained", descending: true };
   private expanded = new Set<string>();
+  private columns: Column[] = COLUMNS;
 
   constructor(
     private readonly container: HTMLElement,
@@ -118,6 +144,7 @@ export class HotspotTable {
       this.container.replaceChildren(el("p", { class: "muted empty" }, s("hotspots.empty")));
       return;
     }
+    this.columns = columnsFor(rows);
     const sources = [...new Set(rows.map((r) => r.source))];
     const mixed = sources.length > 1;
     const table = el("table", { class: "hotspots", "aria-label": s("hotspots.aria") });
@@ -139,7 +166,7 @@ export class HotspotTable {
         el("span", { class: "visually-hidden" }, s("hotspots.processes")),
       ),
     );
-    for (const column of COLUMNS) {
+    for (const column of this.columns) {
       const active = this.sort.column === column.id;
       const unit = column.bytes ? (source ? deltaHeader(source) : s("delta.mixed")) : undefined;
       const help = DESCRIPTIONS[column.id];
@@ -218,7 +245,7 @@ export class HotspotTable {
         expandCell.append(toggle);
       }
       tr.append(expandCell);
-      for (const column of COLUMNS) tr.append(this.cell(column, row, mixed));
+      for (const column of this.columns) tr.append(this.cell(column, row, mixed));
       if (canOpen) onActivate(tr, () => this.events.onOpen(row));
       body.append(tr);
       if (isExpanded) {
@@ -228,7 +255,7 @@ export class HotspotTable {
             { class: "process-row", "data-parent": row.target, "data-pid": p.pid },
             el("td", {}),
           );
-          for (const column of COLUMNS) {
+          for (const column of this.columns) {
             if (column.id === "label") {
               sub.append(
                 el(
@@ -260,10 +287,41 @@ export class HotspotTable {
       },
       column.text(row),
     );
+    if (column.id === "ranks" && "label" in row && row.perRank) this.rankCells(td, row.perRank);
     if (column.id === "label" && "label" in row) {
       if (mixed) td.append(el("span", { class: "badge" }, sourceName(row.source)));
       if (row.kind === "line") td.append(el("span", { class: "badge" }, s("hotspots.line")));
     }
     return td;
+  }
+
+  /** One span per rank, the worst in bold, each with its exact bytes. */
+  private rankCells(td: HTMLTableCellElement, cells: NonNullable<HotspotRow["perRank"]>): void {
+    td.removeAttribute("data-bytes");
+    td.removeAttribute("title");
+    const parts: (HTMLElement | string)[] = [];
+    for (const c of cells) {
+      if (parts.length > 0) parts.push(" · ");
+      const text = s("hotspots.rankCell", { rank: c.rank, delta: formatDelta(c.retained) });
+      parts.push(
+        c.worst
+          ? el(
+              "strong",
+              {
+                class: "rank worst",
+                "data-rank": c.rank,
+                "data-bytes": c.retained,
+                title: `${s("hotspots.rankWorst", { rank: c.rank })}\n${bytesTitle(c.retained)}`,
+              },
+              text,
+            )
+          : el(
+              "span",
+              { class: "rank", "data-rank": c.rank, "data-bytes": c.retained, title: bytesTitle(c.retained) },
+              text,
+            ),
+      );
+    }
+    td.replaceChildren(...parts);
   }
 }

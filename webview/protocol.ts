@@ -93,6 +93,17 @@ export interface ProcessHotspotRow {
   durationNs: number;
 }
 
+/** One rank's share of a hotspot (tensor parallelism: only for targets measured on 2+ ranks). */
+export interface RankHotspotCell {
+  rank: number;
+  calls: number;
+  /** Σ (after − before) over this rank's finished calls. */
+  retained: number;
+  peakAboveBeforeMax?: number;
+  /** The rank that retained the most: it runs out first. */
+  worst: boolean;
+}
+
 export interface HotspotRow {
   /** The plan's target id. */
   target: string;
@@ -112,6 +123,8 @@ export interface HotspotRow {
   file?: string;
   line?: number;
   perProcess: ProcessHotspotRow[];
+  /** Ascending by rank; absent unless the target ran on two or more ranks. */
+  perRank?: RankHotspotCell[];
 }
 
 export interface RunSnapshot {
@@ -179,7 +192,7 @@ export interface CompareView {
 
 export type ChartName = "timeline" | "budget";
 
-export const SORT_COLUMNS = ["label", "calls", "retained", "transient", "peak", "duration"] as const;
+export const SORT_COLUMNS = ["label", "calls", "retained", "transient", "peak", "duration", "ranks"] as const;
 export type SortColumn = (typeof SORT_COLUMNS)[number];
 
 /** What the webview keeps with setState; the host's serializer gets it back after a reload. */

@@ -6,7 +6,7 @@
 with the model's real config.json (media/models/gpt-oss-20b) and random weights of the real
 shapes: vLLM still runs process_weights_after_loading on them, so the MXFP4 -> kernel-format
 conversion runs at real sizes. Options pick the MoE backend, the compiled mode (no
-enforce_eager: torch.compile and CUDA graphs) and one generate call. Prints one
+enforce_eager: torch.compile and CUDA graphs), tensor parallelism over N GPUs and one generate call. Prints one
 `memlens-target: ` line per result so runs can be compared without MemLens.
 """
 
@@ -56,6 +56,13 @@ def main() -> int:
     )
     parser.add_argument("--generate", type=int, default=0, help="then generate this many tokens")
     parser.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=1,
+        help="vLLM's tensor_parallel_size: N worker processes (VllmWorker-0..N-1), one GPU and one rank "
+        "each, every rank holding its own shard, workspaces and KV cache; 1 (the default) passes nothing",
+    )
+    parser.add_argument(
         "--dump-truth",
         action="store_true",
         help="ask every worker to write torch's memory history (memlens_truth plugin)",
@@ -66,6 +73,9 @@ def main() -> int:
             f"memlens-target: no config.json in {args.model}; give --model DIR",
             file=sys.stderr,
         )
+        return 2
+    if args.tensor_parallel_size < 1:
+        print("memlens-target: --tensor-parallel-size must be at least 1", file=sys.stderr)
         return 2
 
     from vllm import LLM, SamplingParams
@@ -84,6 +94,8 @@ def main() -> int:
         kwargs.update(max_num_batched_tokens=8192, max_num_seqs=256)
     if args.moe_backend != "auto":
         kwargs["moe_backend"] = args.moe_backend
+    if args.tensor_parallel_size > 1:
+        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
     say("llm_kwargs", kwargs)
     started = time.perf_counter()
     llm = LLM(**kwargs)

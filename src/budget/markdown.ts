@@ -25,6 +25,7 @@ export function budgetMarkdown(
 ): string {
   const t = translator(BUDGET_TEXT, lang);
   const lines: string[] = [`# ${escapeMarkdown(title)}`, "", `**${escapeMarkdown(view.verdict)}**`, ""];
+  if (view.rankVerdicts) lines.push(...view.rankVerdicts.map((line) => `- ${escapeMarkdown(line)}`), "");
   lines.push(t("md.columns"), "|---|---:|---:|---|---|");
   for (const row of view.rows) {
     lines.push(

@@ -1,6 +1,7 @@
 // The budget as the panel and the "Show Memory Budget" document render it: theory beside
 // measurement, each row with its source, and the fit verdict with its arithmetic.
 import type { RunModel } from "../model/runModel";
+import { rankView, runRanks } from "../model/ranks";
 import type { ModuleGroup } from "./checkpoint";
 import { BUDGET_TEXT } from "../l10n/budget";
 import { translator, type Lang } from "../l10n/lang";
@@ -25,6 +26,16 @@ export interface BudgetView {
   targetBytes: number;
   verdict: string;
   arithmetic: string[];
+  /** Tensor parallelism: a verdict line per rank (the rows and arithmetic are the worst rank's). */
+  rankVerdicts?: string[];
+}
+
+/** One rank's fit (tensor parallelism: each rank is measured on its own). */
+export interface RankFit {
+  rank: number;
+  fit: FitVerdict;
+  measurements?: RunMeasurements;
+  worst: boolean;
 }
 
 export interface BudgetViewOptions {
@@ -48,9 +59,54 @@ export interface BudgetComputation {
   measurements?: RunMeasurements;
   fit: FitVerdict;
   kv?: KvModel;
+  /** Tensor parallelism: each rank's fit, ascending by rank; `fit` is the worst rank's. */
+  ranks?: RankFit[];
 }
 
+/**
+ * The budget of a run. Under tensor parallelism (processes of two or more ranks) every rank is
+ * measured on its own view of the run and fits or not on its own card; the worst rank (the most
+ * short, else the least KV cache left) decides, and its rows and arithmetic are shown.
+ */
 export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions): BudgetComputation {
+  const ranks = run ? runRanks(run) : [];
+  if (!run || ranks.length < 2) return computeOneBudget(run, opts, 1);
+  const perRank = ranks.map((rank) => ({
+    rank,
+    budget: computeOneBudget(rankView(run, rank), opts, ranks.length),
+  }));
+  let worst = perRank[0]!;
+  for (const r of perRank) {
+    const a = r.budget.fit;
+    const b = worst.budget.fit;
+    if (a.shortBytes > b.shortBytes || (a.shortBytes === b.shortBytes && a.kvBytes < b.kvBytes)) worst = r;
+  }
+  const t = translator(BUDGET_TEXT, opts.lang ?? "en");
+  const view: BudgetView = {
+    ...worst.budget.view,
+    verdict: t("rank.decides", { rank: worst.rank, n: ranks.length, verdict: worst.budget.view.verdict }),
+    rankVerdicts: perRank.map((r) =>
+      t(r === worst ? "rank.lineWorst" : "rank.line", { rank: r.rank, verdict: r.budget.view.verdict }),
+    ),
+  };
+  return {
+    ...worst.budget,
+    view,
+    ranks: perRank.map((r) => ({
+      rank: r.rank,
+      fit: r.budget.fit,
+      measurements: r.budget.measurements,
+      worst: r === worst,
+    })),
+  };
+}
+
+/** The budget of one card; `shards`: the ranks a theoretical weight size is split over. */
+function computeOneBudget(
+  run: RunModel | undefined,
+  opts: BudgetViewOptions,
+  shards: number,
+): BudgetComputation {
   const lang = opts.lang ?? "en";
   const t = translator(BUDGET_TEXT, lang);
   const rows: BudgetRow[] = [];
@@ -98,12 +154,18 @@ export function computeBudget(run: RunModel | undefined, opts: BudgetViewOptions
     });
   }
 
-  const weightsEstimate = cp?.marlin?.residentBytes ?? cp?.summary.totalBytes;
-  const weightsEstimateSource = cp?.marlin
+  // Tensor parallelism splits the weights over the ranks (evenly, in theory; a run measures each).
+  const wholeEstimate = cp?.marlin?.residentBytes ?? cp?.summary.totalBytes;
+  const weightsEstimate = wholeEstimate === undefined ? undefined : Math.ceil(wholeEstimate / shards);
+  const wholeEstimateSource = cp?.marlin
     ? t("src.estimate", { formula: cp.marlin.formula.join(" ") })
     : cp
       ? t("src.theoryCheckpoint", { origin: cp.origin })
       : "";
+  const weightsEstimateSource =
+    shards > 1 && cp
+      ? t("rank.weightsShare", { source: wholeEstimateSource, n: shards })
+      : wholeEstimateSource;
   if (m?.residentWeights || weightsEstimate !== undefined) {
     rows.push({
       label: t("row.residentWeights"),

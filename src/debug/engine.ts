@@ -61,6 +61,10 @@ export interface EngineStop {
   description: string;
   breakpointIds: number[];
   paused: PausedEvent;
+  /** A phase stop of a tensor-parallel run: every rank is paused there (reported once, for all). */
+  allThreadsStopped?: boolean;
+  /** The ranks' processes paused at this stop, by rank (phase stops of ranks only). */
+  rankPids?: number[];
 }
 
 export interface EngineFrame {
@@ -112,6 +116,31 @@ interface BreakpointEntry {
   kind: "source" | "function";
 }
 
+/** The probed scope a stop phase narrowed to, and the processes inside it now (one per rank). */
+interface PhaseScope {
+  target: string;
+  inside: Set<number>;
+}
+
+/** A phase stop the ranks of a tensor-parallel run share: held until every rank is paused there. */
+interface RankStop {
+  key: string;
+  first: EngineStop;
+  /** Paused here, by pid. */
+  members: Set<number>;
+  reported: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+/** How long a phase stop waits for the other ranks before it is reported with those that came. The
+ * ranks of one tensor-parallel model meet in a collective at every layer, so a rank that has not
+ * come by then is not on its way (it never calls this function, or it hangs). */
+export const RANK_WAIT_MS = 15_000;
+/** How long a ranked process's phase stop waits to learn of other ranks before it is reported as a
+ * process's own: the launcher relays each process's events in batches, so the other ranks' first
+ * events can come just after this one's pause. vLLM without tensor parallelism is rank 0 alone. */
+export const RANK_SETTLE_MS = 300;
+
 export class DebugEngine extends EventEmitter<EngineEvents> {
   readonly model = new RunModel();
   private handle?: RunHandle;
@@ -125,7 +154,10 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   /** Per stop phase, the scope whose entry stopped there first: the phase then stops only at that
    * scope's exit, and after it at nothing more of the phase. One gpt-oss-20b load has 1,600+
    * calls of conversion hotspots; stopping at each would bury the phase under Continues. */
-  private readonly phaseScopes = new Map<PhaseId, { target: string; scopeId: string } | "done">();
+  private readonly phaseScopes = new Map<PhaseId, PhaseScope | "done">();
+  /** Phase stops of ranks, by phase/at/target; and the reported one each paused rank belongs to. */
+  private readonly rankStops = new Map<string, RankStop>();
+  private readonly rankStopOf = new Map<number, RankStop>();
   private readonly phaseTitles: Map<PhaseId, Phase>;
   private readonly t: Translate<DebugKey>;
   private readonly resolveContext: ResolveContext;
@@ -264,10 +296,21 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     const phase = this.targetsById.get(e.target)?.hotspot?.phase;
     if (phase === undefined) return;
     const open = this.phaseScopes.get(phase);
-    if (open === undefined && e.at === "entry")
-      this.phaseScopes.set(phase, { target: e.target, scopeId: e.scope_id });
-    else if (open !== "done" && (e.at === "exit" || open === undefined)) this.phaseScopes.set(phase, "done");
-    else return;
+    if (open === "done") return;
+    if (open === undefined && e.at === "entry") {
+      this.phaseScopes.set(phase, { target: e.target, inside: new Set([e.pid]) });
+    } else if (open !== undefined && open.target === e.target && e.at === "entry") {
+      // Another rank entered the same function: it stops at its exit too.
+      open.inside.add(e.pid);
+      return;
+    } else {
+      // The phase is done once every process that entered its scope has left it.
+      if (open !== undefined && open.target === e.target) {
+        open.inside.delete(e.pid);
+        if (open.inside.size > 0) return;
+      }
+      this.phaseScopes.set(phase, "done");
+    }
     const now = this.phaseScopes.get(phase);
     for (const target of this.targetsById.values()) {
       if (target.hotspot?.phase !== phase || !target.phaseStop) continue;
@@ -365,12 +408,26 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
     return { id: handle.id, dir: handle.dir };
   }
 
-  resume(pid: number, mode: ContinueMode): void {
-    this.handle?.send({ type: "continue", pid, mode });
+  /** Resumes a paused process. Continue on a rank of a shared phase stop resumes every rank of it
+   * (returns true then: all threads continued); a step moves only the rank stepped. */
+  resume(pid: number, mode: ContinueMode): boolean {
+    const group = mode === "run" ? this.rankStopOf.get(pid) : undefined;
+    const pids = group ? [...group.members].filter((p) => this.model.paused.has(p)) : [pid];
+    if (!pids.includes(pid)) pids.push(pid);
+    for (const p of group ? group.members : [pid]) this.rankStopOf.delete(p);
+    for (const p of pids) this.handle?.send({ type: "continue", pid: p, mode });
+    return group !== undefined;
   }
 
+  /** Pauses a process at its next probe point; a rank of a tensor-parallel run pauses with every
+   * rank (one rank held alone would leave the others waiting for it in their next collective). */
   pause(pid?: number): void {
-    this.handle?.send(pid === undefined ? { type: "pause" } : { type: "pause", pid });
+    if (pid === undefined) {
+      this.handle?.send({ type: "pause" });
+      return;
+    }
+    const ranks = this.rankWorkers(pid);
+    for (const p of ranks.length > 1 ? ranks : [pid]) this.handle?.send({ type: "pause", pid: p });
   }
 
   /** Ends the whole process tree; resolves when the run has ended (at once if it never started). */
@@ -383,6 +440,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
   private finish(end: EngineEnd): void {
     if (this.ended) return;
     this.ended = true;
+    for (const group of this.rankStops.values()) clearTimeout(group.timer);
     this.emit("ended", end);
   }
 
@@ -394,6 +452,8 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
         break;
       case "bye":
         this.emit("processExited", e.pid);
+        this.rankStopOf.delete(e.pid);
+        for (const group of this.rankStops.values()) if (!group.reported) this.reportIfComplete(group);
         break;
       case "log":
         this.emit("output", e.stream, `${e.line}\n`);
@@ -422,6 +482,7 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       case "paused": {
         const stop = this.describeStop(e);
         if (stop.reason === "phase") this.narrowPhaseStops(e);
+        if ((stop.reason === "phase" || stop.reason === "pause") && this.holdForRanks(stop)) break;
         this.emit("stopped", stop);
         break;
       }
@@ -472,6 +533,115 @@ export class DebugEngine extends EventEmitter<EngineEvents> {
       description = this.t("stop.phase", { phase: phase ?? this.t("stop.phaseUnknown"), where });
     }
     return { pid: e.pid, reason, description, breakpointIds, paused: e };
+  }
+
+  // ---- ranks ---------------------------------------------------------------------------------
+
+  /**
+   * The ranks a phase stop of `pid` waits for, as slots ("rank N"): every rank of a live process,
+   * one process of each being enough (under torchrun a rank's helpers, such as multiprocessing's
+   * resource tracker, inherit its RANK). A worker whose group is not up yet has no rank and is not
+   * waited for; the settle time (RANK_SETTLE_MS) lets the ranks' first ranked events arrive. One
+   * slot: not a tensor-parallel stop (vLLM without it is rank 0 alone).
+   */
+  private rankSlots(pid: number): string[] {
+    const self = this.model.processes.get(pid);
+    if (!self || self.rank === null) return [];
+    const slots = new Set<string>([`rank ${self.rank}`]);
+    for (const p of this.model.processes.values())
+      if (!p.exited && p.rank !== null) slots.add(`rank ${p.rank}`);
+    return [...slots];
+  }
+
+  /** The live ranked processes that run probed code (not a rank's helpers), `pid` included. */
+  private rankWorkers(pid: number): number[] {
+    const self = this.model.processes.get(pid);
+    if (!self || self.rank === null) return [];
+    const running = new Set(this.model.calls.map((c) => c.pid));
+    return [...this.model.processes.values()]
+      .filter((p) => !p.exited && p.rank !== null && (p.pid === pid || running.has(p.pid)))
+      .map((p) => p.pid);
+  }
+
+  /** The slots of rankSlots that none of `members` fills. */
+  private missingSlots(members: Set<number>, slots: readonly string[]): string[] {
+    const filled = new Set<string>();
+    for (const pid of members) {
+      const rank = this.model.processes.get(pid)?.rank;
+      if (rank !== null && rank !== undefined) filled.add(`rank ${rank}`);
+    }
+    return slots.filter((slot) => !filled.has(slot));
+  }
+
+  /** Holds a phase stop of one rank until every rank is paused at it; true while held or merged. */
+  private holdForRanks(stop: EngineStop): boolean {
+    if (this.rankSlots(stop.pid).length === 0) return false;
+    const e = stop.paused;
+    // A pause request stops each rank wherever it is: one shared stop whatever the places.
+    const key = stop.reason === "pause" ? "pause" : `${e.at}/${e.target}`;
+    let group = this.rankStops.get(key);
+    if (group?.reported && !group.members.has(stop.pid)) {
+      // It came after the stop was reported without it: a stop of its own.
+      return false;
+    }
+    if (!group || group.reported) {
+      group = { key, first: stop, members: new Set(), reported: false };
+      this.rankStops.set(key, group);
+      const waiting = group;
+      waiting.timer = setTimeout(() => this.settle(waiting), RANK_SETTLE_MS);
+    }
+    group.members.add(stop.pid);
+    this.reportIfComplete(group);
+    return true;
+  }
+
+  private pausedMembers(group: RankStop): number[] {
+    const byRank = (pid: number) => this.model.processes.get(pid)?.rank ?? Number.MAX_SAFE_INTEGER;
+    return [...group.members].filter((p) => this.model.paused.has(p)).sort((a, b) => byRank(a) - byRank(b));
+  }
+
+  private reportIfComplete(group: RankStop): void {
+    const [anyMember] = this.pausedMembers(group);
+    if (anyMember === undefined) return;
+    const slots = this.rankSlots(anyMember);
+    if (slots.length >= 2 && this.missingSlots(group.members, slots).length === 0) this.report(group);
+  }
+
+  /** Once the other ranks had time to show up: one rank alone stops as any process; else wait for them. */
+  private settle(group: RankStop): void {
+    if (group.reported || this.ended) return;
+    const [anyMember] = this.pausedMembers(group);
+    if (anyMember !== undefined && this.rankSlots(anyMember).length < 2) {
+      group.reported = true;
+      this.emit("stopped", group.first);
+      return;
+    }
+    this.reportIfComplete(group);
+    if (!group.reported) group.timer = setTimeout(() => this.report(group), RANK_WAIT_MS);
+  }
+
+  /** Reports the stop once: for all ranks when every one is there, else (after RANK_WAIT_MS) for those that came. */
+  private report(group: RankStop): void {
+    if (group.reported || this.ended) return;
+    group.reported = true;
+    clearTimeout(group.timer);
+    const pids = this.pausedMembers(group);
+    if (pids.length === 0) return;
+    for (const pid of pids) this.rankStopOf.set(pid, group);
+    const slots = this.rankSlots(pids[0]!);
+    const all = this.missingSlots(group.members, slots).length === 0;
+    const first = group.first;
+    this.emit("stopped", {
+      ...first,
+      pid: pids.includes(first.pid) ? first.pid : pids[0]!,
+      description: this.t(all ? "stop.allRanks" : "stop.someRanks", {
+        stop: first.description,
+        n: pids.length,
+        total: slots.length,
+      }),
+      allThreadsStopped: all,
+      rankPids: pids,
+    });
   }
 
   // ---- what the debugger shows -------------------------------------------------------------

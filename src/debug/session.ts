@@ -136,7 +136,7 @@ export class MemlensDebugSession extends LoggingDebugSession {
     engine.on("stopped", (stop) => {
       const event = new StoppedEvent(stop.reason, stop.pid) as DebugProtocol.StoppedEvent;
       event.body.description = stop.description;
-      event.body.allThreadsStopped = false;
+      event.body.allThreadsStopped = stop.allThreadsStopped ?? false;
       if (stop.breakpointIds.length > 0) event.body.hitBreakpointIds = stop.breakpointIds;
       this.sendEvent(event);
     });
@@ -290,8 +290,8 @@ export class MemlensDebugSession extends LoggingDebugSession {
     response: DebugProtocol.ContinueResponse,
     args: DebugProtocol.ContinueArguments,
   ): void {
-    this.resume(args.threadId, "run");
-    response.body = { allThreadsContinued: false };
+    // Continue at a phase stop the ranks share resumes every rank of it.
+    response.body = { allThreadsContinued: this.engine?.resume(args.threadId, "run") ?? false };
     this.sendResponse(response);
   }
 

@@ -112,6 +112,10 @@ export function reportMarkdown(findings: RunFindings): string {
     "",
     `**${findings.budget.view.verdict}**`,
     "",
+    // Tensor parallelism: each rank's own verdict under the deciding one.
+    ...(findings.budget.view.rankVerdicts ?? []).flatMap((line, i, all) =>
+      i === all.length - 1 ? [`- ${escapeMarkdown(line)}`, ""] : [`- ${escapeMarkdown(line)}`],
+    ),
     t("report.measurements"),
     "",
   ];

@@ -92,6 +92,11 @@ const en = {
   "md.titleRun": " (run {id})",
   "md.model": "model",
   "md.noCheckpoint": "No checkpoint: {why}",
+  "rank.decides":
+    "Rank {rank} of {n} decides (each rank holds its own shard, workspaces and KV cache; the first to run out stops the load): {verdict}",
+  "rank.line": "rank {rank}: {verdict}",
+  "rank.lineWorst": "rank {rank} (worst): {verdict}",
+  "rank.weightsShare": "{source}, ÷ {n} ranks",
 };
 
 export type BudgetKey = keyof typeof en;
@@ -188,5 +193,10 @@ export const BUDGET_TEXT: Tables<BudgetKey> = {
     "md.titleRun": "（运行 {id}）",
     "md.model": "模型",
     "md.noCheckpoint": "没有检查点：{why}",
+    "rank.decides":
+      "由 {n} 个 rank 中的 rank {rank} 决定（每个 rank 各有自己的权重分片、workspace 和 KV 缓存；最先耗尽的那个让加载失败）：{verdict}",
+    "rank.line": "rank {rank}：{verdict}",
+    "rank.lineWorst": "rank {rank}（最差）：{verdict}",
+    "rank.weightsShare": "{source}，÷ {n} 个 rank",
   },
 };

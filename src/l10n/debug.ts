@@ -22,6 +22,8 @@ const en = {
   "stop.breakpoint": "Breakpoint: {where}",
   "stop.phase": "{phase}: {where}",
   "stop.phaseUnknown": "Phase",
+  "stop.allRanks": "{stop} (all {n} ranks)",
+  "stop.someRanks": "{stop} ({n} of {total} ranks; the others did not come)",
   "frame.entry": "entry",
   "frame.exit": "exit",
   "bp.notFunctionSpec": '"{name}" is not module:qualname (e.g. vllm.v1.worker.gpu_worker:Worker.init_device)',
@@ -70,6 +72,8 @@ export const DEBUG_TEXT: Tables<DebugKey> = {
     "stop.breakpoint": "断点：{where}",
     "stop.phase": "{phase}：{where}",
     "stop.phaseUnknown": "阶段",
+    "stop.allRanks": "{stop}（全部 {n} 个 rank）",
+    "stop.someRanks": "{stop}（{total} 个 rank 中的 {n} 个；其余未到达）",
     "frame.entry": "入口",
     "frame.exit": "出口",
     "bp.notFunctionSpec":

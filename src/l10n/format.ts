@@ -21,6 +21,10 @@ const en = {
   "memory.hostRssProcesses": "host RSS {bytes} ({n} processes)",
   "memory.hostRssSummedSource":
     "host_rss: VmRSS from /proc, summed over the target's processes (no CUDA in use)",
+  "ranks.worst": "{delta} {source} on rank {rank}",
+  "ranks.worstOom": "{delta} {source} on rank {rank}, out of memory",
+  "ranks.count": "{n} ranks",
+  "ranks.range": "{low} to {high}",
 };
 
 export const FORMAT_TEXT: Tables<keyof typeof en> = {
@@ -43,5 +47,9 @@ export const FORMAT_TEXT: Tables<keyof typeof en> = {
     "memory.hostRssSource": "host_rss：目标程序在 /proc 中的 VmRSS（未使用 CUDA）",
     "memory.hostRssProcesses": "主机 RSS {bytes}（{n} 个进程）",
     "memory.hostRssSummedSource": "host_rss：/proc 中的 VmRSS，目标程序各进程之和（未使用 CUDA）",
+    "ranks.worst": "rank {rank} 上 {source} {delta}",
+    "ranks.worstOom": "rank {rank} 上 {source} {delta}，显存不足",
+    "ranks.count": "{n} 个 rank",
+    "ranks.range": "{low} 至 {high}",
   },
 };

@@ -134,6 +134,12 @@ const en = {
   "empty.reading": "Reading the events of “{label}”…",
   "empty.unreadable": "The events of “{label}” could not be read; the MemLens output says why.",
   "marker.oom": "CUDA OOM in {target}",
+  "hotspots.ranks": "Per rank",
+  "hotspots.ranksHelp":
+    "retained on each tensor-parallel rank (each holds its own shard, workspaces and KV cache); the worst rank, in bold, runs out first",
+  "hotspots.rankCell": "r{rank} {delta}",
+  "hotspots.rankWorst": "rank {rank} retains the most: it runs out first",
+  "hotspots.processRankOnly": "rank {rank}",
 };
 
 export type PanelKey = keyof typeof en;
@@ -270,6 +276,12 @@ export const PANEL_TEXT: Tables<PanelKey> = {
     "empty.reading": "正在读取“{label}”的事件…",
     "empty.unreadable": "无法读取“{label}”的事件；原因见 MemLens 输出。",
     "marker.oom": "{target} 中 CUDA 显存不足（OOM）",
+    "hotspots.ranks": "各 rank",
+    "hotspots.ranksHelp":
+      "每个张量并行 rank 上的保留量（每个 rank 各有自己的权重分片、workspace 和 KV 缓存）；加粗的是最差的 rank，它最先耗尽",
+    "hotspots.rankCell": "r{rank} {delta}",
+    "hotspots.rankWorst": "rank {rank} 保留得最多：它最先耗尽",
+    "hotspots.processRankOnly": "rank {rank}",
   },
 };
 

@@ -20,6 +20,15 @@ export function processRole(p: Pick<ProcessNaming, "origin" | "argv" | "name">):
   return p.origin === "subprocess" ? "subprocess" : `${p.origin} child`;
 }
 
+/** "rank 1 · cuda:1 · VllmWorker-1 · pid 4243": the same, rank first (tensor parallelism's series). */
+export function rankFirstLabel(p: ProcessNaming): string {
+  const parts: string[] = [];
+  if (p.rank !== null) parts.push(`rank ${p.rank}`);
+  if (p.device !== null) parts.push(`cuda:${p.device}`);
+  parts.push(processRole(p), `pid ${p.pid}`);
+  return parts.join(" · ");
+}
+
 /** "pid 4242 · rank 0 · cuda:0 · EngineCore_0". */
 export function processLabel(p: ProcessNaming): string {
   const parts = [`pid ${p.pid}`];

@@ -1,6 +1,7 @@
 // Run model -> the compact view model the panel draws (webview/protocol.ts). No `vscode` import,
 // so the webview tests and the benchmark build exactly what the extension sends.
-import { processLabel } from "../model/processes";
+import { processLabel, rankFirstLabel } from "../model/processes";
+import { rankSpread, runRanks } from "../model/ranks";
 import { shownStatus } from "../model/runStatus";
 import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
 import { targetLabel } from "../model/targets";
@@ -40,14 +41,17 @@ function seconds(ts: number, t0: number): number {
 }
 
 function processes(model: RunModel): ProcessView[] {
+  // Tensor parallelism: each rank's series leads with its rank, the ranks in order after the rest.
+  const ranked = runRanks(model).length > 1;
+  const rankOrder = (rank: number | null) => (ranked && rank !== null ? rank + 1 : 0);
   return [...model.processes.values()]
-    .sort((a, b) => a.firstTs - b.firstTs || a.pid - b.pid)
+    .sort((a, b) => rankOrder(a.rank) - rankOrder(b.rank) || a.firstTs - b.firstTs || a.pid - b.pid)
     .map((p) => ({
       pid: p.pid,
       rank: p.rank,
       device: p.device,
       origin: p.origin,
-      label: processLabel(p),
+      label: ranked && p.rank !== null ? rankFirstLabel(p) : processLabel(p),
     }));
 }
 
@@ -146,6 +150,22 @@ export function hotspotRow(model: RunModel, s: TargetSummary): HotspotRow {
       transientMax: p.transientMax,
       peakAboveBeforeMax: p.peakAboveBeforeMax,
       durationNs: p.durationNs,
+    })),
+    ...perRank(model, s.target),
+  };
+}
+
+/** The per-rank column of a target measured on two or more ranks (tensor parallelism). */
+function perRank(model: RunModel, target: string): Pick<HotspotRow, "perRank"> {
+  const spread = rankSpread(model, target);
+  if (!spread) return {};
+  return {
+    perRank: spread.ranks.map((r) => ({
+      rank: r.rank,
+      calls: r.calls,
+      retained: r.retained,
+      peakAboveBeforeMax: r.peakAboveBeforeMax,
+      worst: r === spread.worst,
     })),
   };
 }

@@ -4,6 +4,7 @@ import type { Hotspot, Phase } from "../catalog/types";
 import { formatBytes, formatDelta, formatDuration, sourceLabel, summaryLine } from "../model/format";
 import { escapeMarkdown, markdownCode } from "../model/markdown";
 import { processLabel } from "../model/processes";
+import { rankedSummaryLine, rankSpread, type RankSpread } from "../model/ranks";
 import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
 import type { ReadingKey, Readings } from "../protocol/events";
 import { translator, type Lang, type Translate } from "../l10n/lang";
@@ -27,14 +28,17 @@ export function measureHereTitle(hotspot: Hotspot | undefined, trusted: boolean,
 }
 
 export type TargetState =
-  | { kind: "measured"; summary: TargetSummary }
+  | { kind: "measured"; summary: TargetSummary; ranks?: RankSpread }
   | { kind: "waiting" }
   | { kind: "not_called" }
   | { kind: "not_found"; reasons: string[] };
 
 export function targetState(model: RunModel, targetId: string): TargetState {
   const summary = model.summary(targetId);
-  if (summary) return { kind: "measured", summary };
+  if (summary) {
+    const ranks = rankSpread(model, targetId);
+    return ranks ? { kind: "measured", summary, ranks } : { kind: "measured", summary };
+  }
   const info = model.targets.get(targetId);
   if (info && info.resolved.size === 0 && info.notFound.size > 0) {
     return { kind: "not_found", reasons: notFoundReasons(model, targetId) };
@@ -52,7 +56,9 @@ export function lensTitle(state: TargetState, lang: Lang = "en"): string {
   const t = translator(SERVER_TEXT, lang);
   switch (state.kind) {
     case "measured":
-      return summaryLine(state.summary, lang);
+      return state.ranks
+        ? rankedSummaryLine(state.summary, state.ranks, lang)
+        : summaryLine(state.summary, lang);
     case "waiting":
       return t("lens.waiting");
     case "not_called":
@@ -90,20 +96,26 @@ function significant(bytes: number, peak: number | undefined): "warning" | "info
   return undefined;
 }
 
-/** Findings for a measured target: what it keeps after returning, what it only needs meanwhile. */
-export function findings(summary: TargetSummary, lang: Lang = "en"): Finding[] {
+/**
+ * Findings for a measured target: what it keeps after returning, what it only needs meanwhile.
+ * With `ranks` (tensor parallelism) what it keeps is the most one rank keeps: no card holds the sum.
+ */
+export function findings(summary: TargetSummary, lang: Lang = "en", ranks?: RankSpread): Finding[] {
   const t = translator(SERVER_TEXT, lang);
   const out: Finding[] = [];
   const where = t(summary.kind === "line" ? "finding.afterLine" : "finding.afterReturn");
   const source = sourceLabel(summary.source, lang);
-  const calls = summary.calls === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: summary.calls });
-  const retainedLevel =
-    summary.retained > 0 ? significant(summary.retained, summary.peakAboveBeforeMax) : undefined;
+  const keeps = ranks?.ranks.find((r) => r.retained === ranks.maxRetained);
+  const callCount = keeps ? keeps.calls : summary.calls;
+  let calls = callCount === 1 ? t("finding.oneCall") : t("finding.sumCalls", { n: callCount });
+  if (keeps) calls += t("finding.onRank", { rank: keeps.rank, n: ranks!.ranks.length });
+  const retained = keeps ? keeps.retained : summary.retained;
+  const retainedLevel = retained > 0 ? significant(retained, summary.peakAboveBeforeMax) : undefined;
   if (retainedLevel) {
     out.push({
       severity: retainedLevel,
       code: "retained",
-      message: t("finding.retains", { bytes: formatBytes(summary.retained), where, source, calls }),
+      message: t("finding.retains", { bytes: formatBytes(retained), where, source, calls }),
     });
   }
   const transient = summary.transientMax;
@@ -149,6 +161,22 @@ function processCell(model: RunModel, pid: number, rank: number | null): string 
   return escapeMarkdown(processLabel(model.processes.get(pid) ?? { pid, rank, device: null }));
 }
 
+/** One row per rank (tensor parallelism), the worst rank marked: only for targets seen on 2+ ranks. */
+function rankTable(spread: RankSpread, t: Translate<ServerKey>): string[] {
+  const lines = [t("hover.rankTable"), "|---|---|---:|---:|---:|---:|---:|"];
+  for (const r of spread.ranks) {
+    const peak = r.peakAboveBeforeMax === undefined ? "—" : formatDelta(r.peakAboveBeforeMax);
+    const transient = r.transientMax === undefined ? "—" : formatBytes(r.transientMax);
+    // Ranks and pids come from events: escaped like any text.
+    const shown = escapeMarkdown(String(r.rank));
+    const rank = r === spread.worst ? t("hover.worstRank", { rank: shown }) : shown;
+    lines.push(
+      `| ${rank} | ${escapeMarkdown(r.pids.join(", "))} | ${r.calls} | ${formatDelta(r.retained)} | ${peak} | ${transient} | ${formatDuration(r.durationNs)} |`,
+    );
+  }
+  return lines;
+}
+
 export interface HoverContext {
   runLabel: string;
   spec: string;
@@ -165,11 +193,13 @@ export function measuredHover(model: RunModel, summary: TargetSummary, ctx: Hove
   const lines: string[] = [];
   lines.push(`**MemLens** · ${escapeMarkdown(ctx.runLabel)} · ${markdownCode(ctx.spec)}`);
   lines.push("");
-  lines.push(escapeMarkdown(summaryLine(summary, lang)));
+  const ranks = rankSpread(model, summary.target);
+  lines.push(escapeMarkdown(ranks ? rankedSummaryLine(summary, ranks, lang) : summaryLine(summary, lang)));
   if (ctx.hotspot) {
     lines.push("");
     lines.push(`*${escapeMarkdown(ctx.hotspot.question)}*`);
   }
+  if (ranks) lines.push("", ...rankTable(ranks, t));
   lines.push("");
   lines.push(t("hover.processTable"));
   lines.push("|---|---:|---:|---:|---:|---:|");

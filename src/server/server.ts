@@ -50,6 +50,7 @@ import {
   targetState,
 } from "./render";
 import { EditorRefresh } from "./editorRefresh";
+import { rankSpread } from "../model/ranks";
 import { EventsFileShrankError } from "../runner/eventsFile";
 import { folderRunKey, RunLoadError, RunState, type Placement } from "./runState";
 import { langOf, translator, type Lang, type Translate } from "../l10n/lang";
@@ -477,7 +478,7 @@ export class MemlensServer {
       const range = rangeOf(p);
       const summary = run.model.summary(p.target.id);
       if (summary) {
-        for (const f of findings(summary, this.lang)) {
+        for (const f of findings(summary, this.lang, rankSpread(run.model, p.target.id))) {
           out.push({
             range,
             severity: f.severity === "warning" ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information,

@@ -58,12 +58,14 @@ void describe("zh-CN", () => {
     const { c, uri } = await withRun({ locale: "zh-cn" });
     const lenses = await c.codeLenses(uri);
     const prepare = lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(");
-    assert.deepEqual(titlesAt(lenses, prepare), ["已分配 +9.4 GiB · 峰值 +500.0 MiB · 48 次调用 · 2 个进程"]);
+    assert.deepEqual(titlesAt(lenses, prepare), [
+      "rank 0 上 已分配 +4.7 GiB · 2 个 rank · +4.7 GiB · 峰值 +500.0 MiB · 48 次调用 · 2 个进程",
+    ]);
     const hints = await c.inlayHints(uri);
     assert.equal(hints[0]?.label, "← 已分配 +8.3 MiB ×32");
     const diagnostics = await c.waitForDiagnostics(uri, (d) => d.length > 0);
     assert.deepEqual(messagesAt(diagnostics, prepare), [
-      "2:返回之后保留 9.4 GiB（已分配，48 次调用合计）",
+      "2:返回之后保留 4.7 GiB（已分配，24 次调用合计，rank 0 上，2 个 rank 中最多）",
       "2:临时峰值比保留量高出 300.0 MiB（已分配，取最大的一次调用）",
     ]);
     const copy = lineOf(FP4_FILE, "qweight = weight[i].view(torch.int32).T.contiguous()");
@@ -73,7 +75,10 @@ void describe("zh-CN", () => {
     ]);
     const hover = await c.hover(uri, prepare, 6);
     const text = (hover?.contents as { value: string }).value;
-    assert.match(text, /^已分配 \+9\.4 GiB · 峰值 \+500\.0 MiB · 48 次调用/m);
+    assert.match(
+      text,
+      /^rank 0 上 已分配 \+4\.7 GiB · 2 个 rank · \+4\.7 GiB · 峰值 \+500\.0 MiB · 48 次调用/m,
+    );
     assert.match(text, /^\| 进程 \| 调用次数 \| 保留量 \| 高于调用前的峰值 \| 最大临时占用 \| 时间 \|$/m);
     assert.match(text, /^每次调用（调用前 → 调用后 \(Δ\) · 峰值；增量来源为 已分配）：$/m);
     assert.match(
@@ -126,7 +131,7 @@ void test("other locales get English (zh-tw included: only Simplified Chinese is
     const { c, uri } = await withRun({ locale });
     const lenses = await c.codeLenses(uri);
     assert.deepEqual(titlesAt(lenses, lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(")), [
-      "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
+      "+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes",
     ]);
     await c.stop();
     client = undefined;

@@ -217,7 +217,9 @@ void describe("a recorded run", () => {
     const lenses = await c.codeLenses(uri);
     const moe = lensAt(lenses, lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin("));
     // 2 workers × 24 layers × 200 MiB kept; 500 MiB above the start of the largest call.
-    assert.deepEqual(titles(moe), ["+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes"]);
+    assert.deepEqual(titles(moe), [
+      "+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes",
+    ]);
     assert.equal(moe[0]!.command?.command, "memlens.openPanel");
     assert.deepEqual(moe[0]!.command?.arguments, [{ runId: "run-1", target: "t1" }]);
     // The newer alias was not probed: it still offers Measure here.
@@ -233,7 +235,7 @@ void describe("a recorded run", () => {
     const workspaceUri = await openFile(c, MARLIN_FILE);
     const workspace = await c.codeLenses(workspaceUri);
     assert.deepEqual(titles(lensAt(workspace, lineOf(MARLIN_FILE, "def marlin_make_workspace_new("))), [
-      "+99.0 KiB allocated · peak +2.1 KiB · 48 calls · 2 processes",
+      "+49.5 KiB allocated on rank 0 · 2 ranks · +49.5 KiB · peak +2.1 KiB · 48 calls · 2 processes",
     ]);
   });
 
@@ -288,7 +290,7 @@ void describe("a recorded run", () => {
     const at = (d: Diagnostic[], line: number) =>
       d.filter((x) => x.range.start.line === line).map((x) => `${x.severity}:${x.message}`);
     assert.deepEqual(at(fp4Diags, lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin(")), [
-      "2:retains 9.4 GiB after return (allocated, Σ over 48 calls)",
+      "2:retains 4.7 GiB after return (allocated, Σ over 24 calls, on rank 0, the most of 2 ranks)",
       "2:transient peak 300.0 MiB above what it keeps (allocated, largest call)",
     ]);
     assert.deepEqual(at(fp4Diags, lineOf(FP4_FILE, "def repack(")), [
@@ -307,7 +309,7 @@ void describe("a recorded run", () => {
       "2:transient peak 1.5 GiB above what it keeps (allocated, largest call)",
     ]);
     const kv = at(runnerDiags, lineOf(RUNNER_FILE, "def initialize_kv_cache("));
-    assert.equal(kv[0], "2:retains 4.6 GiB after return (allocated, Σ over 2 calls)");
+    assert.equal(kv[0], "2:retains 4.6 GiB after return (allocated, 1 call, on rank 1, the most of 2 ranks)");
     assert.match(kv[1]!, /^2:OOM here \(pid 300\): CUDA out of memory\. Tried to allocate 4\.60 GiB\./);
 
     // Never resolved: reported where its module is, at the top since the def is missing.
@@ -354,7 +356,7 @@ void describe("a recorded run", () => {
     appendToRun(dir, events.slice(cut));
     await c.setRun({ run: { id: "live", dir } });
     assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
-      "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
+      "+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes",
     ]);
     await c.waitFor("a code lens refresh", () => c.codeLensRefreshes > refreshes);
     await c.waitFor("an inlay hint refresh", () => c.inlayHintRefreshes > 0);
@@ -439,7 +441,7 @@ void describe("a recorded run", () => {
       const second = await c.setRun({ run: { id: "live-folder", dir } });
       assert.equal(second.events, events.length);
       assert.deepEqual(titles(lensAt(await c.codeLenses(uri), moeLine)), [
-        "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
+        "+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes",
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -475,7 +477,7 @@ void describe("a recorded run", () => {
       const uri = await openFile(c, FP4_FILE);
       assert.deepEqual(
         titles(lensAt(await c.codeLenses(uri), lineOf(FP4_FILE, "def prepare_moe_fp4_layer_for_marlin("))),
-        ["+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes"],
+        ["+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes"],
       );
       // Replaced by a shorter file (a run folder reused): read from the start, not from the old end.
       writeFileSync(file, lines.slice(0, 16).join(""));
@@ -536,7 +538,7 @@ void describe("run folders and path mapping", () => {
     const uri = await openFile(c, copy);
     const lenses = await c.codeLenses(uri);
     assert.deepEqual(titles(lensAt(lenses, lineOf(copy, "def prepare_moe_fp4_layer_for_marlin("))), [
-      "+9.4 GiB allocated · peak +500.0 MiB · 48 calls · 2 processes",
+      "+4.7 GiB allocated on rank 0 · 2 ranks · +4.7 GiB · peak +500.0 MiB · 48 calls · 2 processes",
     ]);
     assert.deepEqual(titles(lensAt(lenses, lineOf(copy, "qweight = weight[i].view(torch.int32)"))), [
       "+8.3 MiB allocated · peak +8.2 MiB · 32 calls",
