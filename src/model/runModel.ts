@@ -16,6 +16,11 @@ import type {
   TargetNotFoundEvent,
   TargetResolvedEvent,
 } from "../protocol/events";
+import type { SampleScan } from "../protocol/fastLine";
+import { sampleEventOf } from "../protocol/fastLine";
+import { SampleColumns, type SamplePoint } from "./sampleColumns";
+
+export type { SamplePoint } from "./sampleColumns";
 
 /** The reading a delta is computed from: torch's allocator when the process used CUDA, else host RSS. */
 export type DeltaSource = "allocated" | "host_rss";
@@ -67,11 +72,6 @@ export interface TargetInfo {
   resolved: Map<number, TargetResolvedEvent>;
   /** Why it did not resolve, per process. */
   notFound: Map<number, TargetNotFoundEvent>;
-}
-
-export interface SamplePoint {
-  ts: number;
-  readings: Readings;
 }
 
 export interface CallDelta {
@@ -140,7 +140,9 @@ export class RunModel {
   readonly targets = new Map<string, TargetInfo>();
   /** Calls in order of entry. */
   readonly calls: CallRecord[] = [];
-  readonly samples = new Map<number, SamplePoint[]>();
+  /** Each process's samples, as columns (the memory panel draws them from there). */
+  readonly sampleColumns = new Map<number, SampleColumns>();
+  private sampleLists: Map<number, SamplePoint[]> | undefined;
   readonly facts: FactEvent[] = [];
   readonly logs: LogEvent[] = [];
   readonly ooms: OomEvent[] = [];
@@ -167,6 +169,35 @@ export class RunModel {
 
   get finished(): boolean {
     return this.end !== undefined;
+  }
+
+  /**
+   * Each process's samples as objects, made on first use and then kept (the columns in
+   * sampleColumns cost a million samples no objects: views that can, read those).
+   */
+  get samples(): Map<number, SamplePoint[]> {
+    const lists = (this.sampleLists ??= new Map());
+    for (const [pid, columns] of this.sampleColumns) lists.set(pid, columns.points());
+    return lists;
+  }
+
+  /** A sample event as the fast scan read it: the same as add() of its event, with no object made. */
+  addSample(s: SampleScan): void {
+    this.eventCount++;
+    this.firstTs = this.firstTs === undefined ? s.ts : Math.min(this.firstTs, s.ts);
+    this.lastTs = this.lastTs === undefined ? s.ts : Math.max(this.lastTs, s.ts);
+    this.touch(s.pid, s.rank, s.device, s.ts);
+    this.columnsOf(s.pid).push(s.ts, s.values);
+    if (this.listeners.size > 0) {
+      const event = sampleEventOf(s);
+      for (const l of this.listeners) l(event);
+    }
+  }
+
+  private columnsOf(pid: number): SampleColumns {
+    let columns = this.sampleColumns.get(pid);
+    if (!columns) this.sampleColumns.set(pid, (columns = new SampleColumns()));
+    return columns;
   }
 
   add(e: ProbeEvent): void {
@@ -235,12 +266,9 @@ export class RunModel {
       case "resumed":
         this.paused.delete(e.pid);
         break;
-      case "sample": {
-        let list = this.samples.get(e.pid);
-        if (!list) this.samples.set(e.pid, (list = []));
-        list.push({ ts: e.ts, readings: e.readings });
+      case "sample":
+        this.columnsOf(e.pid).pushReadings(e.ts, e.readings);
         break;
-      }
       case "log":
         this.logs.push(e);
         break;
@@ -295,14 +323,18 @@ export class RunModel {
   }
 
   private touchProcess(e: ProbeEvent): ProcessInfo {
-    let p = this.processes.get(e.pid);
+    return this.touch(e.pid, e.rank, e.device, e.ts);
+  }
+
+  private touch(pid: number, rank: number | null, device: number | null, ts: number): ProcessInfo {
+    let p = this.processes.get(pid);
     if (!p) {
-      p = { pid: e.pid, rank: e.rank, device: e.device, firstTs: e.ts, lastTs: e.ts, exited: false };
-      this.processes.set(e.pid, p);
+      p = { pid, rank, device, firstTs: ts, lastTs: ts, exited: false };
+      this.processes.set(pid, p);
     }
-    p.lastTs = Math.max(p.lastTs, e.ts);
-    if (e.rank !== null) p.rank = e.rank;
-    if (e.device !== null) p.device = e.device;
+    p.lastTs = Math.max(p.lastTs, ts);
+    if (rank !== null) p.rank = rank;
+    if (device !== null) p.device = device;
     return p;
   }
 
@@ -350,14 +382,15 @@ export class RunModel {
 
   /** The last reading of each key seen in any sample or scope event of a process. */
   latestReadings(pid?: number): Readings | undefined {
-    const pids = pid === undefined ? [...this.samples.keys()] : [pid];
-    let best: SamplePoint | undefined;
+    const pids = pid === undefined ? [...this.sampleColumns.keys()] : [pid];
+    let best: { columns: SampleColumns; i: number } | undefined;
     for (const p of pids) {
-      const list = this.samples.get(p);
-      const last = list?.[list.length - 1];
-      if (last && (!best || last.ts > best.ts)) best = last;
+      const columns = this.sampleColumns.get(p);
+      if (!columns || columns.length === 0) continue;
+      const i = columns.length - 1;
+      if (!best || columns.tsAt(i) > best.columns.tsAt(best.i)) best = { columns, i };
     }
-    return best?.readings;
+    return best?.columns.at(best.i).readings;
   }
 }
 

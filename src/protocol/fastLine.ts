@@ -1,0 +1,294 @@
+// The fast path of the reader for the line a run writes most: `sample` (a vLLM load writes millions
+// of them). A scanner reads the line's bytes straight into numbers: no text decoded, no JSON.parse,
+// no zod, no object per line. It takes only lines it can answer for exactly — a compact JSON
+// object holding just the fields of a sample event (v, type, ts, pid, rank, device, readings), each
+// of the type the schema in reader.ts demands, keys without escapes, no key twice — and gives up on
+// anything else, which then goes down the full path (JSON.parse, then the schema): a line is
+// accepted here only when the full path would accept it with the same numbers, and every line the
+// full path would reject (with its reason) goes there.
+import { PROTOCOL_VERSION, type Readings, type SampleEvent } from "./events";
+
+/** Every reading the sample schema knows, in the order of the scan's values. */
+export const SAMPLE_READING_KEYS = [
+  "allocated",
+  "reserved",
+  "requested",
+  "device_used",
+  "device_total",
+  "non_torch",
+  "process_used",
+  "host_rss",
+  "host_hwm",
+] as const satisfies readonly (keyof Readings)[];
+
+/** One sample line's fields; NaN in values marks a reading the line did not have. */
+export interface SampleScan {
+  ts: number;
+  pid: number;
+  rank: number | null;
+  device: number | null;
+  /** By SAMPLE_READING_KEYS. */
+  readonly values: Float64Array;
+}
+
+export function newSampleScan(): SampleScan {
+  return { ts: 0, pid: 0, rank: null, device: null, values: new Float64Array(SAMPLE_READING_KEYS.length) };
+}
+
+/** The event a scan stands for, for readers that want objects (a live model's listeners). */
+export function sampleEventOf(scan: SampleScan): SampleEvent {
+  return {
+    v: PROTOCOL_VERSION,
+    type: "sample",
+    ts: scan.ts,
+    pid: scan.pid,
+    rank: scan.rank,
+    device: scan.device,
+    readings: readingsOf(scan.values),
+  };
+}
+
+/** The readings object of a scan's values (absent keys left out, as the probe leaves them out). */
+export function readingsOf(values: ArrayLike<number>): Readings {
+  const out: Readings = {};
+  for (let k = 0; k < SAMPLE_READING_KEYS.length; k++) {
+    const value = values[k]!;
+    if (!Number.isNaN(value)) out[SAMPLE_READING_KEYS[k]!] = value;
+  }
+  return out;
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const MINUS = 0x2d;
+const ZERO = 0x30;
+const NINE = 0x39;
+const BACKSLASH = 0x5c;
+const TWO_32 = 2 ** 32;
+
+const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
+// Top-level fields, by their bit in `seen` (a key given twice is refused: JSON.parse keeps the last).
+const F_V = 0;
+const F_TYPE = 1;
+const F_TS = 2;
+const F_PID = 3;
+const F_RANK = 4;
+const F_DEVICE = 5;
+const F_READINGS = 6;
+const FIELD_KEYS = ["v", "type", "ts", "pid", "rank", "device", "readings"].map(bytesOf);
+const REQUIRED = (1 << F_V) | (1 << F_TYPE) | (1 << F_TS) | (1 << F_PID) | (1 << F_READINGS);
+const READING_KEY_BYTES = SAMPLE_READING_KEYS.map(bytesOf);
+const SAMPLE_TYPE = [bytesOf("sample")];
+const NULL_BYTES = bytesOf("null");
+/** How the probe starts every sample line: read as one run of bytes. */
+const PROBE_START = bytesOf(`{"v":${PROTOCOL_VERSION},"type":"sample","ts":`);
+
+/** Bytes as text, one character each (a number's bytes are ASCII). */
+function latin1(b: Uint8Array, start: number, end: number): string {
+  return Buffer.isBuffer(b)
+    ? b.toString("latin1", start, end)
+    : String.fromCharCode(...b.subarray(start, end));
+}
+
+/** The number read last by readNumber. */
+let numberValue = 0;
+
+function skipSpace(b: Uint8Array, i: number, end: number): number {
+  while (i < end) {
+    const c = b[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    i++;
+  }
+  return i;
+}
+
+/** After the closing quote of a string without escapes or control characters at i; -1 to give up. */
+function skipPlainString(b: Uint8Array, i: number, end: number): number {
+  if (b[i] !== QUOTE) return -1;
+  for (let j = i + 1; j < end; j++) {
+    const c = b[j]!;
+    if (c === QUOTE) return j + 1;
+    if (c === BACKSLASH || c < 0x20) return -1;
+  }
+  return -1;
+}
+
+/** Which of `keys` the bytes [start, end) are; -1 for none. */
+function keyIndex(b: Uint8Array, start: number, end: number, keys: readonly Uint8Array[]): number {
+  const n = end - start;
+  next: for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    if (key.length !== n) continue;
+    for (let j = 0; j < n; j++) if (b[start + j] !== key[j]) continue next;
+    return k;
+  }
+  return -1;
+}
+
+/**
+ * A JSON number at i (the full grammar) into numberValue; returns where it ends, or -1 to give
+ * up (not a number, or one the schema refuses: JSON.parse reads 1e400 as Infinity, which
+ * z.number() rejects).
+ */
+function readNumber(b: Uint8Array, i: number, end: number): number {
+  const start = i;
+  const negative = b[i] === MINUS;
+  if (negative) i++;
+  const digits = i;
+  let c = b[i]!;
+  // The integer part as high * 2^32 + low, both exact while it has at most 19 digits (< 2^64).
+  let high = 0;
+  let low = 0;
+  if (c === ZERO) i++;
+  else if (c > ZERO && c <= NINE) {
+    while (i < end && (c = b[i]!) >= ZERO && c <= NINE) {
+      low = low * 10 + (c - ZERO);
+      if (low >= TWO_32) {
+        const carry = Math.floor(low / TWO_32);
+        low -= carry * TWO_32;
+        high = high * 10 + carry;
+      } else high *= 10;
+      i++;
+    }
+  } else return -1;
+  const integerEnd = i;
+  if (b[i] === 0x2e) {
+    i++;
+    const from = i;
+    while (i < end && (c = b[i]!) >= ZERO && c <= NINE) i++;
+    if (i === from) return -1;
+  }
+  c = b[i]!;
+  if (c === 0x65 || c === 0x45) {
+    i++;
+    c = b[i]!;
+    if (c === 0x2b || c === MINUS) i++;
+    const from = i;
+    while (i < end && (c = b[i]!) >= ZERO && c <= NINE) i++;
+    if (i === from) return -1;
+  }
+  // An integer of up to 19 digits: high * 2^32 is exact, so the one rounding of the sum is the
+  // correctly rounded value, the one JSON.parse gives (a nanosecond clock has 19 digits). Longer
+  // integers, fractions and exponents: Number() of the text, which rounds as JSON.parse does.
+  if (integerEnd === i && integerEnd - digits <= 19) {
+    const value = high * TWO_32 + low;
+    numberValue = negative ? -value : value;
+    return i;
+  }
+  numberValue = Number(latin1(b, start, i));
+  return Number.isFinite(numberValue) ? i : -1;
+}
+
+/** A number, or null (NaN in numberValue); where it ends, or -1. */
+function readNumberOrNull(b: Uint8Array, i: number, end: number): number {
+  if (b[i] !== 0x6e) return readNumber(b, i, end);
+  if (end - i < 4 || keyIndex(b, i, i + 4, [NULL_BYTES]) !== 0) return -1;
+  numberValue = NaN;
+  return i + 4;
+}
+
+/** The readings object at i into values; where it ends, or -1 (an unknown key, a value not a number, a key twice). */
+function readReadings(b: Uint8Array, i: number, end: number, values: Float64Array): number {
+  values.fill(NaN);
+  i = skipSpace(b, i + 1, end);
+  if (b[i] === CLOSE) return i + 1;
+  for (;;) {
+    const keyEnd = skipPlainString(b, i, end);
+    if (keyEnd < 0) return -1;
+    const k = keyIndex(b, i + 1, keyEnd - 1, READING_KEY_BYTES);
+    if (k < 0 || !Number.isNaN(values[k]!)) return -1;
+    i = skipSpace(b, keyEnd, end);
+    if (b[i] !== COLON) return -1;
+    i = readNumber(b, skipSpace(b, i + 1, end), end);
+    if (i < 0) return -1;
+    values[k] = numberValue;
+    i = skipSpace(b, i, end);
+    const c = b[i++];
+    if (c === CLOSE) return i;
+    if (c !== COMMA) return -1;
+    i = skipSpace(b, i, end);
+  }
+}
+
+/**
+ * Reads the sample line in bytes [start, end) (UTF-8, no newline) into `out`; false when the line
+ * is anything else or anything this scan does not answer for exactly (the caller then decodes and
+ * parses it in full). `out` is scratch: its fields mean something only after true.
+ */
+export function scanSampleLine(b: Uint8Array, start: number, end: number, out: SampleScan): boolean {
+  let i: number;
+  let seen = 0;
+  /** The field whose value is at i, its key read already (the probe's usual start). */
+  let known = -1;
+  out.rank = null;
+  out.device = null;
+  if (
+    end - start > PROBE_START.length &&
+    keyIndex(b, start, start + PROBE_START.length, [PROBE_START]) === 0
+  ) {
+    i = start + PROBE_START.length;
+    seen = (1 << F_V) | (1 << F_TYPE);
+    known = F_TS;
+  } else {
+    i = skipSpace(b, start, end);
+    if (b[i] !== OPEN) return false;
+    i = skipSpace(b, i + 1, end);
+  }
+  for (;;) {
+    let field = known;
+    known = -1;
+    if (field < 0) {
+      const keyEnd = skipPlainString(b, i, end);
+      if (keyEnd < 0) return false;
+      field = keyIndex(b, i + 1, keyEnd - 1, FIELD_KEYS);
+      i = skipSpace(b, keyEnd, end);
+      if (b[i] !== COLON) return false;
+      i = skipSpace(b, i + 1, end);
+    }
+    switch (field) {
+      case F_V:
+        i = readNumber(b, i, end);
+        if (i < 0 || numberValue !== PROTOCOL_VERSION) return false;
+        break;
+      case F_TYPE: {
+        const typeEnd = skipPlainString(b, i, end);
+        if (typeEnd < 0 || keyIndex(b, i + 1, typeEnd - 1, SAMPLE_TYPE) !== 0) return false;
+        i = typeEnd;
+        break;
+      }
+      case F_TS:
+        i = readNumber(b, i, end);
+        out.ts = numberValue;
+        break;
+      case F_PID:
+        i = readNumber(b, i, end);
+        out.pid = numberValue;
+        break;
+      case F_RANK:
+        i = readNumberOrNull(b, i, end);
+        out.rank = Number.isNaN(numberValue) ? null : numberValue;
+        break;
+      case F_DEVICE:
+        i = readNumberOrNull(b, i, end);
+        out.device = Number.isNaN(numberValue) ? null : numberValue;
+        break;
+      case F_READINGS:
+        if (b[i] !== OPEN) return false;
+        i = readReadings(b, i, end, out.values);
+        break;
+      default:
+        return false;
+    }
+    if (i < 0 || seen & (1 << field)) return false;
+    seen |= 1 << field;
+    i = skipSpace(b, i, end);
+    const c = b[i++];
+    if (c === CLOSE) break;
+    if (c !== COMMA) return false;
+    i = skipSpace(b, i, end);
+  }
+  return skipSpace(b, i, end) === end && (seen & REQUIRED) === REQUIRED;
+}
