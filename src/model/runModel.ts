@@ -155,6 +155,12 @@ export class RunModel {
   private readonly openScopes = new Map<string, CallRecord>();
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
 
+  /**
+   * `keepSamples: false`: samples are read and counted (events, times, processes) but not kept,
+   * for views that never draw them (the language server's lenses, hovers and hints).
+   */
+  constructor(private readonly options: { keepSamples?: boolean } = {}) {}
+
   static fromEvents(events: Iterable<ProbeEvent>): RunModel {
     const model = new RunModel();
     for (const e of events) model.add(e);
@@ -187,7 +193,7 @@ export class RunModel {
     this.firstTs = this.firstTs === undefined ? s.ts : Math.min(this.firstTs, s.ts);
     this.lastTs = this.lastTs === undefined ? s.ts : Math.max(this.lastTs, s.ts);
     this.touch(s.pid, s.rank, s.device, s.ts);
-    this.columnsOf(s.pid).push(s.ts, s.values);
+    if (this.options.keepSamples !== false) this.columnsOf(s.pid).push(s.ts, s.values);
     if (this.listeners.size > 0) {
       const event = sampleEventOf(s);
       for (const l of this.listeners) l(event);
@@ -267,7 +273,7 @@ export class RunModel {
         this.paused.delete(e.pid);
         break;
       case "sample":
-        this.columnsOf(e.pid).pushReadings(e.ts, e.readings);
+        if (this.options.keepSamples !== false) this.columnsOf(e.pid).pushReadings(e.ts, e.readings);
         break;
       case "log":
         this.logs.push(e);
