@@ -143,6 +143,7 @@ export class RunModel {
   /** Each process's samples, as columns (the memory panel draws them from there). */
   readonly sampleColumns = new Map<number, SampleColumns>();
   private sampleLists: Map<number, SamplePoint[]> | undefined;
+  private lastColumns: { pid: number; columns: SampleColumns } | undefined;
   readonly facts: FactEvent[] = [];
   readonly logs: LogEvent[] = [];
   readonly ooms: OomEvent[] = [];
@@ -193,7 +194,12 @@ export class RunModel {
     this.firstTs = this.firstTs === undefined ? s.ts : Math.min(this.firstTs, s.ts);
     this.lastTs = this.lastTs === undefined ? s.ts : Math.max(this.lastTs, s.ts);
     this.touch(s.pid, s.rank, s.device, s.ts);
-    if (this.options.keepSamples !== false) this.columnsOf(s.pid).push(s.ts, s.values);
+    if (this.options.keepSamples !== false) {
+      // Samples come in long runs of one process: its columns are kept at hand.
+      let last = this.lastColumns;
+      if (last?.pid !== s.pid) this.lastColumns = last = { pid: s.pid, columns: this.columnsOf(s.pid) };
+      last.columns.push(s.ts, s.values);
+    }
     if (this.listeners.size > 0) {
       const event = sampleEventOf(s);
       for (const l of this.listeners) l(event);

@@ -68,6 +68,7 @@ const ZERO = 0x30;
 const NINE = 0x39;
 const BACKSLASH = 0x5c;
 const TWO_32 = 2 ** 32;
+const NEWLINE = 0x0a;
 
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
 // Top-level fields, by their bit in `seen` (a key given twice is refused: JSON.parse keeps the last).
@@ -95,14 +96,59 @@ function latin1(b: Uint8Array, start: number, end: number): string {
 
 /** The number read last by readNumber. */
 let numberValue = 0;
+/** The key read last by readKey. */
+let keyFound = -1;
+const quotedKeys = (keys: readonly Uint8Array[]) =>
+  keys.map((key) => bytesOf(`"${new TextDecoder().decode(key)}":`));
+const FIELD_KEYS_QUOTED = quotedKeys(FIELD_KEYS);
+const READING_KEYS_QUOTED = quotedKeys(READING_KEY_BYTES);
+/** The order of the keys in the last sample line read (-1: not known). */
+const fieldOrder = new Int8Array(FIELD_KEYS.length + 1).fill(-1);
+const readingOrder = new Int8Array(READING_KEY_BYTES.length + 1).fill(-1);
 
+/** JSON's white space inside a line (a newline ends the line). */
 function skipSpace(b: Uint8Array, i: number, end: number): number {
   while (i < end) {
     const c = b[i]!;
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    if (c !== 0x20 && c !== 0x0d && c !== 0x09) break;
     i++;
   }
   return i;
+}
+
+/** Whether the bytes at i are `literal`. */
+function bytesAt(b: Uint8Array, i: number, end: number, literal: Uint8Array): boolean {
+  if (end - i < literal.length) return false;
+  for (let j = 0; j < literal.length; j++) if (b[i + j] !== literal[j]) return false;
+  return true;
+}
+
+/**
+ * The key at i, and its colon: its index in `keys` (-1: none of them) into keyFound, and where its
+ * value starts; -1 to give up. The probe writes its keys in the same order on every line, so the
+ * key at the same place in the last line (`order`) is tried first, as one run of bytes.
+ */
+function readKey(
+  b: Uint8Array,
+  i: number,
+  end: number,
+  keys: readonly Uint8Array[],
+  quoted: readonly Uint8Array[],
+  order: Int8Array,
+  place: number,
+): number {
+  const guess = order[place]!;
+  if (guess >= 0 && bytesAt(b, i, end, quoted[guess]!)) {
+    keyFound = guess;
+    return i + quoted[guess]!.length;
+  }
+  const keyEnd = skipPlainString(b, i, end);
+  if (keyEnd < 0) return -1;
+  keyFound = keyIndex(b, i + 1, keyEnd - 1, keys);
+  if (place < order.length) order[place] = keyFound;
+  i = skipSpace(b, keyEnd, end);
+  if (b[i] !== COLON) return -1;
+  return skipSpace(b, i + 1, end);
 }
 
 /** After the closing quote of a string without escapes or control characters at i; -1 to give up. */
@@ -139,19 +185,27 @@ function readNumber(b: Uint8Array, i: number, end: number): number {
   if (negative) i++;
   const digits = i;
   let c = b[i]!;
-  // The integer part as high * 2^32 + low, both exact while it has at most 19 digits (< 2^64).
+  // The integer part: summed in a double while it has at most 15 digits (exact); beyond, as
+  // high * 2^32 + low, both exact while it has at most 19 digits (< 2^64).
   let high = 0;
   let low = 0;
   if (c === ZERO) i++;
   else if (c > ZERO && c <= NINE) {
-    while (i < end && (c = b[i]!) >= ZERO && c <= NINE) {
+    const simpleEnd = Math.min(end, i + 15);
+    while (i < simpleEnd && (c = b[i]!) >= ZERO && c <= NINE) {
       low = low * 10 + (c - ZERO);
-      if (low >= TWO_32) {
+      i++;
+    }
+    if (i === simpleEnd && i < end && (c = b[i]!) >= ZERO && c <= NINE) {
+      high = Math.floor(low / TWO_32);
+      low -= high * TWO_32;
+      while (i < end && (c = b[i]!) >= ZERO && c <= NINE) {
+        low = low * 10 + (c - ZERO);
         const carry = Math.floor(low / TWO_32);
         low -= carry * TWO_32;
         high = high * 10 + carry;
-      } else high *= 10;
-      i++;
+        i++;
+      }
     }
   } else return -1;
   const integerEnd = i;
@@ -195,14 +249,11 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
   values.fill(NaN);
   i = skipSpace(b, i + 1, end);
   if (b[i] === CLOSE) return i + 1;
-  for (;;) {
-    const keyEnd = skipPlainString(b, i, end);
-    if (keyEnd < 0) return -1;
-    const k = keyIndex(b, i + 1, keyEnd - 1, READING_KEY_BYTES);
-    if (k < 0 || !Number.isNaN(values[k]!)) return -1;
-    i = skipSpace(b, keyEnd, end);
-    if (b[i] !== COLON) return -1;
-    i = readNumber(b, skipSpace(b, i + 1, end), end);
+  for (let place = 0; ; place++) {
+    i = readKey(b, i, end, READING_KEY_BYTES, READING_KEYS_QUOTED, readingOrder, place);
+    const k = keyFound;
+    if (i < 0 || k < 0 || !Number.isNaN(values[k]!)) return -1;
+    i = readNumber(b, i, end);
     if (i < 0) return -1;
     values[k] = numberValue;
     i = skipSpace(b, i, end);
@@ -214,11 +265,12 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
 }
 
 /**
- * Reads the sample line in bytes [start, end) (UTF-8, no newline) into `out`; false when the line
- * is anything else or anything this scan does not answer for exactly (the caller then decodes and
- * parses it in full). `out` is scratch: its fields mean something only after true.
+ * Reads the sample line that starts at `start` in bytes (UTF-8) that go on to `end` into `out`,
+ * and returns where its newline is; -1 when the line is anything else, or anything this scan
+ * does not answer for exactly, or has no newline before `end` (the caller then decodes and parses
+ * it in full). `out` is scratch: its fields mean something only after a line was read.
  */
-export function scanSampleLine(b: Uint8Array, start: number, end: number, out: SampleScan): boolean {
+export function scanSampleLine(b: Uint8Array, start: number, end: number, out: SampleScan): number {
   let i: number;
   let seen = 0;
   /** The field whose value is at i, its key read already (the probe's usual start). */
@@ -234,28 +286,25 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
     known = F_TS;
   } else {
     i = skipSpace(b, start, end);
-    if (b[i] !== OPEN) return false;
+    if (b[i] !== OPEN) return -1;
     i = skipSpace(b, i + 1, end);
   }
-  for (;;) {
+  for (let place = 0; ; place++) {
     let field = known;
     known = -1;
     if (field < 0) {
-      const keyEnd = skipPlainString(b, i, end);
-      if (keyEnd < 0) return false;
-      field = keyIndex(b, i + 1, keyEnd - 1, FIELD_KEYS);
-      i = skipSpace(b, keyEnd, end);
-      if (b[i] !== COLON) return false;
-      i = skipSpace(b, i + 1, end);
+      i = readKey(b, i, end, FIELD_KEYS, FIELD_KEYS_QUOTED, fieldOrder, place);
+      if (i < 0) return -1;
+      field = keyFound;
     }
     switch (field) {
       case F_V:
         i = readNumber(b, i, end);
-        if (i < 0 || numberValue !== PROTOCOL_VERSION) return false;
+        if (i < 0 || numberValue !== PROTOCOL_VERSION) return -1;
         break;
       case F_TYPE: {
         const typeEnd = skipPlainString(b, i, end);
-        if (typeEnd < 0 || keyIndex(b, i + 1, typeEnd - 1, SAMPLE_TYPE) !== 0) return false;
+        if (typeEnd < 0 || keyIndex(b, i + 1, typeEnd - 1, SAMPLE_TYPE) !== 0) return -1;
         i = typeEnd;
         break;
       }
@@ -276,19 +325,20 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
         out.device = Number.isNaN(numberValue) ? null : numberValue;
         break;
       case F_READINGS:
-        if (b[i] !== OPEN) return false;
+        if (b[i] !== OPEN) return -1;
         i = readReadings(b, i, end, out.values);
         break;
       default:
-        return false;
+        return -1;
     }
-    if (i < 0 || seen & (1 << field)) return false;
+    if (i < 0 || seen & (1 << field)) return -1;
     seen |= 1 << field;
     i = skipSpace(b, i, end);
     const c = b[i++];
     if (c === CLOSE) break;
-    if (c !== COMMA) return false;
+    if (c !== COMMA) return -1;
     i = skipSpace(b, i, end);
   }
-  return skipSpace(b, i, end) === end && (seen & REQUIRED) === REQUIRED;
+  i = skipSpace(b, i, end);
+  return i < end && b[i] === NEWLINE && (seen & REQUIRED) === REQUIRED ? i : -1;
 }

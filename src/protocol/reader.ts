@@ -434,22 +434,25 @@ export class EventStreamReader {
       from = newline + 1;
       this.midLine = false;
     }
+    const scan = this.scan;
     while (from < bytes.length && !this.versionError) {
+      const lineEnd = scanSampleLine(bytes, from, bytes.length, scan);
+      if (lineEnd >= 0) {
+        // Samples are exempt from the check for repeated lines (see accept).
+        this.lineNumber++;
+        if (this.onSample) this.onSample(scan);
+        else this.onEvent(sampleEventOf(scan));
+        from = lineEnd + 1;
+        continue;
+      }
       const newline = bytes.indexOf(NEWLINE, from);
       if (newline < 0) {
         this.push(this.decoder.write(bytes.subarray(from)));
         this.midLine = true;
         return;
       }
-      if (scanSampleLine(bytes, from, newline, this.scan)) {
-        // Samples are exempt from the check for repeated lines (see accept).
-        this.lineNumber++;
-        if (this.onSample) this.onSample(this.scan);
-        else this.onEvent(sampleEventOf(this.scan));
-      } else {
-        // With its newline, so that a character cut at the line's end decodes as push() decodes it.
-        this.push(this.decoder.write(bytes.subarray(from, newline + 1)));
-      }
+      // With its newline, so that a character cut at the line's end decodes as push() decodes it.
+      this.push(this.decoder.write(bytes.subarray(from, newline + 1)));
       from = newline + 1;
     }
   }

@@ -198,8 +198,8 @@ void test("the scan reads numbers exactly as JSON.parse does (19-digit clocks, b
     const ts = digits(1 + (i % 22));
     const allocated = `${random() < 0.2 ? "-" : ""}${digits(1 + Math.floor(random() * 19))}${random() < 0.1 ? `.${digits(3)}` : ""}`;
     const line = `{"v":1,"type":"sample","ts":${ts},"pid":3,"readings":{"allocated":${allocated}}}`;
-    const bytes = Buffer.from(line);
-    assert.ok(scanSampleLine(bytes, 0, bytes.length, scan), line);
+    const bytes = Buffer.from(`${line}\n`);
+    assert.equal(scanSampleLine(bytes, 0, bytes.length, scan), line.length, line);
     const parsed = JSON.parse(line) as { ts: number; readings: { allocated: number } };
     assert.ok(Object.is(scan.ts, parsed.ts), `${line}: ts ${scan.ts} vs ${parsed.ts}`);
     assert.ok(Object.is(scan.values[0], parsed.readings.allocated), `${line}: allocated`);
@@ -209,8 +209,10 @@ void test("the scan reads numbers exactly as JSON.parse does (19-digit clocks, b
 void test("the scan accepts a line only when the full path reads it as that sample", () => {
   const scan = newSampleScan();
   for (const line of [...VALID_SAMPLES, ...BAD_LINES, ...scopeLines]) {
-    const bytes = Buffer.from(line);
-    if (!scanSampleLine(bytes, 0, bytes.length, scan)) continue;
+    const bytes = Buffer.from(`${line}\n`);
+    const lineEnd = scanSampleLine(bytes, 0, bytes.length, scan);
+    if (lineEnd < 0) continue;
+    assert.equal(lineEnd, bytes.length - 1, line);
     const parsed = parseEventLine(line);
     assert.equal(parsed.ok, true, line);
     const event = (parsed as { event: ProbeEvent }).event;
@@ -222,8 +224,8 @@ void test("the scan accepts a line only when the full path reads it as that samp
     );
   }
   const taken = VALID_SAMPLES.filter((line) => {
-    const bytes = Buffer.from(line);
-    return scanSampleLine(bytes, 0, bytes.length, scan);
+    const bytes = Buffer.from(`${line}\n`);
+    return scanSampleLine(bytes, 0, bytes.length, scan) >= 0;
   });
   assert.ok(taken.length >= 8, `the usual shapes take the fast path (${taken.length})`);
 });
