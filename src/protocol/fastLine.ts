@@ -94,8 +94,11 @@ function latin1(b: Uint8Array, start: number, end: number): string {
     : String.fromCharCode(...b.subarray(start, end));
 }
 
-/** The number read last by readNumber. */
-let numberValue = 0;
+/**
+ * The number read last by readNumber, in a typed array: a module variable would hold each double
+ * in a new heap box (six a line, millions a run, for the collector to sweep).
+ */
+const numberSlot = new Float64Array(1);
 /** The key read last by readKey. */
 let keyFound = -1;
 const quotedKeys = (keys: readonly Uint8Array[]) =>
@@ -175,7 +178,7 @@ function keyIndex(b: Uint8Array, start: number, end: number, keys: readonly Uint
 }
 
 /**
- * A JSON number at i (the full grammar) into numberValue; returns where it ends, or -1 to give
+ * A JSON number at i (the full grammar) into numberSlot; returns where it ends, or -1 to give
  * up (not a number, or one the schema refuses: JSON.parse reads 1e400 as Infinity, which
  * z.number() rejects).
  */
@@ -229,18 +232,19 @@ function readNumber(b: Uint8Array, i: number, end: number): number {
   // integers, fractions and exponents: Number() of the text, which rounds as JSON.parse does.
   if (integerEnd === i && integerEnd - digits <= 19) {
     const value = high * TWO_32 + low;
-    numberValue = negative ? -value : value;
+    numberSlot[0] = negative ? -value : value;
     return i;
   }
-  numberValue = Number(latin1(b, start, i));
-  return Number.isFinite(numberValue) ? i : -1;
+  const parsed = Number(latin1(b, start, i));
+  numberSlot[0] = parsed;
+  return Number.isFinite(parsed) ? i : -1;
 }
 
-/** A number, or null (NaN in numberValue); where it ends, or -1. */
+/** A number, or null (NaN in numberSlot); where it ends, or -1. */
 function readNumberOrNull(b: Uint8Array, i: number, end: number): number {
   if (b[i] !== 0x6e) return readNumber(b, i, end);
   if (end - i < 4 || keyIndex(b, i, i + 4, [NULL_BYTES]) !== 0) return -1;
-  numberValue = NaN;
+  numberSlot[0] = NaN;
   return i + 4;
 }
 
@@ -255,7 +259,7 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
     if (i < 0 || k < 0 || !Number.isNaN(values[k]!)) return -1;
     i = readNumber(b, i, end);
     if (i < 0) return -1;
-    values[k] = numberValue;
+    values[k] = numberSlot[0]!;
     i = skipSpace(b, i, end);
     const c = b[i++];
     if (c === CLOSE) return i;
@@ -300,7 +304,7 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
     switch (field) {
       case F_V:
         i = readNumber(b, i, end);
-        if (i < 0 || numberValue !== PROTOCOL_VERSION) return -1;
+        if (i < 0 || numberSlot[0] !== PROTOCOL_VERSION) return -1;
         break;
       case F_TYPE: {
         const typeEnd = skipPlainString(b, i, end);
@@ -310,19 +314,19 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
       }
       case F_TS:
         i = readNumber(b, i, end);
-        out.ts = numberValue;
+        out.ts = numberSlot[0]!;
         break;
       case F_PID:
         i = readNumber(b, i, end);
-        out.pid = numberValue;
+        out.pid = numberSlot[0]!;
         break;
       case F_RANK:
         i = readNumberOrNull(b, i, end);
-        out.rank = Number.isNaN(numberValue) ? null : numberValue;
+        out.rank = Number.isNaN(numberSlot[0]) ? null : numberSlot[0]!;
         break;
       case F_DEVICE:
         i = readNumberOrNull(b, i, end);
-        out.device = Number.isNaN(numberValue) ? null : numberValue;
+        out.device = Number.isNaN(numberSlot[0]) ? null : numberSlot[0]!;
         break;
       case F_READINGS:
         if (b[i] !== OPEN) return -1;
