@@ -1,7 +1,8 @@
 // A run of 1,000,000 samples written to a run folder (events.jsonl, and events.jsonl.gz), then:
-// read from disk into the run model and drawn in the memory panel (the built bundle, in Chromium),
-// and the same folder read by the language server (its real process and transport) up to the
-// code lenses of the probed function. Prints each step, disk to first paint and disk to lenses,
+// read from disk into the run model and its view model (scripts/bench-reading.ts, bundled, in its
+// own node process, as the extension runs), drawn in the memory panel (the built bundle, in
+// Chromium), and the same folder read by the language server (its bundle, real process and
+// transport) up to the code lenses of the probed function. Prints each step, disk to first paint and disk to lenses,
 // zooms, and the reader's full path (JSON.parse and the schema on every line) against its fast
 // path (sample lines scanned from their bytes) measured in this run, with the machine named.
 // Goal: under 1 s each. Reads and lenses are timed as the best of RUNS (the machine may be shared).
@@ -19,14 +20,18 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
 import os from "node:os";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { Readable } from "node:stream";
 import { buildSync } from "esbuild";
+import { RunModel } from "../src/model/runModel";
+import { buildSnapshot } from "../src/panel/viewModel";
 import type { ProbeEvent } from "../src/protocol/events";
+import { readEventsFile } from "../src/runner/eventsFile";
+import { RUNS, type ReadTiming } from "./bench-reading";
 import { envelope, ShowRun } from "../webview/protocol";
 import { launchBrowser, openPanel, PanelServer } from "../test/webview/harness";
 import { FIXTURE_ROOT, LspTestClient, fileUri } from "../test/lsp/lspTestClient";
@@ -104,11 +109,33 @@ function* syntheticEvents(samples: number): Generator<ProbeEvent> {
   }
 }
 
-/** Writes the run folder's events.jsonl (as the probe writes it: one compact JSON line each) and its gzip archive. */
-async function writeRunFolders(samples: number): Promise<{ plain: string; gz: string; root: string }> {
+function runFiles(root: string): { plain: string; gz: string; root: string } {
+  return {
+    plain: path.join(root, "plain", "events.jsonl"),
+    gz: path.join(root, "gz", "events.jsonl.gz"),
+    root,
+  };
+}
+
+/**
+ * Writes the run folders (events.jsonl as the probe writes it, one compact JSON line each, and
+ * its gzip archive) from a child process, so that the process that times the reading starts
+ * clean, as an editor opening a run does: not with a million just-written objects to collect.
+ */
+function writeRunFolders(samples: number): { plain: string; gz: string; root: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), "memlens-bench-"));
-  const plain = path.join(root, "plain", "events.jsonl");
-  const gz = path.join(root, "gz", "events.jsonl.gz");
+  execFileSync(
+    process.execPath,
+    ["--import", "tsx", __filename, "--write-run", root, "--samples", String(samples)],
+    {
+      stdio: "inherit",
+    },
+  );
+  return runFiles(root);
+}
+
+async function writeRunFoldersHere(root: string, samples: number): Promise<void> {
+  const { plain, gz } = runFiles(root);
   for (const file of [plain, gz]) mkdirSync(path.dirname(file), { recursive: true });
   const text = Readable.from(
     (function* () {
@@ -125,29 +152,13 @@ async function writeRunFolders(samples: number): Promise<{ plain: string; gz: st
   );
   await pipeline(text, createWriteStream(plain));
   await pipeline(createReadStream(plain), createGzip(), createWriteStream(gz));
-  return { plain, gz, root };
 }
 
-/**
- * The host's reading code as the extension runs it: one esbuild bundle (as scripts/build.mjs
- * makes dist/extension.js), not the sources through tsx, whose module wrappers cost the hot loop
- * a quarter more. The panel's page and the language server are the built bundles too.
- */
-type HostCode = typeof import("../src/runner/eventsFile") &
-  typeof import("../src/model/runModel") &
-  typeof import("../src/panel/viewModel");
-function bundledHostCode(dir: string): HostCode {
-  const outfile = path.join(dir, "host-reading.js");
+/** The host's reading timed in its own plain node process (scripts/bench-reading.ts, bundled as the extension is). */
+function timeReading(root: string, files: string[]): ReadTiming[] {
+  const outfile = path.join(root, "bench-reading.js");
   buildSync({
-    stdin: {
-      contents: [
-        `export { readEventsFile } from "./src/runner/eventsFile";`,
-        `export { RunModel } from "./src/model/runModel";`,
-        `export { buildSnapshot } from "./src/panel/viewModel";`,
-      ].join("\n"),
-      resolveDir: path.resolve(__dirname, ".."),
-      loader: "ts",
-    },
+    entryPoints: [path.join(__dirname, "bench-reading.ts")],
     bundle: true,
     platform: "node",
     format: "cjs",
@@ -156,44 +167,15 @@ function bundledHostCode(dir: string): HostCode {
     outfile,
     logLevel: "error",
   });
-  return createRequire(__filename)(outfile) as HostCode;
-}
-let host: HostCode;
-type RunModel = InstanceType<HostCode["RunModel"]>;
-
-/** Each timing is the best of this many runs: the machine may be shared, and the best is the code's own cost. */
-const RUNS = 2;
-
-/**
- * Reads a run folder's events into a model as the panel's host does (fastPath false: every line
- * through JSON.parse and the schema), RUNS times; the best time, and the last model.
- */
-async function readRun(
-  file: string,
-  fastPath: boolean,
-): Promise<{ model: RunModel; ms: number; cpuMs: number }> {
-  let best = Infinity;
-  let cpuMs = Infinity;
-  let model = new host.RunModel();
-  for (let run = 0; run < RUNS; run++) {
-    model = new host.RunModel();
-    const cpu = process.cpuUsage();
-    const start = performance.now();
-    const read = model;
-    const report = await host.readEventsFile(file, (event) => read.add(event), {
-      fastPath,
-      onSample: (sample) => read.addSample(sample),
-    });
-    best = Math.min(best, performance.now() - start);
-    const used = process.cpuUsage(cpu);
-    cpuMs = Math.min(cpuMs, (used.user + used.system) / 1000);
-    if (report.malformedCount > 0) throw new Error(`${file}: ${report.malformedCount} malformed lines`);
-  }
-  return { model, ms: best, cpuMs };
+  const out = execFileSync(process.execPath, [outfile, ...files], { encoding: "utf8", maxBuffer: 1 << 20 });
+  return JSON.parse(out) as ReadTiming[];
 }
 
-function snapshotOf(model: RunModel, samples: number) {
-  return host.buildSnapshot({
+/** The view model the page is sent (built here, untimed: bench-reading.ts timed it). */
+async function snapshotOf(file: string, samples: number) {
+  const model = new RunModel();
+  await readEventsFile(file, (event) => model.add(event), { onSample: (sample) => model.addSample(sample) });
+  return buildSnapshot({
     id: "bench",
     model,
     meta: {
@@ -248,25 +230,23 @@ async function main(): Promise<void> {
   if (!Number.isInteger(samples) || samples < 10) {
     throw new Error(`--samples must be an integer ≥ 10, got ${argValue("--samples")}`);
   }
+  const writeTo = argValue("--write-run");
+  if (writeTo) return writeRunFoldersHere(writeTo, samples);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  const folders = await writeRunFolders(samples);
-  host = bundledHostCode(folders.root);
-  // The reader both ways, plain and gzip; the fast path last, so its model is the one drawn.
-  // Only the times of the full path are kept: its models would weigh on the collector after.
-  const { ms: fullPlainMs, cpuMs: fullPlainCpu } = await readRun(folders.plain, false);
-  const { ms: fullGzMs, cpuMs: fullGzCpu } = await readRun(folders.gz, false);
-  const fullPlain = { ms: fullPlainMs, cpuMs: fullPlainCpu };
-  const fullGz = { ms: fullGzMs, cpuMs: fullGzCpu };
-  const fastGz = await readRun(folders.gz, true);
-  const fastPlain = await readRun(folders.plain, true);
-  const model = fastPlain.model;
+  const folders = writeRunFolders(samples);
+  const timings = timeReading(folders.root, [folders.plain, folders.gz]);
+  const timing = (file: string, fastPath: boolean) =>
+    timings.find((t) => t.file === file && t.fastPath === fastPath)!;
+  const fastPlain = timing(folders.plain, true);
+  const fastGz = timing(folders.gz, true);
+  const fullPlain = timing(folders.plain, false);
+  const fullGz = timing(folders.gz, false);
+  if (fastPlain.samples !== samples || fastGz.samples !== samples)
+    throw new Error(`read ${fastPlain.samples} and ${fastGz.samples} samples of ${samples}`);
   const modelMs = fastPlain.ms;
-  const buildStart = performance.now();
-  const snapshot = snapshotOf(model, samples);
-  const buildMs = performance.now() - buildStart;
-  const gzBuildStart = performance.now();
-  snapshotOf(fastGz.model, samples);
-  const gzBuildMs = performance.now() - gzBuildStart;
+  const buildMs = fastPlain.snapshotMs;
+  const gzBuildMs = fastGz.snapshotMs;
+  const snapshot = await snapshotOf(folders.plain, samples);
   const bestLenses = async (file: string) => {
     const runs = [];
     for (let run = 0; run < RUNS; run++) runs.push(await lensesOf(file));
