@@ -103,10 +103,12 @@ export class SampleColumns {
     const i = this.length;
     if (i === this.ts.length) {
       const capacity = this.ts.length * 2;
-      this.ts = extended(this.ts, capacity, 0);
+      // Rows past `length` are written before they are read (push writes every column), so the
+      // new room needs no filling.
+      this.ts = extended(this.ts, capacity);
       for (let k = 0; k < this.columns.length; k++) {
         const column = this.columns[k];
-        if (column) this.columns[k] = extended(column, capacity, NaN);
+        if (column) this.columns[k] = extended(column, capacity);
       }
     }
     this.length = i + 1;
@@ -116,16 +118,16 @@ export class SampleColumns {
   private columnFor(k: number): Float64Array {
     let column = this.columns[k];
     if (!column) {
-      column = new Float64Array(this.ts.length).fill(NaN);
+      // The samples before this one did not have the reading.
+      column = new Float64Array(this.ts.length).fill(NaN, 0, this.length);
       this.columns[k] = column;
     }
     return column;
   }
 }
 
-function extended(array: Float64Array, capacity: number, fill: number): Float64Array {
+function extended(array: Float64Array, capacity: number): Float64Array {
   const out = new Float64Array(capacity);
   out.set(array);
-  if (fill !== 0) out.fill(fill, array.length);
   return out;
 }
