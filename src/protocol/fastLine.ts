@@ -257,7 +257,7 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
     i = readKey(b, i, end, READING_KEY_BYTES, READING_KEYS_QUOTED, readingOrder, place);
     const k = keyFound;
     if (i < 0 || k < 0 || !Number.isNaN(values[k]!)) return -1;
-    i = readNumber(b, i, end);
+    i = recordNumber(b, i, end, SLOT_READING + k);
     if (i < 0) return -1;
     values[k] = numberSlot[0]!;
     i = skipSpace(b, i, end);
@@ -268,6 +268,90 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
   }
 }
 
+// The shape of the last sample line read in full: its bytes between its numbers, and which field
+// each number is. The probe writes every sample line of a process alike but for the digits, so
+// the next line is first read against that shape: the bytes between numbers compared as runs,
+// each number read by readNumber. A line that matches has the same keys, in the same places, as
+// one the full scan accepted, with other valid numbers in them; anything else is scanned in full.
+const SLOT_V = 0;
+const SLOT_TS = 1;
+const SLOT_PID = 2;
+const SLOT_RANK = 3;
+const SLOT_DEVICE = 4;
+const SLOT_READING = 5;
+const MAX_NUMBERS = SLOT_READING + SAMPLE_READING_KEYS.length;
+
+interface Template {
+  /** The bytes before each number, then the bytes after the last one up to the newline. */
+  literals: Uint8Array[];
+  /** The field of each number. */
+  slots: Int8Array;
+}
+
+let template: Template | undefined;
+/** Where the numbers of the line being scanned in full are, and their fields. */
+const recordedStart = new Int32Array(MAX_NUMBERS);
+const recordedEnd = new Int32Array(MAX_NUMBERS);
+const recordedSlot = new Int8Array(MAX_NUMBERS);
+let recorded = 0;
+
+/** readNumber, noting where the number is and its field. */
+function recordNumber(b: Uint8Array, i: number, end: number, slot: number): number {
+  const numberEnd = readNumber(b, i, end);
+  if (numberEnd >= 0 && recorded < MAX_NUMBERS) {
+    recordedStart[recorded] = i;
+    recordedEnd[recorded] = numberEnd;
+    recordedSlot[recorded] = slot;
+  }
+  recorded++;
+  return numberEnd;
+}
+
+function templateOf(b: Uint8Array, start: number, lineEnd: number): Template {
+  const literals: Uint8Array[] = [];
+  let from = start;
+  for (let j = 0; j < recorded; j++) {
+    literals.push(b.slice(from, recordedStart[j]));
+    from = recordedEnd[j]!;
+  }
+  literals.push(b.slice(from, lineEnd));
+  return { literals, slots: recordedSlot.slice(0, recorded) };
+}
+
+/** The line read against `shape` (see Template); where its newline is, or -1. */
+function scanLikeTemplate(
+  shape: Template,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  out: SampleScan,
+): number {
+  const { literals, slots } = shape;
+  const values = out.values;
+  values.fill(NaN);
+  out.rank = null;
+  out.device = null;
+  let i = start;
+  for (let j = 0; j < slots.length; j++) {
+    const literal = literals[j]!;
+    if (!bytesAt(b, i, end, literal)) return -1;
+    i = readNumber(b, i + literal.length, end);
+    if (i < 0) return -1;
+    const value = numberSlot[0]!;
+    const slot = slots[j]!;
+    if (slot >= SLOT_READING) values[slot - SLOT_READING] = value;
+    else if (slot === SLOT_TS) out.ts = value;
+    else if (slot === SLOT_PID) out.pid = value;
+    else if (slot === SLOT_RANK) out.rank = value;
+    else if (slot === SLOT_DEVICE) out.device = value;
+    else if (value !== PROTOCOL_VERSION) return -1;
+  }
+  const last = literals[slots.length]!;
+  if (!bytesAt(b, i, end, last)) return -1;
+  i += last.length;
+  return i < end && b[i] === NEWLINE ? i : -1;
+}
+
 /**
  * Reads the sample line that starts at `start` in bytes (UTF-8) that go on to `end` into `out`,
  * and returns where its newline is; -1 when the line is anything else, or anything this scan
@@ -275,6 +359,18 @@ function readReadings(b: Uint8Array, i: number, end: number, values: Float64Arra
  * it in full). `out` is scratch: its fields mean something only after a line was read.
  */
 export function scanSampleLine(b: Uint8Array, start: number, end: number, out: SampleScan): number {
+  if (template) {
+    const lineEnd = scanLikeTemplate(template, b, start, end, out);
+    if (lineEnd >= 0) return lineEnd;
+  }
+  recorded = 0;
+  const lineEnd = scanFields(b, start, end, out);
+  if (lineEnd >= 0 && recorded <= MAX_NUMBERS) template = templateOf(b, start, lineEnd);
+  return lineEnd;
+}
+
+/** The full scan of a sample line's fields, key by key (see scanSampleLine). */
+function scanFields(b: Uint8Array, start: number, end: number, out: SampleScan): number {
   let i: number;
   let seen = 0;
   /** The field whose value is at i, its key read already (the probe's usual start). */
@@ -303,7 +399,7 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
     }
     switch (field) {
       case F_V:
-        i = readNumber(b, i, end);
+        i = recordNumber(b, i, end, SLOT_V);
         if (i < 0 || numberSlot[0] !== PROTOCOL_VERSION) return -1;
         break;
       case F_TYPE: {
@@ -313,19 +409,19 @@ export function scanSampleLine(b: Uint8Array, start: number, end: number, out: S
         break;
       }
       case F_TS:
-        i = readNumber(b, i, end);
+        i = recordNumber(b, i, end, SLOT_TS);
         out.ts = numberSlot[0]!;
         break;
       case F_PID:
-        i = readNumber(b, i, end);
+        i = recordNumber(b, i, end, SLOT_PID);
         out.pid = numberSlot[0]!;
         break;
       case F_RANK:
-        i = readNumberOrNull(b, i, end);
+        i = b[i] === 0x6e ? readNumberOrNull(b, i, end) : recordNumber(b, i, end, SLOT_RANK);
         out.rank = Number.isNaN(numberSlot[0]) ? null : numberSlot[0]!;
         break;
       case F_DEVICE:
-        i = readNumberOrNull(b, i, end);
+        i = b[i] === 0x6e ? readNumberOrNull(b, i, end) : recordNumber(b, i, end, SLOT_DEVICE);
         out.device = Number.isNaN(numberSlot[0]) ? null : numberSlot[0]!;
         break;
       case F_READINGS:
