@@ -307,14 +307,22 @@ function recordNumber(b: Uint8Array, i: number, end: number, slot: number): numb
   return numberEnd;
 }
 
+/**
+ * Copies of the bytes: Buffer's slice() is a view, and the reader reuses its buffer for the next
+ * bytes of the file. Plain Uint8Arrays, as every literal here is, so comparisons see one kind.
+ */
+function copyOf(b: Uint8Array, from: number, to: number): Uint8Array {
+  return new Uint8Array(b.subarray(from, to));
+}
+
 function templateOf(b: Uint8Array, start: number, lineEnd: number): Template {
   const literals: Uint8Array[] = [];
   let from = start;
   for (let j = 0; j < recorded; j++) {
-    literals.push(b.slice(from, recordedStart[j]));
+    literals.push(copyOf(b, from, recordedStart[j]!));
     from = recordedEnd[j]!;
   }
-  literals.push(b.slice(from, lineEnd));
+  literals.push(copyOf(b, from, lineEnd));
   return { literals, slots: recordedSlot.slice(0, recorded) };
 }
 

@@ -279,3 +279,18 @@ void test("a model that keeps no samples (the language server's) counts them and
   );
   assert.deepEqual([...lean.processes.values()], [...kept.processes.values()]);
 });
+
+void test("the shape kept from the last line is a copy: a reader that reuses its buffer cannot change it", () => {
+  const scan = newSampleScan();
+  const line = (first: string, second: string) =>
+    `{"v":1,"type":"sample","ts":1,"pid":7,"readings":{"${first}":11,"${second}":22}}\n`;
+  const reused = Buffer.from(line("allocated", "requested"));
+  assert.equal(scanSampleLine(reused, 0, reused.length, scan), reused.length - 1);
+  // The reader's next read lands in the same buffer: the same bytes but for two keys swapped.
+  reused.write(line("requested", "allocated"));
+  const next = Buffer.from(line("requested", "allocated"));
+  assert.equal(scanSampleLine(next, 0, next.length, scan), next.length - 1);
+  const parsed = JSON.parse(next.toString()) as { readings: Record<string, number> };
+  assert.equal(scan.values[0], parsed.readings.allocated, "allocated");
+  assert.equal(scan.values[2], parsed.readings.requested, "requested");
+});
