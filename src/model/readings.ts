@@ -22,6 +22,7 @@ export function* readingsAt(model: RunModel, pid?: number): Generator<ReadingAt>
   for (const [p, columns] of model.sampleColumns) {
     if (pid !== undefined && p !== pid) continue;
     for (let i = 0; i < columns.length; i++) {
+      // The kept object where model.samples made one, else one made for this pass.
       const s = columns.at(i);
       yield { pid: p, ts: s.ts, readings: s.readings, instant: "sample" };
     }

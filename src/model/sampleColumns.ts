@@ -3,7 +3,7 @@
 // of its time (allocation, then the collector) and the memory panel copied them back into
 // columns anyway. Every sample is kept at full resolution: the chart reduces what it draws, the
 // model never does. SamplePoint objects are made only for the readers that ask for them.
-import { readingsOf, SAMPLE_READING_KEYS } from "../protocol/fastLine";
+import { SAMPLE_READING_KEYS } from "../protocol/fastLine";
 import type { ReadingKey, Readings } from "../protocol/events";
 
 export interface SamplePoint {
@@ -84,18 +84,26 @@ export class SampleColumns {
 
   /** Sample i as an object. */
   at(i: number): SamplePoint {
-    const cached = this.pointCache?.[i];
-    if (cached) return cached;
+    return this.pointCache?.[i] ?? { ts: this.ts[i]!, readings: this.readingsAt(i) };
+  }
+
+  /** The readings of sample i, as the probe sent them (absent keys left out). */
+  readingsAt(i: number): Readings {
     const extra = this.extras?.get(i);
-    if (extra) return { ts: this.ts[i]!, readings: extra };
-    const values = SAMPLE_READING_KEYS.map((_, k) => this.columns[k]?.[i] ?? NaN);
-    return { ts: this.ts[i]!, readings: readingsOf(values) };
+    if (extra) return extra;
+    const out: Record<string, number> = {};
+    for (let k = 0; k < SAMPLE_READING_KEYS.length; k++) {
+      const value = this.columns[k]?.[i];
+      if (value !== undefined && !Number.isNaN(value)) out[SAMPLE_READING_KEYS[k]!] = value;
+    }
+    return out as Readings;
   }
 
   /** Every sample as an object, made once and then kept (for readers that walk them whole). */
   points(): SamplePoint[] {
     const cache = (this.pointCache ??= []);
-    for (let i = cache.length; i < this.length; i++) cache.push(this.at(i));
+    for (let i = cache.length; i < this.length; i++)
+      cache.push({ ts: this.ts[i]!, readings: this.readingsAt(i) });
     return cache;
   }
 
