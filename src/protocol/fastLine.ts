@@ -1,8 +1,8 @@
 // The fast path of the reader for the line a run writes most: `sample` (a vLLM load writes millions
 // of them). A scanner reads the line's bytes straight into numbers: no text decoded, no JSON.parse,
-// no zod, no object per line. It takes only lines it can answer for exactly — a compact JSON
-// object holding just the fields of a sample event (v, type, ts, pid, rank, device, readings), each
-// of the type the schema in reader.ts demands, keys without escapes, no key twice — and gives up on
+// no zod, no object per line. It takes only lines it can answer for exactly — a JSON object
+// holding just the fields of a sample event (v, type, ts, pid, rank, device, readings), each of the
+// type the schema in reader.ts demands, keys without escapes, no key twice — and gives up on
 // anything else, which then goes down the full path (JSON.parse, then the schema): a line is
 // accepted here only when the full path would accept it with the same numbers, and every line the
 // full path would reject (with its reason) goes there.
