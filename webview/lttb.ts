@@ -1,5 +1,6 @@
 // Largest-Triangle-Three-Buckets over typed arrays (Steinarsson, 2013), for the visible range
-// only, so a million samples cost one linear pass per redraw and zooming in shows full detail.
+// only, so a million samples cost one linear pass per redraw and zooming in shows full detail;
+// each bucket's lowest and highest readings are kept beside LTTB's pick, so every peak is drawn.
 // NaN marks a missing reading: each run of real values is reduced on its own and the runs are
 // kept apart by a NaN point, so the line breaks instead of bridging the gap.
 
@@ -41,14 +42,17 @@ function lttbRun(
   out: XY[],
 ) {
   const count = end - start;
-  if (count <= threshold || threshold < 3) {
+  if (count <= threshold || threshold < 5) {
     for (let i = start; i < end; i++) out.push({ x: x[i]!, y: y[i]! });
     return;
   }
-  const bucket = (count - 2) / (threshold - 2);
+  // Up to three points a bucket: LTTB's pick, and the bucket's lowest and highest readings, so
+  // that no peak (an OOM's last climb, a transient spike) falls between the points drawn.
+  const buckets = Math.max(1, Math.floor((threshold - 2) / 3));
+  const bucket = (count - 2) / buckets;
   let a = start;
   out.push({ x: x[a]!, y: y[a]! });
-  for (let b = 0; b < threshold - 2; b++) {
+  for (let b = 0; b < buckets; b++) {
     const nextStart = start + Math.floor((b + 1) * bucket) + 1;
     const nextEnd = Math.min(start + Math.floor((b + 2) * bucket) + 1, end);
     let avgX = 0;
@@ -66,14 +70,19 @@ function lttbRun(
     const ay = y[a]!;
     let best = from;
     let bestArea = -1;
+    let low = from;
+    let high = from;
     for (let j = from; j < to; j++) {
-      const area = Math.abs((ax - avgX) * (y[j]! - ay) - (ax - x[j]!) * (avgY - ay));
+      const yj = y[j]!;
+      const area = Math.abs((ax - avgX) * (yj - ay) - (ax - x[j]!) * (avgY - ay));
       if (area > bestArea) {
         bestArea = area;
         best = j;
       }
+      if (yj < y[low]!) low = j;
+      if (yj > y[high]!) high = j;
     }
-    out.push({ x: x[best]!, y: y[best]! });
+    for (const i of [...new Set([low, best, high])].sort((p, q) => p - q)) out.push({ x: x[i]!, y: y[i]! });
     a = best;
   }
   out.push({ x: x[end - 1]!, y: y[end - 1]! });

@@ -29,7 +29,9 @@ export interface EventsReport {
 export async function readEventsModel(file: string): Promise<{ model: RunModel; report: EventsReport }> {
   const model = new RunModel();
   try {
-    const read = await readEventsFile(file, (event) => model.add(event));
+    const read = await readEventsFile(file, (event) => model.add(event), {
+      onSample: (sample) => model.addSample(sample),
+    });
     return {
       model,
       report: {
@@ -171,7 +173,11 @@ export class FollowedRunEntry implements LoadedRunEntry {
     const events = this.model.eventCount;
     const status = this.meta.status;
     try {
-      await this.follower.read((event) => this.model.add(event), ended);
+      await this.follower.read(
+        (event) => this.model.add(event),
+        ended,
+        (sample) => this.model.addSample(sample),
+      );
     } catch (error) {
       // The runner creates events.jsonl with the first event.
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;

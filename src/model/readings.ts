@@ -19,9 +19,13 @@ export interface ReadingAt {
  * each probed scope's entry and exit in the order the scopes were entered.
  */
 export function* readingsAt(model: RunModel, pid?: number): Generator<ReadingAt> {
-  for (const [p, list] of model.samples) {
+  for (const [p, columns] of model.sampleColumns) {
     if (pid !== undefined && p !== pid) continue;
-    for (const s of list) yield { pid: p, ts: s.ts, readings: s.readings, instant: "sample" };
+    for (let i = 0; i < columns.length; i++) {
+      // The kept object where model.samples made one, else one made for this pass.
+      const s = columns.at(i);
+      yield { pid: p, ts: s.ts, readings: s.readings, instant: "sample" };
+    }
   }
   for (const c of model.calls) {
     if (pid !== undefined && c.pid !== pid) continue;
@@ -63,8 +67,8 @@ export function latestReadings(model: RunModel): Readings | undefined {
 
 /** The last sample of each process still running (of every process once all have ended). */
 export function lastSamples(model: RunModel): ReadingAt[] {
-  const all = [...model.samples.entries()].flatMap(([pid, list]) => {
-    const last = list[list.length - 1];
+  const all = [...model.sampleColumns.entries()].flatMap(([pid, columns]) => {
+    const last = columns.length > 0 ? columns.at(columns.length - 1) : undefined;
     return last ? [{ pid, ts: last.ts, readings: last.readings, instant: "sample" as const }] : [];
   });
   const running = all.filter((s) => model.processes.get(s.pid)?.exited !== true);

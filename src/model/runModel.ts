@@ -17,6 +17,11 @@ import type {
   TargetNotFoundEvent,
   TargetResolvedEvent,
 } from "../protocol/events";
+import type { SampleScan } from "../protocol/fastLine";
+import { sampleEventOf } from "../protocol/fastLine";
+import { SampleColumns, type SamplePoint } from "./sampleColumns";
+
+export type { SamplePoint } from "./sampleColumns";
 
 /** The reading a delta is computed from: torch's allocator when the process used CUDA, else host RSS. */
 export type DeltaSource = "allocated" | "host_rss";
@@ -68,11 +73,6 @@ export interface TargetInfo {
   resolved: Map<number, TargetResolvedEvent>;
   /** Why it did not resolve, per process. */
   notFound: Map<number, TargetNotFoundEvent>;
-}
-
-export interface SamplePoint {
-  ts: number;
-  readings: Readings;
 }
 
 export interface CallDelta {
@@ -141,7 +141,10 @@ export class RunModel {
   readonly targets = new Map<string, TargetInfo>();
   /** Calls in order of entry. */
   readonly calls: CallRecord[] = [];
-  readonly samples = new Map<number, SamplePoint[]>();
+  /** Each process's samples, as columns (the memory panel draws them from there). */
+  readonly sampleColumns = new Map<number, SampleColumns>();
+  private sampleLists: Map<number, SamplePoint[]> | undefined;
+  private lastColumns: { pid: number; columns: SampleColumns } | undefined;
   readonly facts: FactEvent[] = [];
   readonly logs: LogEvent[] = [];
   readonly ooms: OomEvent[] = [];
@@ -155,6 +158,12 @@ export class RunModel {
   lastTs?: number;
   private readonly openScopes = new Map<string, CallRecord>();
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
+
+  /**
+   * `keepSamples: false`: samples are read and counted (events, times, processes) but not kept,
+   * for views that never draw them (the language server's lenses, hovers and hints).
+   */
+  constructor(private readonly options: { keepSamples?: boolean } = {}) {}
 
   static fromEvents(events: Iterable<ProbeEvent>): RunModel {
     const model = new RunModel();
@@ -170,6 +179,40 @@ export class RunModel {
 
   get finished(): boolean {
     return this.end !== undefined;
+  }
+
+  /**
+   * Each process's samples as objects, made on first use and then kept (the columns in
+   * sampleColumns cost a million samples no objects: views that can, read those).
+   */
+  get samples(): Map<number, SamplePoint[]> {
+    const lists = (this.sampleLists ??= new Map());
+    for (const [pid, columns] of this.sampleColumns) lists.set(pid, columns.points());
+    return lists;
+  }
+
+  /** A sample event as the fast scan read it: the same as add() of its event, with no object made. */
+  addSample(s: SampleScan): void {
+    this.eventCount++;
+    this.firstTs = this.firstTs === undefined ? s.ts : Math.min(this.firstTs, s.ts);
+    this.lastTs = this.lastTs === undefined ? s.ts : Math.max(this.lastTs, s.ts);
+    this.touch(s.pid, s.rank, s.device, s.ts);
+    if (this.options.keepSamples !== false) {
+      // Samples come in long runs of one process: its columns are kept at hand.
+      let last = this.lastColumns;
+      if (last?.pid !== s.pid) this.lastColumns = last = { pid: s.pid, columns: this.columnsOf(s.pid) };
+      last.columns.push(s.ts, s.values);
+    }
+    if (this.listeners.size > 0) {
+      const event = sampleEventOf(s);
+      for (const l of this.listeners) l(event);
+    }
+  }
+
+  private columnsOf(pid: number): SampleColumns {
+    let columns = this.sampleColumns.get(pid);
+    if (!columns) this.sampleColumns.set(pid, (columns = new SampleColumns()));
+    return columns;
   }
 
   add(e: ProbeEvent): void {
@@ -238,12 +281,9 @@ export class RunModel {
       case "resumed":
         this.paused.delete(e.pid);
         break;
-      case "sample": {
-        let list = this.samples.get(e.pid);
-        if (!list) this.samples.set(e.pid, (list = []));
-        list.push({ ts: e.ts, readings: e.readings });
+      case "sample":
+        if (this.options.keepSamples !== false) this.columnsOf(e.pid).pushReadings(e.ts, e.readings);
         break;
-      }
       case "log":
         this.logs.push(e);
         break;
@@ -301,14 +341,18 @@ export class RunModel {
   }
 
   private touchProcess(e: ProbeEvent): ProcessInfo {
-    let p = this.processes.get(e.pid);
+    return this.touch(e.pid, e.rank, e.device, e.ts);
+  }
+
+  private touch(pid: number, rank: number | null, device: number | null, ts: number): ProcessInfo {
+    let p = this.processes.get(pid);
     if (!p) {
-      p = { pid: e.pid, rank: e.rank, device: e.device, firstTs: e.ts, lastTs: e.ts, exited: false };
-      this.processes.set(e.pid, p);
+      p = { pid, rank, device, firstTs: ts, lastTs: ts, exited: false };
+      this.processes.set(pid, p);
     }
-    p.lastTs = Math.max(p.lastTs, e.ts);
-    if (e.rank !== null) p.rank = e.rank;
-    if (e.device !== null) p.device = e.device;
+    p.lastTs = Math.max(p.lastTs, ts);
+    if (rank !== null) p.rank = rank;
+    if (device !== null) p.device = device;
     return p;
   }
 
@@ -356,14 +400,15 @@ export class RunModel {
 
   /** The last reading of each key seen in any sample or scope event of a process. */
   latestReadings(pid?: number): Readings | undefined {
-    const pids = pid === undefined ? [...this.samples.keys()] : [pid];
-    let best: SamplePoint | undefined;
+    const pids = pid === undefined ? [...this.sampleColumns.keys()] : [pid];
+    let best: { columns: SampleColumns; i: number } | undefined;
     for (const p of pids) {
-      const list = this.samples.get(p);
-      const last = list?.[list.length - 1];
-      if (last && (!best || last.ts > best.ts)) best = last;
+      const columns = this.sampleColumns.get(p);
+      if (!columns || columns.length === 0) continue;
+      const i = columns.length - 1;
+      if (!best || columns.tsAt(i) > best.columns.tsAt(best.i)) best = { columns, i };
     }
-    return best?.readings;
+    return best?.columns.at(best.i).readings;
   }
 }
 

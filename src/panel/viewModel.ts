@@ -3,7 +3,8 @@
 import { processLabel, rankFirstLabel } from "../model/processes";
 import { rankSpread, runRanks } from "../model/ranks";
 import { shownStatus } from "../model/runStatus";
-import type { CallRecord, RunModel, SamplePoint, TargetSummary } from "../model/runModel";
+import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
+import type { SampleColumns } from "../model/sampleColumns";
 import { targetLabel } from "../model/targets";
 import { siteTotals, type SiteTotal } from "../model/sites";
 import type { RunMeta } from "../runner/types";
@@ -55,25 +56,23 @@ function processes(model: RunModel): ProcessView[] {
     }));
 }
 
-function series(pid: number, points: readonly SamplePoint[], from: number, t0: number): ProcessSeries {
-  const n = points.length - from;
+/** Samples [from, length) of a process, copied from the model's columns (NaN: a reading absent). */
+function series(pid: number, samples: SampleColumns, from: number, t0: number): ProcessSeries {
+  const times = samples.times();
+  const n = times.length - from;
   const t = new Float64Array(n);
-  const columns = TIMELINE_READINGS.map((key) => ({ key, values: new Float64Array(n), seen: false }));
-  for (let i = 0; i < n; i++) {
-    const point = points[from + i]!;
-    t[i] = seconds(point.ts, t0);
-    for (const column of columns) {
-      const value = point.readings[column.key];
-      if (value === undefined) column.values[i] = NaN;
-      else {
-        column.values[i] = value;
-        column.seen = true;
-      }
-    }
-  }
+  for (let i = 0; i < n; i++) t[i] = seconds(times[from + i]!, t0);
   const readings: ProcessSeries["readings"] = {};
-  for (const column of columns) if (column.seen) readings[column.key] = column.values;
+  for (const key of TIMELINE_READINGS) {
+    const column = samples.column(key)?.slice(from);
+    if (column && hasValue(column)) readings[key] = column;
+  }
   return { pid, t, readings };
+}
+
+function hasValue(column: Float64Array): boolean {
+  for (let i = 0; i < column.length; i++) if (!Number.isNaN(column[i]!)) return true;
+  return false;
 }
 
 function band(model: RunModel, call: CallRecord, t0: number, labels: Map<string, string>): ScopeBand {
@@ -180,7 +179,7 @@ function durationS(model: RunModel, t0: number): number {
 
 function sampleCount(model: RunModel): number {
   let n = 0;
-  for (const list of model.samples.values()) n += list.length;
+  for (const columns of model.sampleColumns.values()) n += columns.length;
   return n;
 }
 
@@ -230,10 +229,10 @@ export class RunViewTracker {
     const { model, meta } = this.run;
     const t0 = timeZeroNs(model);
     const timeline: ProcessSeries[] = [];
-    for (const [pid, points] of model.samples) {
+    for (const [pid, samples] of model.sampleColumns) {
       const from = this.samplesSent.get(pid) ?? 0;
-      if (points.length > from) timeline.push(series(pid, points, from, t0));
-      this.samplesSent.set(pid, points.length);
+      if (samples.length > from) timeline.push(series(pid, samples, from, t0));
+      this.samplesSent.set(pid, samples.length);
     }
     const bands: ScopeBand[] = [];
     for (const index of [...this.openCalls]) {

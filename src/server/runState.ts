@@ -11,6 +11,7 @@ import { lineSites, type LineSite } from "../model/sites";
 import { targetKind } from "../model/targets";
 import { parseFunctionSpec, parseLineSpec } from "../protocol/specs";
 import type { ProbeEvent } from "../protocol/events";
+import type { SampleScan } from "../protocol/fastLine";
 import { createHostPathMapper, mapEventPaths, type HostPathMapper } from "../runner/pathMap";
 import { eventsFileOf, META_FILE, parseRunMeta, PLAN_FILE } from "../runner/store";
 import type { PathMapping } from "../runner/types";
@@ -87,9 +88,10 @@ async function readAppended(
   tail: EventsFollower,
   dir: string,
   onEvent: (event: ProbeEvent) => void,
+  onSample?: (sample: SampleScan) => void,
 ): Promise<void> {
   try {
-    await tail.read(onEvent);
+    await tail.read(onEvent, false, onSample);
   } catch (error) {
     if (error instanceof EventsFileShrankError) throw error;
     // A run that just started has no events.jsonl yet: its probes show as waiting.
@@ -107,7 +109,8 @@ export function folderRunKey(payload: RunPayload, sourceRoots: readonly string[]
 }
 
 export class RunState {
-  readonly model = new RunModel();
+  // The editor shows scopes, never the sampled curve: samples are counted, not kept.
+  readonly model = new RunModel({ keepSamples: false });
   private targetInfo = new Map<string, RunTargetInfo>();
   private readonly mapper: HostPathMapper;
   /** Reads the run folder's events, from where the last read stopped. */
@@ -145,7 +148,13 @@ export class RunState {
       sourceRoots,
     );
     // Into the model as they are read: a vLLM load's file is hundreds of MB.
-    await readAppended(state.reader, payload.dir, (event) => state.add(event));
+    // Samples carry no paths to map: from the fast scan straight into the model.
+    await readAppended(
+      state.reader,
+      payload.dir,
+      (event) => state.add(event),
+      (sample) => state.model.addSample(sample),
+    );
     return state;
   }
 
