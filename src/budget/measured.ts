@@ -207,9 +207,14 @@ export function measureRun(run: RunModel, meta?: MetaTargets, lang: Lang = "en")
       }
     }
     let peak: { bytes: number; ts: number } | undefined;
-    for (const s of run.samples.get(out.gpuPid) ?? []) {
-      const a = s.readings.allocated;
-      if (a !== undefined && (!peak || a > peak.bytes)) peak = { bytes: a, ts: s.ts };
+    // From the sample columns: a million samples are scanned without building their objects.
+    const columns = run.sampleColumns.get(out.gpuPid);
+    const allocated = columns?.column("allocated");
+    if (columns && allocated) {
+      for (let i = 0; i < allocated.length; i++) {
+        const a = allocated[i]!;
+        if (!Number.isNaN(a) && (!peak || a > peak.bytes)) peak = { bytes: a, ts: columns.tsAt(i) };
+      }
     }
     for (const c of run.calls) {
       const p = c.pid === out.gpuPid ? c.peak?.allocated : undefined;

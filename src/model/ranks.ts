@@ -153,7 +153,7 @@ export function rankView(run: RunModel, rank: number): RunModel {
   for (const [id, info] of run.targets) view.targets.set(id, info);
   for (const call of run.calls)
     if (pids.has(call.pid) && rankOfCall(run, call) === rank) view.calls.push(call);
-  for (const [pid, list] of run.samples) if (pids.has(pid)) view.samples.set(pid, list);
+  for (const [pid, columns] of run.sampleColumns) if (pids.has(pid)) view.sampleColumns.set(pid, columns);
   view.facts.push(...run.facts);
   view.logs.push(...run.logs);
   view.ooms.push(...run.ooms.filter((o) => pids.has(o.pid)));
