@@ -267,7 +267,7 @@ void test("a newer protocol version on a sample line stops the reader there, as 
 });
 
 void test("a model that keeps no samples (the language server's) counts them and derives the same scopes", async () => {
-  const file = path.join(REPO, "media/demo/runs/gpt-oss-20b-h200/events.jsonl");
+  const file = path.join(REPO, "media/demo/runs/gpt-oss-20b-h200/events.jsonl.gz");
   const kept = (await readModel(file, true)).model;
   const lean = new RunModel({ keepSamples: false });
   await readEventsFile(file, (e) => lean.add(e), { onSample: (s) => lean.addSample(s) });
