@@ -241,10 +241,15 @@ result["paths"] = len(reader.peak_paths) if reader else 0
 result["matches"] = reader.matches(torch._C._cuda_memoryStats(0)) if reader and torch.cuda.is_available() else None
 result["hot"] = reader.hot(0) if reader else None
 result["error_code"] = reader.error_code if reader else None
-# the same file under another torch's name is refused, by the version compiled into it
-other = os.path.join(out, fast_stats.library_name("0.0.0"))
-shutil.copyfile(built, other)
-reader, result["other_why"] = fast_stats.load(torch.__version__, other)
+# a library built for another torch is refused, by the version compiled into it, whatever its file
+from memlens_probe import fast_stats_build
+real_version, torch.__version__ = torch.__version__, "0.0.0"
+other = fast_stats_build.build(out, quiet=True)
+torch.__version__ = real_version
+named_as_this = os.path.join(out, "renamed", fast_stats.library_name(torch.__version__))
+os.makedirs(os.path.dirname(named_as_this))
+shutil.copyfile(other, named_as_this)
+reader, result["other_why"] = fast_stats.load(torch.__version__, named_as_this)
 result["other_loaded"] = reader is not None
 os.environ.pop("MEMLENS_FAST_STATS", None)
 os.environ["XDG_CACHE_HOME"] = os.path.dirname(out)
@@ -282,4 +287,4 @@ def test_build_and_load_against_the_installed_torch(tmp_path):
     else:
         # No CUDA: torch raises inside getDeviceStats; the library catches it and says so.
         assert result["hot"] is None and result["error_code"] == 1
-    assert not result["other_loaded"] and f"was built for torch {result['version']}" in result["other_why"]
+    assert not result["other_loaded"] and "was built for torch 0.0.0, this is torch" in result["other_why"]
