@@ -162,7 +162,7 @@ def main() -> int:
         result["us_per_call"] = timings(torch, reader)
     except Exception as exc:
         failures.append(f"{type(exc).__name__}: {exc}")
-    if not args.no_profile and "library" in result:
+    if not args.no_profile and "pattern" in result:
         profile_out = os.path.join(args.out, "profile")
         run = subprocess.run(
             [
