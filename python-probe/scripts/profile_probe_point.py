@@ -31,7 +31,8 @@ from memlens_probe.readings import HostReader, _ProcFile, _status_valid  # noqa:
 
 
 class FakeAllocator:
-    """torch's stats layout (13 statistics x 3 pools, current/peak/allocated/freed) and its reset."""
+    """torch's stats layout (9 statistics x 3 pools and two without pools, current/peak/allocated/
+    freed) and its reset."""
 
     STATS = (
         "allocation",
@@ -43,17 +44,21 @@ class FakeAllocator:
         "active_bytes",
         "inactive_split_bytes",
         "requested_bytes",
-        "oversize_allocations",
-        "oversize_segments",
     )
+    UNPOOLED = ("oversize_allocations", "oversize_segments")
 
     def __init__(self) -> None:
-        self.values = {(s, p): [1 << 20, 1 << 20] for s in self.STATS for p in ("all", "large_pool", "small_pool")}
+        self.values = {(s, p): [1 << 20, 1 << 20] for s in self.STATS for p in ("all", "small_pool", "large_pool")}
+        self.values.update({(s, None): [0, 0] for s in self.UNPOOLED})
 
     def stats(self, device: int) -> Dict[str, Any]:
         out: Dict[str, Any] = {"num_alloc_retries": 0, "num_ooms": 0, "max_split_size": -1}
         for (stat, pool), (current, peak) in self.values.items():
-            out.setdefault(stat, {})[pool] = {"current": current, "peak": peak, "allocated": 0, "freed": 0}
+            leaf = {"current": current, "peak": peak, "allocated": 0, "freed": 0}
+            if pool is None:
+                out[stat] = leaf
+            else:
+                out.setdefault(stat, {})[pool] = leaf
         return out
 
     def reset(self, device: int) -> None:
