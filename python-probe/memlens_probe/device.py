@@ -3,8 +3,9 @@ through the peak view (exact, transparent scope peaks), the device-level reading
 (``cudaMemGetInfo``, NVML), CUDA graph captures, and the emulated card's cap.
 
 What is read where (PROTOCOL.md, "Readings"): every probe point reads the allocator's counters
-(``allocated``, ``reserved``, ``requested``: one ``torch._C._cuda_memoryStats`` call, whose peaks
-also make the scope peaks); the device-level readings cost a driver call each (``cudaMemGetInfo``
+(``allocated``, ``reserved``, ``requested``: one ``torch._C._cuda_memoryStats`` call, or one call of
+the fast counter reader where it was built for this torch (fast_stats.py: the same counters without
+the dict), whose peaks also make the scope peaks); the device-level readings cost a driver call each (``cudaMemGetInfo``
 8 µs on the H200 host, NVML's per-process list ~30-65 µs), so they are read at the entry and exit
 of outermost scopes (opened while no other scope of the process was open), in ``paused`` and
 ``oom`` readings and by the sampler.
