@@ -25,6 +25,9 @@ USAGE = """memlens_probe COMMAND
                             code from the pickle
   snapshot export SNAPSHOT.pickle OUT.pickle
                             rewrite it with pickle protocol 4, which pytorch.org/memory_viz opens
+  build-fast-stats [--out DIR] [--cxx COMPILER]
+                            build the optional fast counter reader for this Python's torch (g++,
+                            torch's headers); probed processes of that torch use it (PROTOCOL.md)
 """
 
 
@@ -112,6 +115,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _run(rest)
     if command == "snapshot":
         return _snapshot(rest)
+    if command == "build-fast-stats":
+        from .fast_stats_build import main as build_fast_stats
+
+        return build_fast_stats(rest)
     if command == "version":
         if as_json:
             print(json.dumps({"probe_version": __version__, "protocol": PROTOCOL_VERSION}))

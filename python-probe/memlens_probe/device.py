@@ -3,8 +3,9 @@ through the peak view (exact, transparent scope peaks), the device-level reading
 (``cudaMemGetInfo``, NVML), CUDA graph captures, and the emulated card's cap.
 
 What is read where (PROTOCOL.md, "Readings"): every probe point reads the allocator's counters
-(``allocated``, ``reserved``, ``requested``: one ``torch._C._cuda_memoryStats`` call, whose peaks
-also make the scope peaks); the device-level readings cost a driver call each (``cudaMemGetInfo``
+(``allocated``, ``reserved``, ``requested``: one ``torch._C._cuda_memoryStats`` call, or one call of
+the fast counter reader where it was built for this torch (fast_stats.py: the same counters without
+the dict), whose peaks also make the scope peaks); the device-level readings cost a driver call each (``cudaMemGetInfo``
 8 µs on the H200 host, NVML's per-process list ~30-65 µs), so they are read at the entry and exit
 of outermost scopes (opened while no other scope of the process was open), in ``paused`` and
 ``oom`` readings and by the sampler.
@@ -18,13 +19,17 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Optional, Set, Tuple
 
-from . import emulation
+from . import emulation, fast_stats
 from .peaks import PeakTracker, TorchPeakView
 from .readings import DeviceSources, Readings, Stats, torch_if_cuda_initialised
 
 
-def _counters(stats: Stats, out: Readings) -> None:
-    """allocated/reserved/requested (``current``) from torch's nested stats dict."""
+def _counters(stats: Any, out: Readings) -> None:
+    """allocated/reserved/requested (``current``) from torch's nested stats dict, or from the fast
+    reader's tuple (``PeakTracker.boundary``)."""
+    if type(stats) is tuple:
+        out["allocated"], out["reserved"], out["requested"] = stats[0], stats[2], stats[4]
+        return
     try:
         out["allocated"] = stats["allocated_bytes"]["all"]["current"]
         out["reserved"] = stats["reserved_bytes"]["all"]["current"]
@@ -75,6 +80,8 @@ class DeviceReader:
         self._torch: Any = None
         self._get_device: Callable[[], int] = lambda: 0
         self._capturing_check: Optional[Callable[[], bool]] = None
+        # The fast counter reader in use (fast_stats.py), chosen once the peak view exists.
+        self.fast_reader: Optional[fast_stats.FastStatsReader] = None
 
     # ----- torch ------------------------------------------------------------------------------
 
@@ -99,7 +106,7 @@ class DeviceReader:
         self.last_device = device
         return device
 
-    def _ensure_view(self, torch: Any) -> Optional[TorchPeakView]:
+    def _ensure_view(self, torch: Any, device: int) -> Optional[TorchPeakView]:
         if self.view is None and not self._view_failed:
             try:
                 self.view = TorchPeakView(torch, self.peaks)
@@ -108,7 +115,53 @@ class DeviceReader:
                 self._error("installing the peak view over torch's memory stats", exc)
                 return None
             self._on_view()  # the scopes opened before CUDA are handed to the tracker now
+            self._choose_counter_reader(torch, self.view, device)
         return self.view
+
+    def _choose_counter_reader(self, torch: Any, view: TorchPeakView, device: int) -> None:
+        """The fast reader where one was built for exactly this torch and reads exactly the
+        statistics of ``_cuda_memoryStats``; else the dict, as before. Said once, in a note."""
+        reader: Optional[fast_stats.FastStatsReader] = None
+        version = getattr(torch, "__version__", None)
+        if not isinstance(version, str):
+            why = "torch has no __version__"
+        else:
+            try:
+                reader, why = fast_stats.load(version)
+                if reader is not None and not reader.matches(view.real_stats(device)):
+                    reader, why = None, f"{reader.path} reads other statistics than torch._C._cuda_memoryStats"
+                if reader is not None and reader.hot(device) is None:
+                    reader, why = None, f"{reader.path} failed to read cuda:{device} (code {reader.error_code})"
+            except Exception as exc:
+                reader, why = None, f"the fast reader could not be loaded: {type(exc).__name__}: {exc}"
+        if reader is not None:
+            self.fast_reader = reader
+            view.tracker.use_fast(reader)
+            self._note(
+                "counter_reader",
+                f"torch's allocator counters are read by the fast reader {reader.path} (getDeviceStats: the "
+                "figures of torch._C._cuda_memoryStats, without building its dict)",
+                device=device,
+                reader="fast",
+                library=reader.path,
+            )
+        else:
+            self._note(
+                "counter_reader",
+                f"torch's allocator counters are read with torch._C._cuda_memoryStats: {why}",
+                device=device,
+                reader="torch",
+            )
+
+    def _fast_reader_failed(self, device: int) -> None:
+        reader, self.fast_reader = self.fast_reader, None
+        self._note(
+            "counter_reader",
+            f"the fast reader failed on cuda:{device} (code {getattr(reader, 'error_code', None)}): torch's "
+            "allocator counters are read with torch._C._cuda_memoryStats from here on",
+            device=device,
+            reader="torch",
+        )
 
     def _capturing(self) -> bool:
         """A CUDA graph is being captured on this thread's stream. The device is then left alone
@@ -145,9 +198,11 @@ class DeviceReader:
         torch = self._torch
         if self._capturing():
             return device, None
-        view = self.view if self.view is not None else self._ensure_view(torch)
+        view = self.view if self.view is not None else self._ensure_view(torch, device)
         if view is not None:
             stats = view.tracker.boundary(device, entry)
+            if self.fast_reader is not None and view.tracker.fast is None:
+                self._fast_reader_failed(device)
         else:
             stats = torch._C._cuda_memoryStats(device)
         if self.emulate_device_bytes is not None and device not in self._capped:
@@ -161,6 +216,16 @@ class DeviceReader:
         if device_level:
             self.sources.device_readings(torch, device, readings, self.process_used_at_probes)
         return device, stats
+
+    def full_stats(self, device: int, stats: Any) -> Any:
+        """torch's stats dict for a boundary's ``stats`` (the fast reader's tuple is read again as
+        the dict; the OOM forensics want all of it)."""
+        if type(stats) is tuple and self.view is not None:
+            try:
+                return self.view.real_stats(device)
+            except Exception:
+                return None
+        return stats
 
     def device_level(self, readings: Readings) -> None:
         """The device-level readings alone (a pause or an OOM between probe points)."""

@@ -217,7 +217,13 @@ _EVENTS: List[EventType] = [
     EventType(
         "note",
         "process",
-        (Field("kind", STR), Field("message", STR), Field("target", STR, optional=True)),
+        (
+            Field("kind", STR),
+            Field("message", STR),
+            Field("target", STR, optional=True),
+            Field("reader", STR, optional=True),
+            Field("library", STR, optional=True),
+        ),
     ),
     EventType(
         "sites",

@@ -79,6 +79,12 @@ class PeakTracker:
         self._open: List[ScopePeak] = []
         self._layout: Optional[Tuple[List[Tuple[PeakPath, Any, Any]], List[PeakPath]]] = None
         self._layout_signature: Tuple[int, int] = (-1, -1)
+        # The fast counter reader (fast_stats.py), when the process uses it: boundaries then read
+        # its six hot values, and all its slots where the peaks must be saved before a reset.
+        self.fast: Any = None
+        self.fast_failed: Any = None
+        self._fast_peak_slots: List[Tuple[PeakPath, int]] = []
+        self._unfolded_fast: Dict[int, List[Tuple[int, ...]]] = {}
 
     def bind(self, read_stats: Callable[[int], Stats], reset_peaks: Callable[[int], None]) -> None:
         with self._lock:
@@ -88,6 +94,31 @@ class PeakTracker:
     @property
     def bound(self) -> bool:
         return self._read_stats is not None
+
+    def use_fast(self, reader: Any) -> None:
+        """Read boundaries through ``reader`` (a fast_stats.FastStatsReader whose statistics are
+        exactly the peak leaves of ``read_stats``'s dict): the same figures, without the dict."""
+        with self._lock:
+            self.fast = reader
+            self._fast_peak_slots = list(reader.peak_slots)
+
+    def _fold_hot(self, device: int, hot: Tuple[int, ...]) -> bool:
+        """``_fold_into_scopes`` for the fast reader's values (allocated, allocated peak, reserved,
+        reserved peak, requested, requested peak)."""
+        allocated, allocated_peak, reserved, reserved_peak, requested, requested_peak = hot
+        above = allocated_peak > allocated or reserved_peak > reserved or requested_peak > requested
+        for record in self._open:
+            if record.device is None:
+                record.device = device
+            if record.device != device:
+                continue
+            if allocated_peak > record.allocated:
+                record.allocated = allocated_peak
+            if reserved_peak > record.reserved:
+                record.reserved = reserved_peak
+            if requested_peak > record.requested:
+                record.requested = requested_peak
+        return above
 
     def _fold_into_scopes(self, device: int, stats: Stats) -> bool:
         """The real peaks into every open scope of ``device``; True if a tracked peak is above its
@@ -140,6 +171,15 @@ class PeakTracker:
 
     def _fold_saved(self, device: int) -> None:
         """Fold the stats read since the last fold into the saved, target-visible peaks."""
+        fast_batch = self._unfolded_fast.pop(device, None)
+        if fast_batch:
+            saved = self._saved.get(device)
+            if saved is None:
+                saved = self._saved[device] = {}
+            for path, slot in self._fast_peak_slots:
+                value = max([values[slot] for values in fast_batch])
+                if value > saved.get(path, -1):
+                    saved[path] = value
         batch = self._unfolded.pop(device, None)
         if not batch:
             return
@@ -167,8 +207,10 @@ class PeakTracker:
                 if value > saved.get(path, -1):
                     saved[path] = value
 
-    def boundary(self, device: int, entry: bool = True) -> Stats:
-        """At a scope entry or exit: fold the real peaks into the open scopes. Returns the stats read.
+    def boundary(self, device: int, entry: bool = True) -> Any:
+        """At a scope entry or exit: fold the real peaks into the open scopes. Returns the stats read:
+        torch's dict, or with the fast reader its tuple of six (see ``_fold_hot``; a failed read
+        turns the fast reader off, ``fast_failed`` keeps it, and the dict is read).
 
         A scope's peak is the running maximum since its entry, so at an entry the real counters
         are reset, after their peaks were saved for the target, but only where a tracked peak
@@ -178,6 +220,22 @@ class PeakTracker:
         read_stats, reset_peaks = self._read_stats, self._reset_peaks
         assert read_stats is not None and reset_peaks is not None, "bind() the tracker first"
         with self._lock:
+            fast = self.fast
+            if fast is not None:
+                hot = fast.hot(device)
+                if hot is not None:
+                    if self._fold_hot(device, hot) and entry:
+                        fast_batch = self._unfolded_fast.get(device)
+                        if fast_batch is None:
+                            self._unfolded_fast[device] = [fast.last_all()]
+                        else:
+                            fast_batch.append(fast.last_all())
+                            if len(fast_batch) >= FOLD_EVERY:
+                                self._fold_saved(device)
+                        reset_peaks(device)
+                    return hot
+                self.fast = None
+                self.fast_failed = fast
             stats = read_stats(device)
             if self._fold_into_scopes(device, stats) and entry:
                 batch = self._unfolded.get(device)
@@ -199,7 +257,9 @@ class PeakTracker:
         """``record`` (a ScopePeak, or anything with its four attributes: the runtime's scopes are
         their own records) starts from the counters' current values in ``stats``."""
         record.device = device
-        if stats is not None:
+        if type(stats) is tuple:  # the fast reader's (see boundary)
+            record.allocated, record.reserved, record.requested = stats[0], stats[2], stats[4]
+        elif stats is not None:
             try:
                 record.allocated = stats["allocated_bytes"]["all"]["current"]
                 record.reserved = stats["reserved_bytes"]["all"]["current"]
@@ -238,6 +298,7 @@ class PeakTracker:
             reset_peaks(device)
             self._saved.pop(device, None)
             self._unfolded.pop(device, None)
+            self._unfolded_fast.pop(device, None)
 
     def visible(self, device: int, stats: Stats) -> Stats:
         """Raise each peak in ``stats`` (a fresh dict from torch) to what the target would read."""

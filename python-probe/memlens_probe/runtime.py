@@ -367,6 +367,8 @@ class Runtime:
         request, the allocator's figures and its largest live blocks (forensics.py)."""
         message = forensics.chain_text(exc)
         torch = self.device._torch if device is not None else None
+        if device is not None:
+            stats = self.device.full_stats(device, stats)
         self._oom_files += 1
         try:
             fields, missing = forensics.collect(

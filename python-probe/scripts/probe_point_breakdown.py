@@ -174,6 +174,8 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
         pieces["host parsing"] = max(0.0, pieces["host readings"] - pieces["statm"] - pieces["getrusage"])
         pieces["calls, wrapper and the rest"] = max(0.0, total - named)
         return {
+            # which reader gave torch's counters (fast_stats.py): "fast", or "torch" (the stats dict)
+            "counter_reader": "fast" if runtime.device.fast_reader is not None else "torch",
             "us_per_probe_point": round(total, 3),
             "pieces_us": {key: round(value, 3) for key, value in pieces.items()},
             "probed_call_us": round(probed, 3),

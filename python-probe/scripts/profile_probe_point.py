@@ -1,10 +1,13 @@
 """Where a probe point's time goes with CUDA readings: each source timed alone, and whole probe
 points of the real runtime (outermost scopes, which also read the device, and nested ones).
 
-``python3 python-probe/scripts/profile_probe_point.py [--out DIR]`` on a GPU host (CUDA is
-initialised and a tensor allocated first, as a target would). ``--fake`` runs the same on a CPU
-with a stand-in for torch's CUDA allocator (a dry run of the script; its figures are not CUDA's).
-Prints µs per call (CPU time of the thread, min of rounds) and writes profile_probe_point.json.
+``python3 python-probe/scripts/profile_probe_point.py [--out DIR] [--fast-stats LIBRARY]`` on a GPU
+host (CUDA is initialised and a tensor allocated first, as a target would). ``--fake`` runs the
+same on a CPU with a stand-in for torch's CUDA allocator (a dry run of the script; its figures are
+not CUDA's). Where the fast counter reader (fast_stats.py) is built for this torch (the cache
+folder, or ``--fast-stats``), its pieces are timed too and the whole probe points are timed with it
+and without it (``MEMLENS_FAST_STATS=off``: torch's stats dict). Prints µs per call (CPU time of
+the thread, min of rounds) and writes profile_probe_point.json.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ sys.path.insert(0, HERE)
 
 from probe_point_breakdown import breakdown, breakdown_text, per_call_us  # noqa: E402
 
+from memlens_probe import fast_stats  # noqa: E402
 from memlens_probe.peaks import PeakTracker  # noqa: E402
 from memlens_probe.protocol import encode, make_event  # noqa: E402
 from memlens_probe.readings import HostReader, _ProcFile, _status_valid  # noqa: E402
 
 
 class FakeAllocator:
-    """torch's stats layout (13 statistics x 3 pools, current/peak/allocated/freed) and its reset."""
+    """torch's stats layout (9 statistics x 3 pools and two without pools, current/peak/allocated/
+    freed) and its reset."""
 
     STATS = (
         "allocation",
@@ -39,17 +44,21 @@ class FakeAllocator:
         "active_bytes",
         "inactive_split_bytes",
         "requested_bytes",
-        "oversize_allocations",
-        "oversize_segments",
     )
+    UNPOOLED = ("oversize_allocations", "oversize_segments")
 
     def __init__(self) -> None:
-        self.values = {(s, p): [1 << 20, 1 << 20] for s in self.STATS for p in ("all", "large_pool", "small_pool")}
+        self.values = {(s, p): [1 << 20, 1 << 20] for s in self.STATS for p in ("all", "small_pool", "large_pool")}
+        self.values.update({(s, None): [0, 0] for s in self.UNPOOLED})
 
     def stats(self, device: int) -> Dict[str, Any]:
         out: Dict[str, Any] = {"num_alloc_retries": 0, "num_ooms": 0, "max_split_size": -1}
         for (stat, pool), (current, peak) in self.values.items():
-            out.setdefault(stat, {})[pool] = {"current": current, "peak": peak, "allocated": 0, "freed": 0}
+            leaf = {"current": current, "peak": peak, "allocated": 0, "freed": 0}
+            if pool is None:
+                out[stat] = leaf
+            else:
+                out.setdefault(stat, {})[pool] = leaf
         return out
 
     def reset(self, device: int) -> None:
@@ -96,7 +105,7 @@ def real_torch() -> Any:
     return torch
 
 
-def pieces(torch: Any) -> Dict[str, float]:
+def pieces(torch: Any, reader: Any = None) -> Dict[str, float]:
     c = torch._C
     cudart = torch.cuda.cudart()
     tracker = PeakTracker(c._cuda_memoryStats, c._cuda_resetPeakMemoryStats)
@@ -131,6 +140,16 @@ def pieces(torch: Any) -> Dict[str, float]:
     accelerator = getattr(c, "_accelerator_getDeviceStats", None)
     if accelerator is not None:
         timed["torch._C._accelerator_getDeviceStats(0) (the same dict)"] = lambda: accelerator(0)
+    if reader is not None:
+        fast_tracker = PeakTracker(c._cuda_memoryStats, c._cuda_resetPeakMemoryStats)
+        fast_tracker.use_fast(reader)
+        fast_tracker.open_scope(0, None)
+        timed["fast reader: hot(0) (ctypes call of getDeviceStats, six counters unpacked)"] = lambda: reader.hot(0)
+        timed["fast reader: hot(0) + last_all() (all 58 slots, when peaks are saved before a reset)"] = lambda: (
+            reader.hot(0),
+            reader.last_all(),
+        )
+        timed["PeakTracker.boundary(0) with the fast reader"] = lambda: fast_tracker.boundary(0)
     capturing = getattr(c, "_cuda_isCurrentStreamCapturing", None)
     if capturing is not None:
         timed["torch._C._cuda_isCurrentStreamCapturing()"] = capturing
@@ -141,19 +160,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.environ.get("OUT") or "profile-out")
     parser.add_argument("--fake", action="store_true", help="a CPU dry run with a stand-in for CUDA")
+    parser.add_argument(
+        "--fast-stats", help="the fast counter reader's library (default: the one built for this torch, if any)"
+    )
     args = parser.parse_args()
     torch = fake_torch() if args.fake else real_torch()
     device = torch.cuda.get_device_name(0)
-    results: Dict[str, Any] = {"device": device, "us_per_call": pieces(torch)}
+    library = args.fast_stats or fast_stats.library_path(torch.__version__)
+    reader, why = fast_stats.load(torch.__version__, library) if library else (None, "turned off")
+    results: Dict[str, Any] = {"device": device, "us_per_call": pieces(torch, reader)}
+    results["fast_stats"] = {"library": library, "loaded": reader is not None, "why_not": why or None}
+    labels = ["outermost_scopes", "nested_scopes"]
+    os.environ[fast_stats.ENV_PATH] = "off"  # the runtimes of these breakdowns read torch's stats dict
     results["outermost_scopes"] = breakdown()
     results["nested_scopes"] = breakdown(nested=True)
+    if reader is not None:
+        os.environ[fast_stats.ENV_PATH] = reader.path
+        results["outermost_scopes_fast"] = breakdown()
+        results["nested_scopes_fast"] = breakdown(nested=True)
+        labels += ["outermost_scopes_fast", "nested_scopes_fast"]
     lines = [f"probe point pieces on {device}, CPU µs per call (min of 15 rounds of 5000)"]
     lines += [f"  {us:8.2f}  {name}" for name, us in results["us_per_call"].items()]
-    for label in ("outermost_scopes", "nested_scopes"):
+    if reader is None:
+        lines.append(f"fast counter reader not used: {why}")
+    for label in labels:
         item = results[label]
         lines.append(
-            f"whole probe point, {label.replace('_', ' ')}: {item['us_per_probe_point']} µs "
-            f"(readings {', '.join(item['readings'])})"
+            f"whole probe point, {label.replace('_fast', '').replace('_', ' ')}, counters read by "
+            f"{'the fast reader' if item['counter_reader'] == 'fast' else 'torch._C._cuda_memoryStats'}: "
+            f"{item['us_per_probe_point']} µs (readings {', '.join(item['readings'])})"
         )
         lines += ["  " + line for line in breakdown_text(item)]
     text = "\n".join(lines) + "\n"
