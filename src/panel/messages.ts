@@ -18,6 +18,7 @@ import {
   type AllocatorSnapshotView,
 } from "../../webview/protocol";
 import { siteTotalsOf } from "../model/sites";
+import { parseAllocatorSnapshotData } from "../runner/allocatorSnapshot";
 import { siteRows } from "./viewModel";
 
 const panelState = z.object({
@@ -80,32 +81,13 @@ export function parseWebviewMessage(
   return { ok: true, message: { method, params: parsed.data } };
 }
 
-const allocationSite = z.object({
-  file: z.string(),
-  line: z.number(),
-  function: z.string(),
-  allocated_bytes: z.number(),
-  freed_bytes: z.number(),
-  live_at_exit_bytes: z.number(),
-  at_peak_bytes: z.number(),
-  count: z.number(),
-  stacks: z.array(z.object({ stack: z.string(), count: z.number() })).optional(),
-});
-
-const allocatorSnapshotData = z.object({
-  file: z.string(),
-  timeline: z.array(z.tuple([z.number(), z.number()])),
-  sites: z.array(allocationSite),
-  peakBytes: z.number(),
-});
-
 /**
  * What "Open Allocator Snapshot" read (src/runner/allocatorSnapshot.ts AllocatorSnapshotData) as
  * the panel shows it; undefined when it is not that (the command is callable by anyone).
  */
 export function parseAllocatorSnapshot(raw: unknown): AllocatorSnapshotView | undefined {
-  const parsed = allocatorSnapshotData.safeParse(raw);
-  if (!parsed.success) return undefined;
-  const { file, timeline, sites, peakBytes } = parsed.data;
+  const data = parseAllocatorSnapshotData(raw);
+  if (!data) return undefined;
+  const { file, timeline, sites, peakBytes } = data;
   return { file, timeline, peakBytes, sites: siteRows(siteTotalsOf("snapshot", sites)) };
 }

@@ -221,7 +221,8 @@ const note = z.looseObject({
   message: str,
   target: str.optional(),
 });
-const site = z.looseObject({
+/** One allocation site as the probe sends it (the `sites` event's, and `memlens_probe snapshot sites`'). */
+export const allocationSiteSchema = z.looseObject({
   file: str,
   line: num,
   function: str,
@@ -241,7 +242,7 @@ const sites = z.looseObject({
   target: str,
   scope_id: str,
   call: num,
-  sites: z.array(site),
+  sites: z.array(allocationSiteSchema),
   peak_bytes: num,
   delta_bytes: num,
   freed_earlier_bytes: num,

@@ -5,6 +5,7 @@
 // starts through runToEnd, behind the one process gate of exec.ts.
 import { z } from "zod/v4";
 import type { AllocationSite } from "../protocol/events";
+import { allocationSiteSchema } from "../protocol/reader";
 import { runToEnd, tailLines, type EndedCommand } from "./exec";
 
 /** Where the probe runs: a local interpreter and the zipapp (dist/memlens_probe.pyz). */
@@ -28,22 +29,22 @@ export interface AllocatorSnapshotData {
   peakBytes: number;
 }
 
-const site = z.looseObject({
-  file: z.string(),
-  line: z.number(),
-  function: z.string(),
-  allocated_bytes: z.number(),
-  freed_bytes: z.number(),
-  live_at_exit_bytes: z.number(),
-  at_peak_bytes: z.number(),
-  count: z.number(),
-  stacks: z.array(z.looseObject({ stack: z.string(), count: z.number() })).optional(),
-  root_file: z.string().optional(),
-  root_line: z.number().optional(),
-  root_function: z.string().optional(),
-}) satisfies z.ZodType<AllocationSite>;
+const site = allocationSiteSchema satisfies z.ZodType<AllocationSite>;
 const sitesOutput = z.looseObject({ sites: z.array(site), peak_bytes: z.number() });
 const timelineOutput = z.array(z.tuple([z.number(), z.number()]));
+const snapshotData = z.object({
+  file: z.string(),
+  timeline: timelineOutput,
+  sites: z.array(site),
+  peakBytes: z.number(),
+});
+
+/** What readAllocatorSnapshot returned, checked again where it arrives untyped (a command's
+ * argument: anyone can call the command); undefined when it is not that. */
+export function parseAllocatorSnapshotData(raw: unknown): AllocatorSnapshotData | undefined {
+  const parsed = snapshotData.safeParse(raw);
+  return parsed.success ? (parsed.data as AllocatorSnapshotData) : undefined;
+}
 
 async function probe(tool: SnapshotTool, args: string[]): Promise<EndedCommand> {
   const ended = await runToEnd(
