@@ -84,7 +84,7 @@ cat >&2 <<EOF
   The demo workspace ($DEMO_DIR) opens with its README. Open memlens_demo/loader.py,
   right-click inside load_weights and pick "Measure Here": a few seconds later a lens above it
   shows the measured delta (about +256 MiB of host RSS without a GPU). The Runs view also lists
-  three recorded runs of real vLLM loading gpt-oss-20b on an H200 (runs/README.md).
+  five recorded runs of real vLLM loading gpt-oss-20b on H200s (runs/README.md).
   (Through ssh: ssh -L $PORT:127.0.0.1:$PORT this-machine, then open the same URL locally.)
 
   Ctrl-C stops it.
