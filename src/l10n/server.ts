@@ -47,6 +47,7 @@ const en = {
   "sites.freed": "{delta} ×{count} · freed",
   "sites.retained": "retains {bytes} ×{count}",
   "sites.partly": "{delta} ×{count} · retains {bytes}",
+  "sites.onRank": " · on rank {rank} of {of}",
   "sites.hoverTitle": "**MemLens allocation site** · {run} · {target}",
   "sites.hoverTotals":
     "allocated {allocated} in {count} blocks ({each} each on average) over {calls} calls · freed {freed} · live at exit {live} · at a call's peak {atPeak}",
@@ -117,6 +118,7 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "sites.freed": "{delta} ×{count} · 已释放",
     "sites.retained": "保留 {bytes} ×{count}",
     "sites.partly": "{delta} ×{count} · 保留 {bytes}",
+    "sites.onRank": " · rank {rank}（共 {of} 个）",
     "sites.hoverTitle": "**MemLens 分配位置** · {run} · {target}",
     "sites.hoverTotals":
       "在 {calls} 次调用中分配 {allocated}（{count} 个块，平均每块 {each}）· 释放 {freed} · 退出时仍存活 {live} · 调用峰值时占 {atPeak}",

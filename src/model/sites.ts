@@ -85,6 +85,9 @@ function addSites(totals: Map<string, SiteTotal>, target: string, sites: readonl
 export interface LineSite extends SiteTotal {
   /** Other targets whose sites hold the same line (an outer probed function that called this one). */
   alsoIn: string[];
+  /** Under tensor parallelism: the rank whose numbers these are (the one that allocated most on
+   * this line; each rank is a card of its own, so ranks are not added up) and how many ranks ran it. */
+  rank?: { rank: number; of: number };
 }
 
 /**
@@ -93,6 +96,30 @@ export interface LineSite extends SiteTotal {
  * up would count its bytes twice: the line shows the target that saw most of it.
  */
 export function lineSites(events: Iterable<ProbeEvent>): Map<string, Map<number, LineSite>> {
+  const all = [...events];
+  const ranks = [
+    ...new Set(all.filter((e) => e.type === "sites" && e.rank !== null).map((e) => e.rank!)),
+  ].sort((a, b) => a - b);
+  if (ranks.length < 2) return lineSitesOf(all);
+  // One map per rank, then per line the rank that allocated most there.
+  const byFile = new Map<string, Map<number, LineSite>>();
+  for (const rank of ranks) {
+    const mine = all.filter((e) => e.type !== "sites" || e.rank === rank);
+    for (const [file, lines] of lineSitesOf(mine)) {
+      let shown = byFile.get(file);
+      if (!shown) byFile.set(file, (shown = new Map<number, LineSite>()));
+      for (const [line, site] of lines) {
+        const known = shown.get(line);
+        if (!known || site.allocatedBytes > known.allocatedBytes) {
+          shown.set(line, { ...site, rank: { rank, of: ranks.length } });
+        }
+      }
+    }
+  }
+  return byFile;
+}
+
+function lineSitesOf(events: Iterable<ProbeEvent>): Map<string, Map<number, LineSite>> {
   const byFile = new Map<string, Map<number, LineSite>>();
   const merged = new Map<string, SiteTotal>();
   // One total per target, file and line (a line with two function names, e.g. a lambda, is one line).

@@ -35,14 +35,13 @@ export function siteInlayLabel(site: LineSite, lang: Lang = "en"): string {
     ),
     count: count(site.count),
   };
-  switch (fate) {
-    case "freed":
-      return t("sites.freed", args);
-    case "retained":
-      return t("sites.retained", args);
-    case "partly":
-      return t("sites.partly", args);
-  }
+  const label =
+    fate === "freed"
+      ? t("sites.freed", args)
+      : fate === "retained"
+        ? t("sites.retained", args)
+        : t("sites.partly", args);
+  return site.rank ? `${label}${t("sites.onRank", { rank: site.rank.rank, of: site.rank.of })}` : label;
 }
 
 export interface SiteHoverContext {

@@ -76,8 +76,11 @@ e2e("the OOM's lens opens its allocator snapshot in the panel: timeline and site
   await wb.openFile(FP4_FILE);
   // The sites' inlay hints at the local lines (the events name site-packages on the GPU host);
   // the editor renders their spaces as no-break spaces.
-  assert.match(await wb.waitForEditorText(/\+4\.0\sMiB\s×256\s·\sfreed/), /^REPACKED_MIB\s=\s200/);
-  await wb.waitForEditorText(/retains\s2\.5\sKiB\s×4/);
+  assert.match(
+    await wb.waitForEditorText(/\+4\.0\sMiB\s×128\s·\sfreed\s·\son\srank\s0\sof\s2/),
+    /^REPACKED_MIB\s=\s200/,
+  );
+  await wb.waitForEditorText(/retains\s2\.5\sKiB\s×2\s·\son\srank\s0\sof\s2/);
   await wb.waitForLensAbove(PREPARE_DEF, /Open the allocator snapshot of the OOM \(pid 301\)/);
   await wb.clickLensAbove(PREPARE_DEF, /Open the allocator snapshot/);
   const summary = panelFrame().locator("#snapshot-summary");

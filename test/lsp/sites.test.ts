@@ -40,20 +40,22 @@ async function withRun(
   return { c: client, uri, dir };
 }
 
-void test("inlay hints on the lines that allocated, summed over calls and processes, at the local lines", async () => {
+void test("inlay hints on the lines that allocated, summed over calls, one rank's at the local lines", async () => {
   const { c, uri } = await withRun();
   const hints = await c.inlayHints(uri);
   const byLine = new Map(hints.map((h) => [h.position.line + 1, h]));
-  // 2 processes × 2 calls × 64 copies of 4 MiB, all freed before the exit.
-  assert.equal(byLine.get(29)?.label, "+4.0 MiB ×256 · freed");
+  // The two processes are ranks 0 and 1, each a card of its own: a line shows the rank that
+  // allocated most there, named. Rank 0: 2 calls × 64 copies of 4 MiB, all freed before the exit.
+  assert.equal(byLine.get(29)?.label, "+4.0 MiB ×128 · freed · on rank 0 of 2");
   assert.equal(byLine.get(29)?.position.character, SOURCE_LINES[28]!.length);
-  // The workspace: 2.5 KiB per call, kept, over 4 calls.
-  assert.equal(byLine.get(24)?.label, "retains 2.5 KiB ×4");
-  // The stack: 256 MiB kept per finished call (3), 128 MiB allocated and freed in the one that ran out.
-  assert.equal(byLine.get(34)?.label, "+128.0 MiB ×7 · retains 768.0 MiB");
+  // The workspace: 2.5 KiB per call, kept, over rank 0's 2 calls.
+  assert.equal(byLine.get(24)?.label, "retains 2.5 KiB ×2 · on rank 0 of 2");
+  // The stack: 256 MiB kept per finished call, both of rank 0's (rank 1's second ran out halfway
+  // and allocated less).
+  assert.equal(byLine.get(34)?.label, "retains 128.0 MiB ×4 · on rank 0 of 2");
   // repack's clone is in repack's own sites and in the caller's: shown once, from the caller's
-  // (4 calls × 64 × 4 MiB), not added to repack's (8 × 4 MiB).
-  assert.equal(byLine.get(12)?.label, "+4.0 MiB ×256 · freed");
+  // (2 calls × 64 × 4 MiB), not added to repack's (4 × 4 MiB).
+  assert.equal(byLine.get(12)?.label, "+4.0 MiB ×128 · freed · on rank 0 of 2");
   assert.deepEqual(
     hints.map((h) => h.position.line + 1),
     [12, 24, 29, 34],
@@ -76,11 +78,11 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
   );
   assert.match(
     text,
-    /allocated 1\.0 GiB in 256 blocks \(4\.0 MiB each on average\) over 4 calls · freed 1\.0 GiB · live at exit 0 B · at a call's peak 256\.0 MiB/,
+    /allocated 512\.0 MiB in 128 blocks \(4\.0 MiB each on average\) over 2 calls · freed 512\.0 MiB · live at exit 0 B · at a call's peak 256\.0 MiB/,
   );
   assert.match(
     text,
-    /- 256 · `repack \(marlin_utils_fp4\.py:12\) <- prepare_moe_fp4_layer_for_marlin \(marlin_utils_fp4\.py:30\)`/,
+    /- 128 · `repack \(marlin_utils_fp4\.py:12\) <- prepare_moe_fp4_layer_for_marlin \(marlin_utils_fp4\.py:30\)`/,
   );
   // The bytes themselves come from deeper code: its frame, escaped.
   assert.match(
@@ -92,7 +94,7 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
   assert.doesNotMatch(text, /<b>/);
 
   const copy = (await c.hover(uri, 28, 12))?.contents as { value: string };
-  assert.match(copy.value, /\+4\.0 MiB ×256 · freed/);
+  assert.match(copy.value, /\+4\.0 MiB ×128 · freed/);
   assert.match(copy.value, /process_weights_after_loading \(mxfp4\.py:301\)/);
   // A line without sites and outside any def header has no hover.
   assert.equal(await c.hover(uri, 26, 4), null);
@@ -182,8 +184,11 @@ void test("a snapshot name that climbs out of the run folder gets no lens", asyn
 void test("zh-CN: the site labels and OOM lines in Chinese", async () => {
   const { c, uri } = await withRun(fixtureEvents(), "zh-cn");
   const hints = await c.inlayHints(uri);
-  assert.equal(hints.find((h) => h.position.line === 28)?.label, "+4.0 MiB ×256 · 已释放");
-  assert.equal(hints.find((h) => h.position.line === 23)?.label, "保留 2.5 KiB ×4");
+  assert.equal(
+    hints.find((h) => h.position.line === 28)?.label,
+    "+4.0 MiB ×128 · 已释放 · rank 0（共 2 个）",
+  );
+  assert.equal(hints.find((h) => h.position.line === 23)?.label, "保留 2.5 KiB ×2 · rank 0（共 2 个）");
   const diagnostics = await c.waitForDiagnostics(uri, (d) => d.some((x) => x.code === "oom"));
   assert.match(
     diagnostics.find((d) => d.code === "oom")!.message,

@@ -26,19 +26,28 @@ void test("lineSites: per file and line, a line in two targets' sites shown once
     [...lines.keys()].sort((a, b) => a - b),
     [12, 24, 29, 34],
   );
+  // The fixture has two ranks of equal work: a line shows one rank's numbers (each rank is a card
+  // of its own), the rank that allocated most there, never the sum over ranks.
   const clone = lines.get(12)!;
   assert.equal(clone.target, "t1");
-  assert.equal(clone.allocatedBytes, 4 * 64 * 4 * MiB);
+  assert.equal(clone.allocatedBytes, 2 * 64 * 4 * MiB);
+  assert.deepEqual(clone.rank, { rank: 0, of: 2 });
   assert.deepEqual(clone.alsoIn, ["t5"]);
   // Without the caller's sites, the callee's own.
   const own = lineSites(events().filter((e) => !(e.type === "sites" && e.target === "t1")));
   const only = [...own.values()][0]!.get(12)!;
   assert.equal(only.target, "t5");
-  assert.equal(only.allocatedBytes, 8 * 4 * MiB);
+  assert.equal(only.allocatedBytes, 4 * 4 * MiB);
   assert.deepEqual(only.alsoIn, []);
-  // Sums match siteTotals for the same target.
-  const t1 = siteTotals(events(), "t1");
+  // Sums match siteTotals for the same target and rank.
+  const t1 = siteTotals(
+    events().filter((e) => e.type !== "sites" || e.rank === 0),
+    "t1",
+  );
   for (const total of t1) assert.equal(lines.get(total.line)!.allocatedBytes, total.allocatedBytes);
+  // One rank alone: no rank named.
+  const single = lineSites(events().filter((e) => e.type !== "sites" || e.rank === 1));
+  assert.equal([...single.values()][0]!.get(12)!.rank, undefined);
 });
 
 void test("siteFate: freed, retained, or partly", () => {

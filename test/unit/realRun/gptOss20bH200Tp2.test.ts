@@ -13,6 +13,8 @@ import { rankSpread, runRanks } from "../../../src/model/ranks";
 import { RunModel } from "../../../src/model/runModel";
 import { loadRun } from "../../../src/runner/store";
 import { lensTitle, targetState } from "../../../src/server/render";
+import { lineSites } from "../../../src/model/sites";
+import { siteInlayLabel } from "../../../src/server/sitesRender";
 
 const TP2 = path.resolve(__dirname, "..", "..", "..", "media", "demo", "runs", "gpt-oss-20b-h200-tp2");
 const SKIP = existsSync(path.join(TP2, "meta.json")) ? false : `not recorded yet: ${TP2}`;
@@ -99,4 +101,15 @@ void test("the budget has a verdict per rank and the worst decides", { skip: SKI
   assert.equal(ranks.filter((r) => r.worst).length, 1);
   assert.equal(view.rankVerdicts?.length, 2);
   assert.match(view.verdict, /^Rank [01] of 2 decides/);
+});
+
+void test("a line's allocation sites are one rank's, not the sum over ranks", { skip: SKIP }, async () => {
+  const { stored } = await recorded();
+  const byFile = lineSites(stored.events);
+  const file = [...byFile.keys()].find((f) => f.endsWith("marlin_utils_fp4.py"))!;
+  const copy = byFile.get(file)!.get(320)!;
+  // Each rank repacks its 24 layers × 32 experts × (w13, w2): 1,536 copies, not 3,072.
+  assert.equal(copy.count, 1536);
+  assert.deepEqual(copy.rank?.of, 2);
+  assert.match(siteInlayLabel(copy), new RegExp(` ×1,536 · freed · on rank ${copy.rank.rank} of 2$`));
 });
