@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE_DIR = os.path.dirname(HERE)
@@ -684,6 +684,44 @@ def device_name() -> str:
         return "unknown GPU"
 
 
+def start_session(prefix: str) -> Tuple[str, str, Checks, str]:
+    """A work folder, the zipapp built from this tree into it, the checks and the GPU's name
+    (printed): what every validation script starts from, before its own workload runner."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    zipapp = build_zipapp(work)
+    device = device_name()
+    print(f"device: {device}; python {sys.version.split()[0]}; work folder {work}", flush=True)
+    return work, zipapp, Checks(), device
+
+
+def run_scenario(checks: Checks, name: str, run: Callable[[], Any]) -> None:
+    print(f"== {name}", flush=True)
+    try:
+        run()
+    except Exception as exc:  # one broken scenario must not hide the others' results
+        checks.scenario = name
+        checks.check("scenario ran", "completed", f"{type(exc).__name__}: {exc}")
+
+
+def finish_session(
+    out: str, report_name: str, work: str, device: str, elapsed: float, checks: Checks, extra: Dict[str, Any]
+) -> int:
+    """Writes OUT/REPORT_NAME, prints the count, removes the work folder; the exit status."""
+    report = {
+        "device": device,
+        "python": sys.version,
+        "elapsed_seconds": round(elapsed, 1),
+        "checks": checks.items,
+        "failed": len(checks.failed()),
+        **extra,
+    }
+    with open(os.path.join(out, report_name), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1)
+    print(f"\n{len(checks.items)} checks, {len(checks.failed())} failed; results in {out}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if not checks.failed() else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-validate-out")
@@ -692,12 +730,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="scenario names to run")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="memlens-validate-")
     started = time.monotonic()
-    runs = Runs(work, build_zipapp(work), args.timeout)
-    checks = Checks()
-    device = device_name()
-    print(f"device: {device}; python {sys.version.split()[0]}; work folder {work}", flush=True)
+    work, zipapp, checks, device = start_session("memlens-validate-")
+    runs = Runs(work, zipapp, args.timeout)
     results: Dict[str, Any] = {}
     scenarios = [
         (
@@ -722,31 +757,12 @@ def main() -> int:
         ("torch_compile", lambda: validate_compile(runs, checks)),
     ]
     for name, run in scenarios:
-        if args.only and name not in args.only:
-            continue
-        print(f"== {name}", flush=True)
-        try:
-            run()
-        except Exception as exc:  # one broken scenario must not hide the others' results
-            checks.scenario = name
-            checks.check("scenario ran", "completed", f"{type(exc).__name__}: {exc}")
+        if not args.only or name in args.only:
+            run_scenario(checks, name, run)
     elapsed = time.monotonic() - started
-    report = {
-        "device": device,
-        "python": sys.version,
-        "elapsed_seconds": round(elapsed, 1),
-        "checks": checks.items,
-        "failed": len(checks.failed()),
-        "results": results,
-    }
-    with open(os.path.join(args.out, "validate.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
-    text = summary_text(checks, results, device, elapsed)
     with open(os.path.join(args.out, "validate.txt"), "w", encoding="utf-8") as handle:
-        handle.write(text)
-    print(f"\n{len(checks.items)} checks, {len(checks.failed())} failed; results in {args.out}", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
-    return 0 if not checks.failed() else 1
+        handle.write(summary_text(checks, results, device, elapsed))
+    return finish_session(args.out, "validate.json", work, device, elapsed, checks, {"results": results})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
@@ -42,7 +41,7 @@ PROBE_DIR = os.path.dirname(HERE)
 sys.path.insert(0, PROBE_DIR)
 sys.path.insert(0, HERE)
 
-from gpu_validate import Checks, build_zipapp, device_name, marker_line  # noqa: E402
+from gpu_validate import Checks, finish_session, marker_line, run_scenario, start_session  # noqa: E402
 from memlens_probe import snapshot as snapshots  # noqa: E402
 
 WORKLOADS = os.path.join(HERE, "gpu_sites_workloads.py")
@@ -280,44 +279,24 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="scenario names: own, target, oom, bench")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="memlens-validate-sites-")
     started = time.monotonic()
-    runs = Runs(work, build_zipapp(work), args.timeout)
-    checks = Checks()
-    device = device_name()
-    print(f"device: {device}; python {sys.version.split()[0]}; work folder {work}", flush=True)
+    work, zipapp, checks, device = start_session("memlens-validate-sites-")
+    runs = Runs(work, zipapp, args.timeout)
     figures: Dict[str, Any] = {}
     own: Dict[str, Any] = {"truth": {}}
     wanted = set(args.only or ("own", "target", "oom", "bench"))
-
-    def step(name: str, run: Any) -> None:
-        if name not in wanted:
-            return
-        print(f"== {name}", flush=True)
-        try:
-            run()
-        except Exception as exc:  # one broken scenario must not hide the others' results
-            checks.scenario = name
-            checks.check("scenario ran", "completed", f"{type(exc).__name__}: {exc}")
-
-    step("own", lambda: own.update(validate_sites_own(runs, checks, args.layers, args.out)))
-    step("target", lambda: validate_sites_target_records(runs, checks, args.layers))
-    step("oom", lambda: validate_oom(runs, checks, args.out))
-    step("bench", lambda: figures.update(benchmark(runs, checks, args.layers, own)))
-    report = {
-        "device": device,
-        "python": sys.version,
-        "elapsed_seconds": round(time.monotonic() - started, 1),
-        "checks": checks.items,
-        "failed": len(checks.failed()),
-        "figures": figures,
-    }
-    with open(os.path.join(args.out, "validate_sites.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
+    steps = [
+        ("own", lambda: own.update(validate_sites_own(runs, checks, args.layers, args.out))),
+        ("target", lambda: validate_sites_target_records(runs, checks, args.layers)),
+        ("oom", lambda: validate_oom(runs, checks, args.out)),
+        ("bench", lambda: figures.update(benchmark(runs, checks, args.layers, own))),
+    ]
+    for name, run in steps:
+        if name in wanted:
+            run_scenario(checks, name, run)
     print(json.dumps(figures, indent=1))
-    print(f"\n{len(checks.items)} checks, {len(checks.failed())} failed; results in {args.out}", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
-    return 0 if not checks.failed() else 1
+    elapsed = time.monotonic() - started
+    return finish_session(args.out, "validate_sites.json", work, device, elapsed, checks, {"figures": figures})
 
 
 if __name__ == "__main__":

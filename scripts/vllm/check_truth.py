@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import glob
+import gzip
 import json
 import os
 import pickle
@@ -34,14 +35,29 @@ VLLM_PREFIX = re.compile(r"\(\w+ pid=(\d+)\)")
 
 
 def load_events(run_dir: str) -> List[Dict[str, Any]]:
+    """The run's events (events.jsonl, or events.jsonl.gz as recorded runs ship); bad lines skipped."""
+    path = os.path.join(run_dir, "events.jsonl")
+    opener: Any = open
+    if not os.path.exists(path):
+        path, opener = path + ".gz", gzip.open
     events = []
-    with open(os.path.join(run_dir, "events.jsonl"), encoding="utf-8") as f:
+    with opener(path, "rt", encoding="utf-8") as f:
         for line in f:
             try:
                 events.append(json.loads(line))
             except ValueError:
                 continue
     return events
+
+
+def target_specs(events: List[Dict[str, Any]]) -> Dict[str, str]:
+    """Each plan target's function or line spec, by target id."""
+    specs: Dict[str, str] = {}
+    for e in events:
+        if e["type"] == "start":
+            for t in e.get("plan", {}).get("targets", []):
+                specs[t["id"]] = t.get("function") or t.get("line") or ""
+    return specs
 
 
 def load_history(path: str) -> Tuple[List[Dict[str, Any]], List[int]]:
@@ -286,11 +302,7 @@ def main() -> int:
     parser.add_argument("--brief", metavar="WHAT", help="write the per-function summary (with this description)")
     args = parser.parse_args()
     events = load_events(args.run_dir)
-    specs: Dict[str, str] = {}
-    for e in events:
-        if e["type"] == "start":
-            for t in e.get("plan", {}).get("targets", []):
-                specs[t["id"]] = t.get("function") or t.get("line") or ""
+    specs = target_specs(events)
     report: Dict[str, Any] = {"processes": {}, "facts": fact_checks(events, specs)}
     failed = sum(1 for f in report["facts"] if not f["ok"])
     checks = len(report["facts"])

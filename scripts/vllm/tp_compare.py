@@ -14,12 +14,13 @@ and per-rank workspaces come on top and are shown as what is left.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import re
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
+
+from check_truth import load_events, target_specs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INVENTORY = os.path.join(HERE, "..", "..", "test", "fixtures", "gpt-oss-20b", "tensors.json")
@@ -30,29 +31,13 @@ REPLICATED = re.compile(r"(layernorm|model\.norm|mlp\.router\.|o_proj\.bias|down
 GIB = float(1 << 30)
 
 
-def events_of(run_dir: str) -> Iterator[Dict[str, Any]]:
-    plain = os.path.join(run_dir, "events.jsonl")
-    opener: Any = open
-    path = plain
-    if not os.path.exists(plain):
-        path, opener = plain + ".gz", gzip.open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
-
 def per_rank(run_dir: str) -> Tuple[Dict[str, str], Dict[Tuple[str, Optional[int]], List[int]], Dict[int, Any]]:
     """spec by target id; (spec, rank) -> [calls, summed allocated delta, highest peak over start]; pid -> rank."""
-    specs: Dict[str, str] = {}
+    events = load_events(run_dir)
+    specs = target_specs(events)
     table: Dict[Tuple[str, Optional[int]], List[int]] = {}
     ranks: Dict[int, Any] = {}
-    for e in events_of(run_dir):
-        if e.get("type") == "start":
-            for t in e.get("plan", {}).get("targets", []):
-                specs[t["id"]] = t.get("function") or t.get("line") or t["id"]
+    for e in events:
         if e.get("type") != "exit" or "allocated" not in e.get("before", {}):
             continue
         rank = e.get("rank")

@@ -1,6 +1,14 @@
 // Allocation sites of probed functions: the probe's per-call `sites` events added up per target
 // and line, for the CLI, the inlay hints and the panel's Sites table.
-import type { AllocationSite, OomEvent, ProbeEvent } from "../protocol/events";
+import type {
+  AllocationSite,
+  OomAllocator as ProtocolOomAllocator,
+  OomBlock,
+  OomEvent,
+  ProbeEvent,
+} from "../protocol/events";
+
+export type { OomBlock } from "../protocol/events";
 
 export interface SiteTotal {
   target: string;
@@ -158,22 +166,8 @@ export function siteFate(
   return site.liveAtExitBytes >= site.allocatedBytes ? "retained" : "partly";
 }
 
-/** The allocator's state at an OOM (newer probes; PROTOCOL.md `oom`). */
-export interface OomAllocator {
-  free_bytes?: number;
-  total_bytes?: number;
-  reserved_bytes?: number;
-  allocated_bytes?: number;
-  inactive_split_bytes?: number;
-}
-
-export interface OomBlock {
-  bytes: number;
-  file: string;
-  line: number;
-  function: string;
-  stack?: string;
-}
+/** The allocator's state at an OOM (PROTOCOL.md `oom`), the figures present and well-formed. */
+export type OomAllocator = Partial<ProtocolOomAllocator>;
 
 /** The forensic fields of an `oom` event, those present and well-formed (older probes send none). */
 export interface OomDetails {
