@@ -212,7 +212,7 @@ def fact_checks(events: List[Dict[str, Any]], specs: Dict[str, str]) -> List[Dic
 
 
 def identity_checks(
-    events: List[Dict[str, Any]], truth_dir: str, pid: int, history_devices: List[int]
+    events: List[Dict[str, Any]], truth_dir: str, pid: int, history_devices: List[int], history_entries: int
 ) -> List[Dict[str, Any]]:
     """The `rank` and `device` of a process's scope events against what the process itself said:
     torch.distributed.get_rank() and torch.cuda.current_device() in identity-<pid>.json (written by
@@ -241,11 +241,21 @@ def identity_checks(
                 "ok": ranks == [identity["rank"]] and null_after == 0,
             }
         )
+    devices = sorted({e.get("device") for e in scoped if e.get("device") is not None})
+    if not scoped:
+        return out
+    if identity.get("cuda_initialized") is False or (
+        "cuda_initialized" not in identity and "rank" not in identity and history_entries == 0
+    ):
+        # CUDA was not started when the history was dumped (or, from a plugin that did not say,
+        # nothing was ever allocated and the process never joined a group: its current_device() at
+        # exit was what started CUDA): the process worked on no device, and every event must say null.
+        out.append({"check": "device", "pid": pid, "truth": None, "probe": devices, "ok": devices == []})
+        return out
     want = identity.get("device")
     if want is None and len(history_devices) == 1:
         want = history_devices[0]
-    if want is not None and scoped:
-        devices = sorted({e.get("device") for e in scoped if e.get("device") is not None})
+    if want is not None:
         out.append({"check": "device", "pid": pid, "truth": want, "probe": devices, "ok": devices == [want]})
     return out
 
@@ -324,7 +334,7 @@ def main() -> int:
             old = earlier[str(pid)]
             results, summary = old["calls"], old["summary"]
             devices = [c["truth"] for c in old.get("identity", []) if c["check"] == "device"]
-        identity = identity_checks(mine, args.truth_dir, pid, devices)
+        identity = identity_checks(mine, args.truth_dir, pid, devices, summary.get("history_entries", 0))
         report["processes"][str(pid)] = {"summary": summary, "calls": results, "identity": identity}
         for c in identity:
             print(f"pid {pid} {c['check']}: probe {c['probe']} truth {c['truth']} {'ok' if c['ok'] else 'MISMATCH'}")

@@ -48,12 +48,6 @@ def main() -> int:
         action="store_true",
         help="vLLM's default mode: torch.compile and CUDA graphs (no enforce_eager)",
     )
-    parser.add_argument(
-        "--tensor-parallel-size",
-        type=int,
-        default=1,
-        help="vLLM's tensor_parallel_size: one worker process per GPU (multiprocessing executor)",
-    )
     parser.add_argument("--generate", type=int, default=0, help="then generate this many tokens")
     parser.add_argument(
         "--tensor-parallel-size",
@@ -94,8 +88,6 @@ def main() -> int:
         kwargs.update(max_num_batched_tokens=8192, max_num_seqs=256)
     if args.moe_backend != "auto":
         kwargs["moe_backend"] = args.moe_backend
-    if args.tensor_parallel_size > 1:
-        kwargs["tensor_parallel_size"] = args.tensor_parallel_size
     say("llm_kwargs", kwargs)
     started = time.perf_counter()
     llm = LLM(**kwargs)

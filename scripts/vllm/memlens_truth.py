@@ -62,6 +62,9 @@ def dump_snapshot(*_args: object) -> Optional[str]:
         return path
     import torch
 
+    # Asked before the dump, which would start CUDA itself: a process that never started CUDA (vLLM's
+    # EngineCore under tensor parallelism) worked on no device, and its events must say so.
+    cuda_initialized = torch.cuda.is_initialized()
     os.makedirs(out, exist_ok=True)
     torch.cuda.memory._dump_snapshot(path)
     # The device this process works on, read on the thread that asked for the snapshot (vLLM's
@@ -71,7 +74,8 @@ def dump_snapshot(*_args: object) -> Optional[str]:
     if os.path.exists(identity_path):
         with open(identity_path, encoding="utf-8") as f:
             identity.update(json.load(f))
-    identity["device"] = torch.cuda.current_device()
+    identity["cuda_initialized"] = cuda_initialized
+    identity["device"] = torch.cuda.current_device() if cuda_initialized else None
     with open(identity_path, "w", encoding="utf-8") as f:
         json.dump(identity, f)
     return path

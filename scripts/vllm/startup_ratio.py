@@ -8,13 +8,18 @@ LOG lines look like "plain 1: startup_seconds 9.858" and "probed 1: startup_seco
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
 import sys
 
 
 def main() -> int:
-    log, machine = sys.argv[1], sys.argv[2]
+    parser = argparse.ArgumentParser(description="the probed/plain ratio of gpu-run.sh's bench-startup log")
+    parser.add_argument("log", help="the scenario's log.txt")
+    parser.add_argument("machine", help="the machine, in words, printed with the figures")
+    args = parser.parse_args()
+    log, machine = args.log, args.machine
     times: dict = {"plain": [], "probed": []}
     with open(log, encoding="utf-8") as f:
         for line in f:

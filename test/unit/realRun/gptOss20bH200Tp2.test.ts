@@ -4,7 +4,7 @@
 // worst rank and spread, the budget's verdict per rank. Skipped until the run is recorded; the same
 // checks run on a CPU stand-in in test/lsp/ranks.test.ts.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { knownModelBudget } from "../../../src/budget/modelBudget";
@@ -60,8 +60,37 @@ void test(
         [],
       );
     }
+    // Under tensor parallelism the EngineCore schedules and never starts CUDA: its scopes (the KV
+    // cache sizing) have no device and no rank, and measure the host only.
+    const engine = [...run.processes.values()].find((p) => p.name === "EngineCore");
+    assert.ok(engine, "the EngineCore process is in the run");
+    const engineScoped = stored.events.filter((e) => e.pid === engine.pid && SCOPE_TYPES.has(e.type));
+    assert.ok(engineScoped.length > 0, "the EngineCore ran a probed scope");
+    assert.deepEqual(
+      engineScoped.filter((e) => e.device !== null || e.rank !== null).map((e) => e.type),
+      [],
+    );
   },
 );
+
+void test("the shipped truth check of this run has no failure", { skip: SKIP }, () => {
+  const truth = JSON.parse(readFileSync(path.join(TP2, "truth.json"), "utf8")) as {
+    checks: number;
+    failed: number;
+    processes: Record<string, { identity: { check: string; truth: number | null; ok: boolean }[] }>;
+  };
+  assert.equal(truth.failed, 0);
+  assert.ok(truth.checks > 10_000, `${truth.checks} checks`);
+  const identities = Object.values(truth.processes).flatMap((p) => p.identity);
+  assert.deepEqual(
+    identities
+      .filter((c) => c.check === "rank")
+      .map((c) => c.truth)
+      .sort(),
+    [0, 1],
+  );
+  assert.ok(identities.every((c) => c.ok));
+});
 
 void test(
   "the lens names the worst rank of each hotspot both ranks ran; the shards are near even",
