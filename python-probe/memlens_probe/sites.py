@@ -18,35 +18,9 @@ MAX_STACKS_PER_SITE = 3
 STACK_DEPTH = 6
 
 
-def _frames(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
-    frames = entry.get("frames") or []
-    return [f for f in frames if isinstance(f, dict)]
-
-
-def _innermost(frames: Sequence[Dict[str, Any]], accept) -> Optional[SiteKey]:
-    # torch lists frames innermost first.
-    for frame in frames:
-        filename = str(frame.get("filename", ""))
-        if accept(filename):
-            return (filename, int(frame.get("line", 0) or 0), str(frame.get("name", "")))
-    return None
-
-
 # The probe's own wrapper frames (its package, inside the zipapp or installed) say nothing of where
 # the target's memory went.
 _PROBE_PACKAGE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _is_probe_frame(frame: Dict[str, Any]) -> bool:
-    return str(frame.get("filename", "")).startswith(_PROBE_PACKAGE + os.sep)
-
-
-def _short_stack(frames: Sequence[Dict[str, Any]]) -> str:
-    parts = []
-    for frame in [f for f in frames if not _is_probe_frame(f)][:STACK_DEPTH]:
-        filename = str(frame.get("filename", "")).rsplit("/", 1)[-1]
-        parts.append(f"{frame.get('name', '?')} ({filename}:{frame.get('line', 0)})")
-    return " <- ".join(parts)
 
 
 class _Site:
@@ -75,8 +49,11 @@ def reduce_trace(
     an allocation came from deeper code, ``root_file``/``root_line``/``root_function``.
     """
     roots = tuple(r.rstrip("/") + "/" for r in source_roots if r)
-    in_scope_file = lambda filename: filename == scope_file  # noqa: E731
-    under_roots = lambda filename: any(filename.startswith(r) for r in roots)  # noqa: E731
+    probe_prefix = _PROBE_PACKAGE + os.sep
+    # A trace holds thousands of allocations from a few dozen lines, each with its whole Python
+    # stack: what is asked of a file name is asked once, and a short stack is formatted once.
+    under_roots: Dict[str, bool] = {}
+    stack_texts: Dict[Tuple[Any, ...], str] = {}
     sites: Dict[SiteKey, _Site] = {}
     owner: Dict[int, Tuple[_Site, int]] = {}  # block address -> (site, size) for blocks made here
     running = 0
@@ -88,16 +65,44 @@ def reduce_trace(
         size = int(entry.get("size", 0) or 0)
         addr = int(entry.get("addr", 0) or 0)
         if action == "alloc":
-            frames = _frames(entry)
-            key = _innermost(frames, in_scope_file) or _innermost(frames, under_roots) or ("?", 0, "?")
-            root = _innermost(frames, under_roots) if key[0] == scope_file else None
+            # One pass over the stack (innermost first): the innermost frame in the scope's file, the
+            # innermost under the source roots, and the first STACK_DEPTH frames not the probe's.
+            in_file: Optional[SiteKey] = None
+            in_roots: Optional[SiteKey] = None
+            shown: List[Tuple[Any, str, Any]] = []
+            for frame in entry.get("frames") or ():
+                if not isinstance(frame, dict):
+                    continue
+                filename = frame.get("filename", "")
+                if type(filename) is not str:
+                    filename = str(filename)
+                if in_file is None and filename == scope_file:
+                    in_file = (filename, int(frame.get("line", 0) or 0), str(frame.get("name", "")))
+                if in_roots is None:
+                    known = under_roots.get(filename)
+                    if known is None:
+                        known = under_roots[filename] = any(filename.startswith(r) for r in roots)
+                    if known:
+                        in_roots = (filename, int(frame.get("line", 0) or 0), str(frame.get("name", "")))
+                if len(shown) < STACK_DEPTH:
+                    if not filename.startswith(probe_prefix):
+                        shown.append((frame.get("name", "?"), filename, frame.get("line", 0)))
+                elif in_file is not None and in_roots is not None:
+                    break
+            key = in_file or in_roots or ("?", 0, "?")
+            root = in_roots if key[0] == scope_file else None
             site = sites.get(key)
             if site is None:
                 site = sites[key] = _Site(key, root if root != key else None)
             site.allocated += size
             site.count += 1
             site.live += size
-            stack = _short_stack(frames)
+            shown_key = tuple(shown)
+            stack = stack_texts.get(shown_key)
+            if stack is None:
+                stack = stack_texts[shown_key] = " <- ".join(
+                    f"{name} ({filename.rsplit('/', 1)[-1]}:{line})" for name, filename, line in shown
+                )
             if stack in site.stacks or len(site.stacks) < MAX_STACKS_PER_SITE:
                 site.stacks[stack] = site.stacks.get(stack, 0) + 1
             owner[addr] = (site, size)

@@ -117,3 +117,117 @@ def test_the_probes_own_wrapper_frames_are_left_out_of_a_sites_stacks():
     ]
     stack = reduce_trace(entries, FP4, [])["sites"][0]["stacks"][0]["stack"]
     assert stack == "_repack_marlin_experts (marlin_utils_fp4.py:320) <- repack_weight (marlin_utils_fp4.py:628)"
+
+
+def reference_reduce(entries, scope_file, source_roots=()):
+    """The reduction written plainly, a frame list walk per question, to hold the one-pass
+    reduce_trace to: the same sites, stacks, peak and deltas."""
+    import os
+
+    from memlens_probe import sites as module
+
+    probe = module._PROBE_PACKAGE + os.sep
+    roots = tuple(r.rstrip("/") + "/" for r in source_roots if r)
+
+    def innermost(frames, accept):
+        for f in frames:
+            name = str(f.get("filename", ""))
+            if accept(name):
+                return (name, int(f.get("line", 0) or 0), str(f.get("name", "")))
+        return None
+
+    sites, owner, running, peak, at_peak, earlier = {}, {}, 0, 0, {}, 0
+    for entry in entries:
+        action, size, addr = entry.get("action"), int(entry.get("size", 0) or 0), int(entry.get("addr", 0) or 0)
+        if action == "alloc":
+            frames = [f for f in entry.get("frames") or [] if isinstance(f, dict)]
+            in_roots = innermost(frames, lambda n: any(n.startswith(r) for r in roots))
+            key = innermost(frames, lambda n: n == scope_file) or in_roots or ("?", 0, "?")
+            root = in_roots if key[0] == scope_file else None
+            site = sites.setdefault(
+                key, {"root": root if root != key else None, "a": 0, "f": 0, "n": 0, "live": 0, "s": {}}
+            )
+            site["a"] += size
+            site["n"] += 1
+            site["live"] += size
+            shown = [f for f in frames if not str(f.get("filename", "")).startswith(probe)][: module.STACK_DEPTH]
+            stack = " <- ".join(
+                f"{f.get('name', '?')} ({str(f.get('filename', '')).rsplit('/', 1)[-1]}:{f.get('line', 0)})"
+                for f in shown
+            )
+            if stack in site["s"] or len(site["s"]) < module.MAX_STACKS_PER_SITE:
+                site["s"][stack] = site["s"].get(stack, 0) + 1
+            owner[addr] = (key, size)
+            running += size
+        elif action == "free_requested":
+            made = owner.pop(addr, None)
+            if made is not None:
+                sites[made[0]]["f"] += made[1]
+                sites[made[0]]["live"] -= made[1]
+                running -= made[1]
+            else:
+                earlier += size
+                running -= size
+        else:
+            continue
+        if running > peak:
+            peak, at_peak = running, {k: s["live"] for k, s in sites.items()}
+    out = []
+    for key, s in sorted(sites.items(), key=lambda kv: -kv[1]["a"]):
+        record = {
+            "file": key[0],
+            "line": key[1],
+            "function": key[2],
+            "allocated_bytes": s["a"],
+            "freed_bytes": s["f"],
+            "live_at_exit_bytes": s["live"],
+            "at_peak_bytes": at_peak.get(key, 0),
+            "count": s["n"],
+            "stacks": [{"stack": t, "count": n} for t, n in s["s"].items()],
+        }
+        if s["root"] is not None:
+            record.update(root_file=s["root"][0], root_line=s["root"][1], root_function=s["root"][2])
+        out.append(record)
+    return {"sites": out, "peak_bytes": peak, "delta_bytes": running, "freed_earlier_bytes": earlier}
+
+
+def test_the_one_pass_reduction_agrees_with_the_plain_one_on_random_traces():
+    import random
+
+    from memlens_probe import sites as module
+
+    probe_file = module._PROBE_PACKAGE + "/hooks.py"
+    helper = "/srv/vllm/vllm/model_executor/layers/quantization/utils/marlin_utils.py"
+    outside = "/opt/lib/python3.12/functools.py"
+    pool = [
+        frame(FP4, 310, "_repack_marlin_experts"),
+        frame(FP4, 330, "_repack_marlin_experts"),
+        frame(OPS, 41, "gptq_marlin_repack"),
+        frame(TORCH, 1200, "__call__"),
+        frame(helper, 88, "marlin_permute_scales"),
+        frame(probe_file, 325, "wrapper"),
+        frame(outside, 12, "wrapped"),
+        {"filename": FP4, "name": "no_line"},
+        {"line": 7},
+        "not a frame",
+        {"filename": None, "line": None, "name": None},
+    ]
+    for seed in range(40):
+        rnd = random.Random(seed)
+        entries, live, addr = [], [], 1 << 32
+        for _ in range(rnd.randrange(1, 300)):
+            roll = rnd.random()
+            if roll < 0.55 or not live:
+                frames = [rnd.choice(pool) for _ in range(rnd.randrange(0, 14))]
+                size = rnd.choice([COPY, COPY // 2, 512, 0])
+                entries.append({"action": "alloc", "addr": addr, "size": size, "frames": frames})
+                live.append((addr, size))
+                addr += max(size, 512)
+            elif roll < 0.9:
+                freed_addr, size = live.pop(rnd.randrange(len(live)))
+                entries.append({"action": "free_requested", "addr": freed_addr, "size": size})
+                entries.append({"action": "free_completed", "addr": freed_addr, "size": size})
+            else:  # freed here, made before the scope
+                entries.append({"action": "free_requested", "addr": 7 + seed, "size": 4096})
+        for roots in ((), ("/srv/vllm",), ("/srv/vllm/vllm/_custom_ops.py", "/opt/lib")):
+            assert reduce_trace(entries, FP4, roots) == reference_reduce(entries, FP4, roots), (seed, roots)

@@ -11,6 +11,9 @@
 #   dap-step                                  the debug adapter steps through the load (dap-step.mjs)
 #   bench-startupN                            N plain and N probed LLM(...) start-ups (eager, marlin),
 #                                             alternating; prints each and the ratio of the medians
+#   bench-partsN                              N rounds of: plain, probed without allocation sites,
+#                                             probed without sites and sampler, probed as by default
+#                                             (which part of the probe costs start-up time)
 #   plain-compile | probed-compile            default mode (torch.compile + CUDA graphs), one generate
 #   NAME-tpN                                  any of the above with tensor_parallel_size N (one worker
 #                                             process per GPU), e.g. truth-marlin-tp2, probed-auto-tp2
@@ -76,6 +79,17 @@ scenario() {
         rm -rf "$work"/runs/*
       done
       python3 scripts/vllm/startup_ratio.py "$work/log.txt" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" ;;
+    bench-parts*)
+      local rounds=${name#bench-parts} round variant
+      for ((round = 1; round <= ${rounds:-2}; round++)); do
+        echo "plain $round: $(python3 $LOAD --moe-backend marlin 2>&1 | grep -o 'startup_seconds .*')"
+        for variant in "--no-sites" "--no-sites --sample-ms 0" ""; do
+          # shellcheck disable=SC2086 # the variant is several options
+          node "$CLI" run --runs-dir "$work/runs" --quiet $variant -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
+          echo "probed ${variant:-(default)} $round: $(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)"
+          rm -rf "$work"/runs/*
+        done
+      done ;;
     dap-step) node scripts/vllm/dap-step.mjs "$work" "${CLI%/*}/debugAdapter.js" -- python3 $LOAD --moe-backend marlin ;;
     probed-compile)
       node "$CLI" run --runs-dir "$work/runs" --probe "$FORWARD_PROBE" --label "gpt-oss-20b${TPL}, marlin, compiled + CUDA graphs" \
