@@ -36,3 +36,8 @@ export function onActivate(node: HTMLElement, action: (e: Event) => void): void 
     }
   });
 }
+
+/** The order of two cells of a sortable column: text by locale, numbers by value. */
+export function compareCells(x: string | number, y: string | number): number {
+  return typeof x === "string" && typeof y === "string" ? x.localeCompare(y) : (x as number) - (y as number);
+}

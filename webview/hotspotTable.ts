@@ -2,7 +2,7 @@
 // the keyboard sorts too), expandable per process, and a row opens the source at the definition.
 import { formatBytes, formatDelta, formatDuration } from "../src/model/format";
 import type { DeltaSource } from "../src/model/runModel";
-import { el, onActivate } from "./dom";
+import { compareCells, el, onActivate } from "./dom";
 import { bytesTitle, deltaHeader, sourceName } from "./format";
 import type { HotspotRow, PanelKey, PanelState, ProcessHotspotRow, SortColumn } from "./protocol";
 import { s } from "./text";
@@ -114,11 +114,7 @@ export function sortRows(rows: HotspotRow[], sort: Sort): HotspotRow[] {
   const column = [...COLUMNS, RANKS_COLUMN].find((c) => c.id === sort.column) ?? COLUMNS[2]!;
   const sign = sort.descending ? -1 : 1;
   return [...rows].sort((a, b) => {
-    const x = column.value(a);
-    const y = column.value(b);
-    const order =
-      typeof x === "string" && typeof y === "string" ? x.localeCompare(y) : (x as number) - (y as number);
-    return sign * order || a.label.localeCompare(b.label);
+    return sign * compareCells(column.value(a), column.value(b)) || a.label.localeCompare(b.label);
   });
 }
 

@@ -2,7 +2,7 @@
 // at the call's peak, count), sortable by any column (buttons in the headers, so the keyboard
 // sorts too); a row opens its line. Also lists an allocator snapshot's sites.
 import { formatBytes } from "../src/model/format";
-import { el, onActivate } from "./dom";
+import { compareCells, el, onActivate } from "./dom";
 import { bytesTitle } from "./format";
 import type { PanelKey, SiteRow, SiteSortColumn } from "./protocol";
 import { s } from "./text";
@@ -79,11 +79,9 @@ export function sortSites(rows: readonly SiteRow[], sort: SiteSort): SiteRow[] {
   const column = COLUMNS.find((c) => c.id === sort.column) ?? COLUMNS[2]!;
   const sign = sort.descending ? -1 : 1;
   return [...rows].sort((a, b) => {
-    const x = column.value(a);
-    const y = column.value(b);
-    const order =
-      typeof x === "string" && typeof y === "string" ? x.localeCompare(y) : (x as number) - (y as number);
-    return sign * order || a.file.localeCompare(b.file) || a.line - b.line;
+    return (
+      sign * compareCells(column.value(a), column.value(b)) || a.file.localeCompare(b.file) || a.line - b.line
+    );
   });
 }
 

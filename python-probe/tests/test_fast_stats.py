@@ -12,13 +12,12 @@ import random
 import shutil
 import subprocess
 import sys
-import types
 
 import pytest
 
 from conftest import PROBE_DIR, in_process_runtime
 from test_peaks import CountingAllocator
-from test_runtime_cuda import FakeCuda
+from test_runtime_cuda import FakeCuda, torch_stand_in
 
 from memlens_probe import fast_stats
 from memlens_probe.device import _counters
@@ -127,16 +126,7 @@ def _runtime_events(fast: bool, monkeypatch) -> list:
     allocator = CountingAllocator()
     cuda = FakeCuda(allocator)
     cuda.initialised = True
-    torch = types.SimpleNamespace(
-        __version__="0-test",
-        cuda=cuda,
-        _C=types.SimpleNamespace(
-            _cuda_memoryStats=allocator.stats,
-            _cuda_resetPeakMemoryStats=allocator.reset_peaks,
-            _cuda_hasPrimaryContext=lambda device: True,
-        ),
-        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
-    )
+    torch = torch_stand_in(cuda)
     monkeypatch.setitem(sys.modules, "torch", torch)
     if fast:
         reader = FastStatsReader(*stand_in_library(allocator), path="/cache/stand-in.so")

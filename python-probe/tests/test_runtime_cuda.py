@@ -51,21 +51,27 @@ class FakeCuda:
             self.queued = callable_
 
 
+def torch_stand_in(cuda: FakeCuda, **c_functions) -> types.SimpleNamespace:
+    """torch as the probe sees it: ``cuda``, the ``torch._C`` functions it calls (``c_functions``
+    replace or add to them) and a CUDA accelerator."""
+    functions = {
+        "_cuda_memoryStats": cuda.allocator.stats,
+        "_cuda_resetPeakMemoryStats": cuda.allocator.reset_peaks,
+        "_cuda_hasPrimaryContext": lambda device: cuda.initialised,
+        **c_functions,
+    }
+    return types.SimpleNamespace(
+        __version__="0-test",
+        cuda=cuda,
+        _C=types.SimpleNamespace(**functions),
+        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
+    )
+
+
 @pytest.fixture
 def fake_torch(monkeypatch):
     allocator = CountingAllocator()
-    cuda = FakeCuda(allocator)
-    c_module = types.SimpleNamespace(
-        _cuda_memoryStats=allocator.stats,
-        _cuda_resetPeakMemoryStats=allocator.reset_peaks,
-        _cuda_hasPrimaryContext=lambda device: cuda.initialised,
-    )
-    torch = types.SimpleNamespace(
-        __version__="0-test",
-        cuda=cuda,
-        _C=c_module,
-        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
-    )
+    torch = torch_stand_in(FakeCuda(allocator))
     monkeypatch.setitem(__import__("sys").modules, "torch", torch)
     return torch, allocator
 
@@ -183,19 +189,7 @@ def test_scope_opened_before_torch_was_imported(monkeypatch):
     assert scope.device is None and not runtime.peaks._open  # noqa: SLF001
     cuda = FakeCuda(allocator)
     cuda.initialised = True
-    monkeypatch.setitem(
-        sys.modules,
-        "torch",
-        types.SimpleNamespace(
-            cuda=cuda,
-            _C=types.SimpleNamespace(
-                _cuda_memoryStats=allocator.stats,
-                _cuda_resetPeakMemoryStats=allocator.reset_peaks,
-                _cuda_hasPrimaryContext=lambda device: True,
-            ),
-            accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
-        ),
-    )
+    monkeypatch.setitem(sys.modules, "torch", torch_stand_in(cuda))
     allocator.alloc(0, 8192)
     allocator.free(0, 4096)
     runtime.exit(scope, None)

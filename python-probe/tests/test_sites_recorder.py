@@ -20,7 +20,7 @@ from conftest import in_process_runtime
 from memlens_probe import snapshot as snapshots
 from memlens_probe.plan import parse_plan
 from test_peaks import CountingAllocator
-from test_runtime_cuda import FakeCuda
+from test_runtime_cuda import FakeCuda, torch_stand_in
 
 GIB = 1 << 30
 HERE = os.path.abspath(__file__)
@@ -107,18 +107,7 @@ def cuda(monkeypatch):
         stats["inactive_split_bytes"] = {"all": {"current": inactive_split, "peak": inactive_split}}
         return stats
 
-    c_module = types.SimpleNamespace(
-        _cuda_memoryStats=memory_stats,
-        _cuda_resetPeakMemoryStats=allocator.reset_peaks,
-        _cuda_hasPrimaryContext=lambda device: fake_cuda.initialised,
-        _cuda_isHistoryEnabled=history.is_enabled,
-    )
-    torch = types.SimpleNamespace(
-        __version__="0-test",
-        cuda=fake_cuda,
-        _C=c_module,
-        accelerator=types.SimpleNamespace(current_accelerator=lambda: types.SimpleNamespace(type="cuda")),
-    )
+    torch = torch_stand_in(fake_cuda, _cuda_memoryStats=memory_stats, _cuda_isHistoryEnabled=history.is_enabled)
     monkeypatch.setitem(sys.modules, "torch", torch)
     fake_cuda.initialised = True
     return history

@@ -46,6 +46,19 @@ no_gpu_leftovers() {
   echo "nvidia-smi compute apps after $1: ${left:-none}"
 }
 
+# The LLM(...) start-up seconds load_gpt_oss.py reports: run alone, or under MemLens with the given
+# `memlens run` options (read from the run's events, then the run is removed).
+plain_startup() {
+  python3 $LOAD --moe-backend marlin 2>&1 | grep -o 'startup_seconds .*'
+}
+probed_startup() {
+  local work=$1
+  shift
+  node "$CLI" run --runs-dir "$work/runs" --quiet "$@" -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
+  zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1
+  rm -rf "$work"/runs/*
+}
+
 scenario() {
   local name=$1 work="/tmp/memlens-scenarios/$1" started=$SECONDS rc LOAD=$LOAD TPL=""
   rm -rf "$work" && mkdir -p "$work/runs"
@@ -73,21 +86,17 @@ scenario() {
     bench-startup*)
       local n=${name#bench-startup} i
       for ((i = 1; i <= ${n:-3}; i++)); do
-        echo "plain $i: $(python3 $LOAD --moe-backend marlin 2>&1 | grep -o 'startup_seconds .*')"
-        node "$CLI" run --runs-dir "$work/runs" --quiet -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
-        echo "probed $i: $(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)"
-        rm -rf "$work"/runs/*
+        echo "plain $i: $(plain_startup)"
+        echo "probed $i: $(probed_startup "$work")"
       done
       python3 scripts/vllm/startup_ratio.py "$work/log.txt" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" ;;
     bench-parts*)
       local rounds=${name#bench-parts} round variant
       for ((round = 1; round <= ${rounds:-2}; round++)); do
-        echo "plain $round: $(python3 $LOAD --moe-backend marlin 2>&1 | grep -o 'startup_seconds .*')"
+        echo "plain $round: $(plain_startup)"
         for variant in "--no-sites" "--no-sites --sample-ms 0" ""; do
           # shellcheck disable=SC2086 # the variant is several options
-          node "$CLI" run --runs-dir "$work/runs" --quiet $variant -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
-          echo "probed ${variant:-(default)} $round: $(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)"
-          rm -rf "$work"/runs/*
+          echo "probed ${variant:-(default)} $round: $(probed_startup "$work" $variant)"
         done
       done ;;
     dap-step) node scripts/vllm/dap-step.mjs "$work" "${CLI%/*}/debugAdapter.js" -- python3 $LOAD --moe-backend marlin ;;

@@ -3,21 +3,15 @@
 // out first decides whether the load fits: so the lens, the hover, the panel and the budget show
 // the worst rank and the spread, not a sum over ranks that no GPU ever holds.
 import { formatDelta } from "./format";
-import { callDelta, RunModel, type CallRecord, type TargetSummary } from "./runModel";
+import { callDelta, RunModel, type CallRecord, type CallTotals, type TargetSummary } from "./runModel";
 import { FORMAT_TEXT } from "../l10n/format";
 import { translator, type Lang } from "../l10n/lang";
 
 /** One rank's share of a target: every call made by a process of that rank. */
-export interface RankTargetSummary {
+export interface RankTargetSummary extends CallTotals {
   rank: number;
   pids: number[];
-  calls: number;
   openCalls: number;
-  /** Σ (after − before) over this rank's finished calls. */
-  retained: number;
-  peakAboveBeforeMax?: number;
-  transientMax?: number;
-  durationNs: number;
   /** Calls of this rank that ran out of device memory (an `oom` event inside them). */
   ooms: number;
 }

@@ -86,28 +86,27 @@ export interface CallDelta {
   peakIsSampled: boolean;
 }
 
-export interface ProcessTargetSummary {
-  pid: number;
-  rank: number | null;
+/** What a set of finished calls of one target adds up to (a process's, a rank's, all of them). */
+export interface CallTotals {
   calls: number;
+  /** Σ (after − before) over finished calls. */
   retained: number;
   peakAboveBeforeMax?: number;
   transientMax?: number;
   durationNs: number;
 }
 
-export interface TargetSummary {
+export interface ProcessTargetSummary extends CallTotals {
+  pid: number;
+  rank: number | null;
+}
+
+export interface TargetSummary extends CallTotals {
   target: string;
   spec?: string;
   kind?: "function" | "line";
   source: DeltaSource;
-  calls: number;
   openCalls: number;
-  /** Σ (after − before) over finished calls. */
-  retained: number;
-  peakAboveBeforeMax?: number;
-  transientMax?: number;
-  durationNs: number;
   perProcess: ProcessTargetSummary[];
   file?: string;
   line?: number;

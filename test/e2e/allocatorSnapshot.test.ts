@@ -13,7 +13,6 @@ import type { FrameLocator } from "playwright-core";
 import { Workbench } from "./harness";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
-const PROBE = path.join(REPO_ROOT, "python-probe");
 const FP4_FILE = "vllm/model_executor/layers/quantization/utils/marlin_utils_fp4.py";
 const PREPARE_DEF = "def prepare_moe_fp4_layer_for_marlin";
 const RUN_ID = "20261130-120000-000-5173e1";
@@ -47,17 +46,8 @@ before(async () => {
   );
   // The snapshot the probe kept at the OOM: torch's format (protocol 5), the probe's own test trace.
   execFileSync("python3", [
-    "-c",
-    `
-import pickle, sys
-sys.path[:0] = [${JSON.stringify(PROBE)}, ${JSON.stringify(path.join(PROBE, "tests"))}]
-from test_sites import repack_loop_trace
-entries = repack_loop_trace()
-for i, e in enumerate(entries):
-    e["time_us"] = 1000 + 10 * i
-open(${JSON.stringify(path.join(dir, "oom-301-2.pickle"))}, "wb").write(
-    pickle.dumps({"segments": [], "device_traces": [entries]}, protocol=5))
-`,
+    path.join(REPO_ROOT, "test/fixtures/events/make_repack_snapshot.py"),
+    path.join(dir, "oom-301-2.pickle"),
   ]);
   wb = await Workbench.start({
     name: "snapshot",

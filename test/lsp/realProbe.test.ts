@@ -2,16 +2,14 @@
 // folder goes to the real server, whose lenses, inlay hint, hover and diagnostics must show what
 // the run model computes from the same events.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import { summaryLine } from "../../src/model/format";
 import { RunModel } from "../../src/model/runModel";
-import { parseEventsText } from "../../src/protocol/reader";
-import { FIXTURE_ROOT, LspTestClient, REPO_ROOT, fileUri } from "./lspTestClient";
+import { FIXTURE_ROOT, LspTestClient, fileUri } from "./lspTestClient";
+import { runUnderProbe } from "./probeLauncher";
 
 const WORKLOAD_DIR = path.join(FIXTURE_ROOT, "workload");
 const LOADER = path.join(WORKLOAD_DIR, "host_loader.py");
@@ -25,7 +23,6 @@ let model: RunModel;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "memlens-real-probe-"));
-  runDir = path.join(dir, "run");
   const plan = {
     version: 1,
     targets: [
@@ -36,31 +33,15 @@ before(async () => {
     ],
     sample_interval_ms: 5,
   };
-  writeFileSync(path.join(dir, "plan.json"), JSON.stringify(plan));
-  await promisify(execFile)(
-    "python3",
-    [
-      "-m",
-      "memlens_probe",
-      "run",
-      "--plan",
-      path.join(dir, "plan.json"),
-      "--out",
-      runDir,
-      "--no-stdin-control",
-      "--",
-      "python3",
-      "run_host_loader.py",
-    ],
-    {
-      cwd: WORKLOAD_DIR,
-      env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "python-probe") },
-      timeout: 60_000,
-    },
-  );
-  const parsed = parseEventsText(readFileSync(path.join(runDir, "events.jsonl"), "utf8"));
-  assert.equal(parsed.versionError, undefined);
-  model = RunModel.fromEvents(parsed.events);
+  const launched = await runUnderProbe({
+    plan,
+    dir,
+    command: ["python3", "run_host_loader.py"],
+    cwd: WORKLOAD_DIR,
+    timeoutMs: 60_000,
+  });
+  runDir = launched.runDir;
+  model = RunModel.fromEvents(launched.events);
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));

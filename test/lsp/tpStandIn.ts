@@ -2,14 +2,13 @@
 // real probe launcher: a parent and one spawn worker per rank. Each worker prints the rank
 // torch.distributed gave it (or RANK, without torch), so tests compare every event with it.
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { RunModel } from "../../src/model/runModel";
+import { runUnderProbe } from "./probeLauncher";
 import type { ProbeEvent } from "../../src/protocol/events";
-import { parseEventsText } from "../../src/protocol/reader";
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 export const TP_DIR = path.join(REPO_ROOT, "test/fixtures/dap");
@@ -74,41 +73,19 @@ export function workersOf(events: readonly ProbeEvent[]): TpWorker[] {
 /** Runs the stand-in under the probe (`python3 -m memlens_probe run`) with `python` as the target's interpreter. */
 export async function runTpStandIn(python: string, args: string[] = []): Promise<TpRun> {
   const dir = mkdtempSync(path.join(tmpdir(), "memlens-tp-"));
-  const runDir = path.join(dir, "run");
-  writeFileSync(
-    path.join(dir, "plan.json"),
-    JSON.stringify({ version: 1, targets: TP_TARGETS, sample_interval_ms: 20 }),
-  );
-  await promisify(execFile)(
-    "python3",
-    [
-      "-m",
-      "memlens_probe",
-      "run",
-      "--plan",
-      path.join(dir, "plan.json"),
-      "--out",
-      runDir,
-      "--no-stdin-control",
-      "--",
-      python,
-      TP_SCRIPT,
-      ...args,
-    ],
-    {
-      cwd: TP_DIR,
-      env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "python-probe") },
-      timeout: 180_000,
-    },
-  );
-  const parsed = parseEventsText(readFileSync(path.join(runDir, "events.jsonl"), "utf8"));
-  assert.equal(parsed.versionError, undefined);
-  const workers = workersOf(parsed.events);
+  const { runDir, events } = await runUnderProbe({
+    plan: { version: 1, targets: TP_TARGETS, sample_interval_ms: 20 },
+    dir,
+    command: [python, TP_SCRIPT, ...args],
+    cwd: TP_DIR,
+    timeoutMs: 180_000,
+  });
+  const workers = workersOf(events);
   assert.equal(workers.length, 2, "both workers reported their rank");
   return {
     runDir,
-    events: parsed.events,
-    model: RunModel.fromEvents(parsed.events),
+    events,
+    model: RunModel.fromEvents(events),
     workers,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };

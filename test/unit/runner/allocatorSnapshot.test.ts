@@ -17,7 +17,8 @@ import {
 } from "../../../src/runner/allocatorSnapshot";
 import { ProcessRefusedError, setProcessGate } from "../../../src/runner/exec";
 
-const PROBE = path.resolve(__dirname, "..", "..", "..", "python-probe");
+const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+const PROBE = path.join(REPO_ROOT, "python-probe");
 let dir = "";
 let tool: SnapshotTool;
 let snapshotFile = "";
@@ -30,16 +31,8 @@ before(() => {
   snapshotFile = path.join(dir, "snapshot.pickle");
   // The probe's own test trace (python-probe/tests/test_sites.py), timed, pickled as torch 2.11 does.
   execFileSync("python3", [
-    "-c",
-    `
-import pickle, sys
-sys.path[:0] = [${JSON.stringify(PROBE)}, ${JSON.stringify(path.join(PROBE, "tests"))}]
-from test_sites import repack_loop_trace
-entries = repack_loop_trace()
-for i, e in enumerate(entries):
-    e["time_us"] = 1000 + 10 * i
-open(${JSON.stringify(snapshotFile)}, "wb").write(pickle.dumps({"segments": [], "device_traces": [entries]}, protocol=5))
-`,
+    path.join(REPO_ROOT, "test/fixtures/events/make_repack_snapshot.py"),
+    snapshotFile,
   ]);
 });
 
