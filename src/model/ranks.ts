@@ -51,8 +51,7 @@ function maxDefined(a: number | undefined, b: number | undefined): number | unde
 /** Per-rank totals of one target, ascending by rank; calls of processes without a rank are left out. */
 export function rankSummaries(run: RunModel, target: string): RankTargetSummary[] {
   const byRank = new Map<number, RankTargetSummary>();
-  for (const call of run.calls) {
-    if (call.target !== target) continue;
+  for (const call of run.callsOf(target)) {
     const rank = rankOfCall(run, call);
     if (rank === null) continue;
     let r = byRank.get(rank);
