@@ -36,6 +36,7 @@ import {
   type RunIncrement,
   type RunSnapshot,
   type ShowRunParams,
+  type SiteCoverageView,
   type SiteRow,
 } from "./protocol";
 import { readPalette, watchTheme } from "./theme";
@@ -100,6 +101,7 @@ let palette = readPalette();
 let snapshot: Pick<RunSnapshot, "runId" | "status" | "label" | "host" | "command" | "t0Ns"> | undefined;
 let hotspots: HotspotRow[] = [];
 let sites: SiteRow[] = [];
+let siteCoverage: SiteCoverageView[] = [];
 let durationS = 0;
 let sampleCount = 0;
 let processCount = 0;
@@ -167,6 +169,21 @@ sitesTarget.addEventListener("change", () => {
   renderSites();
 });
 
+/** "— first 2 of 24 calls" beside the picked function when its sites cover only some of its calls. */
+function renderSiteCoverage(coverage: SiteCoverageView | undefined): void {
+  const shown = byId("sites-coverage");
+  const partial = coverage !== undefined && coverage.recordedCalls < coverage.calls;
+  shown.hidden = !partial;
+  if (!partial) {
+    shown.textContent = "";
+    shown.removeAttribute("title");
+    return;
+  }
+  const args = { recorded: coverage.recordedCalls, calls: coverage.calls };
+  shown.textContent = s(coverage.limited ? "sites.coverageFirst" : "sites.coverage", args);
+  shown.title = s(coverage.limited ? "sites.coverageFirstHelp" : "sites.coverageHelp");
+}
+
 /** The Sites table of the selected hotspot (the one with most allocated bytes until one is picked). */
 function renderSites(): void {
   const section = byId("sites-section");
@@ -184,6 +201,7 @@ function renderSites(): void {
     ),
   );
   sitesTarget.value = selected;
+  renderSiteCoverage(siteCoverage.find((c) => c.target === selected));
   sitesTable.render(
     sites.filter((site) => site.target === selected),
     state.sitesSort ?? { column: "allocated", descending: true },
@@ -301,6 +319,7 @@ function showRun(params: ShowRunParams): void {
   };
   hotspots = next.hotspots;
   sites = next.sites ?? [];
+  siteCoverage = next.siteCoverage ?? [];
   durationS = next.durationS;
   sampleCount = next.sampleCount;
   processCount = next.processes.length;
@@ -322,7 +341,10 @@ function appendRun(increment: RunIncrement): void {
   timeline.append(increment);
   snapshot.status = increment.status;
   hotspots = increment.hotspots;
-  if (increment.sites) sites = increment.sites;
+  if (increment.sites) {
+    sites = increment.sites;
+    siteCoverage = increment.siteCoverage ?? [];
+  }
   durationS = increment.durationS;
   sampleCount = increment.sampleCount;
   processCount = increment.processes.length;

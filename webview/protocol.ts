@@ -144,6 +144,8 @@ export interface RunSnapshot {
   sampleCount: number;
   /** Allocation sites of the probed functions (the Sites table), when the probe sent any. */
   sites?: SiteRow[];
+  /** How many calls each target's sites cover, with the sites. */
+  siteCoverage?: SiteCoverageView[];
 }
 
 /** What a live run adds: new samples, new or now-closed bands, new markers; rows in full. */
@@ -159,6 +161,8 @@ export interface RunIncrement {
   sampleCount: number;
   /** All sites so far (the table is small): replaces the ones sent before. */
   sites?: SiteRow[];
+  /** Sent with the sites, replacing the coverage sent before. */
+  siteCoverage?: SiteCoverageView[];
 }
 
 // The budget is computed by src/budget (computeBudgetView); the panel only draws it.
@@ -295,6 +299,17 @@ export interface SiteRow {
   atPeak: number;
   count: number;
   calls: number;
+}
+
+/** How many of a target's calls its sites add up (the probe records the first N per process). */
+export interface SiteCoverageView {
+  target: string;
+  /** Calls that sent sites. */
+  recordedCalls: number;
+  /** The target's finished calls. */
+  calls: number;
+  /** The probe stopped recording sites after the first calls (the plan's sites_calls). */
+  limited: boolean;
 }
 
 export const SITE_SORT_COLUMNS = [

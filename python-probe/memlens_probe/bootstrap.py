@@ -67,6 +67,21 @@ class Probe:
         runtime.start_sampler()
         atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self._said_bye = False
+        # A multiprocessing child started by fork ends with os._exit, which runs no atexit handler:
+        # its bye goes out through multiprocessing's own exit finalizers instead (vLLM's EngineCore).
+        self.watcher.watch("multiprocessing.util", self._on_multiprocessing_util)
+
+    def _on_multiprocessing_util(self, util: Any) -> None:
+        # A child's bootstrap clears the finalizers it inherited, then runs these after-fork hooks:
+        # the finalizer is registered anew in each child that multiprocessing starts.
+        util.register_after_fork(self, Probe._register_exit_finalizer)
+
+    def _register_exit_finalizer(self) -> None:
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            # The lowest priority: after the child's own finalizers and the join of its children.
+            util.Finalize(None, self._at_exit, exitpriority=-(1 << 30))
 
     @staticmethod
     def _install_excepthook(runtime: Runtime) -> None:
@@ -111,6 +126,9 @@ class Probe:
         os.kill(os.getpid(), signal.SIGKILL)
 
     def _at_exit(self) -> None:
+        if self._said_bye:  # a multiprocessing child that exits through sys.exit runs both paths
+            return
+        self._said_bye = True
         try:
             # A channel the target closed is reported before the bye, as the last words come after.
             if self.runtime is not None:

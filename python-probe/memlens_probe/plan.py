@@ -22,6 +22,7 @@ _TOP_LEVEL_KEYS = (
     "emulate_device_bytes",
     "source_roots",
     "sites_max_entries",
+    "sites_calls",
 )
 _TARGET_KEYS = ("id", "function", "line", "sites")
 # torch's memory history keeps at most this many entries per device while a sites scope records
@@ -70,6 +71,8 @@ class Plan:
     raw: Dict[str, Any] = field(default_factory=dict)
     source_roots: List[str] = field(default_factory=list)
     sites_max_entries: int = DEFAULT_SITES_MAX_ENTRIES
+    # The first this many calls of each sites target in a process get sites; None: every call.
+    sites_calls: Optional[int] = None
 
     @property
     def function_targets(self) -> List[FunctionTarget]:
@@ -94,6 +97,8 @@ class Plan:
             out["source_roots"] = list(self.source_roots)
         if self.sites_max_entries != DEFAULT_SITES_MAX_ENTRIES:
             out["sites_max_entries"] = self.sites_max_entries
+        if self.sites_calls is not None:
+            out["sites_calls"] = self.sites_calls
         return out
 
 
@@ -210,7 +215,24 @@ def parse_plan(obj: Any) -> Plan:
     if not _is_int(max_entries) or max_entries < 1:
         raise PlanError("sites_max_entries", f"should be a positive integer, got {max_entries!r}")
 
-    return Plan(targets, pause, interval, emulate, raw=obj, source_roots=roots, sites_max_entries=max_entries)
+    sites_calls = obj.get("sites_calls")
+    if sites_calls is not None and (not _is_int(sites_calls) or sites_calls < 1):
+        raise PlanError(
+            "sites_calls",
+            f"should be a positive integer (sites for that many calls of each target per process) or null "
+            f"(every call), got {sites_calls!r}",
+        )
+
+    return Plan(
+        targets,
+        pause,
+        interval,
+        emulate,
+        raw=obj,
+        source_roots=roots,
+        sites_max_entries=max_entries,
+        sites_calls=sites_calls,
+    )
 
 
 def _refuse_constant(name: str) -> Any:

@@ -98,6 +98,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._noted_compiled: Set[str] = set()
         self._noted_sites_before_cuda: Set[str] = set()
+        self._noted_sites_limited: Set[str] = set()
         self._oom_reported: List[int] = []
         self._oom_files = 0
         self.sites = SitesRecorder(self.emit, self.note, self.internal_error, plan.sites_max_entries, plan.source_roots)
@@ -176,6 +177,19 @@ class Runtime:
             "sites_before_cuda",
             f"{target.spec} was called before this process initialised CUDA: allocation sites are recorded "
             "only for calls that start once CUDA is initialised (torch's memory history needs it)",
+            target=target.id,
+        )
+
+    def _note_sites_limited(self, target: Any, limit: int) -> None:
+        """Once per target and process: the calls past the plan's ``sites_calls`` record no sites."""
+        if target.id in self._noted_sites_limited:
+            return
+        self._noted_sites_limited.add(target.id)
+        self.note(
+            "sites_limited",
+            f"allocation sites of {target.spec} are recorded for its first {limit} call"
+            f"{'' if limit == 1 else 's'} in this process (the plan's sites_calls); later calls are measured "
+            "as usual but get no sites",
             target=target.id,
         )
 
@@ -263,7 +277,11 @@ class Runtime:
             if device is not None:
                 self.peaks.start(scope, device, stats)
                 if site.sites and stats is not None:  # not while a CUDA graph is being captured
-                    self.sites.enter(self.device._torch, scope, device)
+                    limit = self.plan.sites_calls
+                    if limit is None or scope.call <= limit:
+                        self.sites.enter(self.device._torch, scope, device)
+                    else:
+                        self._note_sites_limited(site.target, limit)
             elif site.sites:
                 self._note_sites_before_cuda(site.target)
             if not self.control.idle:
@@ -551,3 +569,6 @@ class Runtime:
         self.sampler.after_fork()
         self.sites.after_fork()
         self._lock = threading.Lock()
+        # Notes are once per process, and the child counts its calls from 1 again.
+        self._noted_sites_before_cuda = set()
+        self._noted_sites_limited = set()

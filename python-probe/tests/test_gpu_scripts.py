@@ -87,7 +87,7 @@ def test_recorded_events_are_read_gzipped_or_plain(tmp_path: Path) -> None:
 def test_the_startup_ratio_is_the_ratio_of_medians(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     log.write_text(
-        "plain 1: startup_seconds 10.0\nprobed 1: startup_seconds 10.5\n"
+        "plain 1: startup_seconds 10.0\nprobed 1: startup_seconds 10.5 after the exits 0.031 s, inside 0.02 s\n"
         "plain 2: startup_seconds 12.0\nprobed 2: startup_seconds 11.0\n"
         "plain 3: startup_seconds 11.0\nprobed 3: startup_seconds 12.1\n"
     )
@@ -105,3 +105,43 @@ def test_the_startup_ratio_is_the_ratio_of_medians(tmp_path: Path) -> None:
         [sys.executable, str(VLLM_SCRIPTS / "startup_ratio.py"), str(empty), "m"], capture_output=True, text=True
     )
     assert done.returncode == 1 and "no start-up times" in done.stderr
+
+
+def test_sites_cost_is_read_from_one_runs_events(tmp_path: Path) -> None:
+    """Layers 1-2 recorded (30 ms each, their sites 5 ms after the exit), layers 3-4 not (20 ms)."""
+    ms = 1_000_000
+    events, ts = [], 0
+    for layer in (1, 2, 3, 4):
+        outer, inner = f"7:{layer}a", f"7:{layer}b"
+        duration = 30 * ms if layer <= 2 else 20 * ms
+        events.append({"type": "enter", "pid": 7, "ts": ts, "target": "convert", "scope_id": outer})
+        events.append({"type": "enter", "pid": 7, "ts": ts + ms, "target": "repack", "scope_id": inner})
+        events.append(
+            {"type": "exit", "pid": 7, "ts": ts + 2 * ms, "target": "repack", "scope_id": inner, "duration_ns": ms}
+        )
+        ts += duration
+        events.append(
+            {"type": "exit", "pid": 7, "ts": ts, "target": "convert", "scope_id": outer, "duration_ns": duration}
+        )
+        if layer <= 2:
+            events.append({"type": "sites", "pid": 7, "ts": ts + 3 * ms, "target": "convert", "scope_id": outer})
+            events.append({"type": "sample", "pid": 7, "ts": ts + 4 * ms})
+            events.append({"type": "sites", "pid": 7, "ts": ts + 5 * ms, "target": "repack", "scope_id": inner})
+        ts += 10 * ms
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    cost = load("sites_cost").sites_cost(load("sites_cost").read_events(str(tmp_path)))
+    assert list(cost) == [7]
+    assert cost[7]["recordings"] == 2
+    assert cost[7]["after_exit_s"] == pytest.approx(0.010), "5 ms after each of two exits"
+    assert cost[7]["in_scopes_s"] == pytest.approx(0.020), "two calls 10 ms above the unrecorded median"
+    assert cost[7]["targets"]["convert"] == pytest.approx(
+        {"recorded": 2, "unrecorded": 2, "recorded_median_ms": 30.0, "unrecorded_median_ms": 20.0, "excess_s": 0.02}
+    )
+    done = subprocess.run(
+        [sys.executable, str(VLLM_SCRIPTS / "sites_cost.py"), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "2 recordings, after the exits 0.010 s, inside the scopes 0.020 s" in done.stdout
+    done = subprocess.run(
+        [sys.executable, str(VLLM_SCRIPTS / "sites_cost.py"), str(tmp_path / "none")], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "no events.jsonl" in done.stderr

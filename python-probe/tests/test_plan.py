@@ -103,13 +103,18 @@ def test_sites_source_roots_and_max_entries():
             "targets": [{"id": "a", "function": "m:f", "sites": True}, {"id": "b", "line": "/x/y.py:3"}],
             "source_roots": ["/srv/vllm/"],
             "sites_max_entries": 5000,
+            "sites_calls": 2,
         }
     )
     assert [t.sites for t in plan.targets] == [True, False]
     assert plan.source_roots == ["/srv/vllm"] and plan.sites_max_entries == 5000
     again = parse_plan(plan.to_json())
     assert [t.sites for t in again.targets] == [True, False] and again.sites_max_entries == 5000
-    assert parse_plan({"version": 1, "targets": []}).sites_max_entries == 100_000
+    assert plan.sites_calls == 2 and again.sites_calls == 2
+    default = parse_plan({"version": 1, "targets": []})
+    assert default.sites_max_entries == 100_000 and default.sites_calls is None, "every call unless limited"
+    assert "sites_calls" not in default.to_json()
+    assert parse_plan({"version": 1, "targets": [], "sites_calls": None}).sites_calls is None
 
 
 @pytest.mark.parametrize(
@@ -120,6 +125,9 @@ def test_sites_source_roots_and_max_entries():
         ({"source_roots": "/srv"}, {}, "source_roots"),
         ({"sites_max_entries": 0}, {}, "sites_max_entries"),
         ({"sites_max_entries": True}, {}, "sites_max_entries"),
+        ({"sites_calls": 0}, {}, "sites_calls"),
+        ({"sites_calls": 1.5}, {}, "sites_calls"),
+        ({"sites_calls": "all"}, {}, "sites_calls"),
     ],
 )
 def test_bad_sites_fields_name_the_field(extra, target_extra, field):

@@ -48,6 +48,11 @@ def test_spawn_fork_and_subprocess_children_are_probed(tmp_path):
     transient_pids = {e["pid"] for e in result.of("exit", target="t")}
     assert len(transient_pids) == 5  # main, spawn, fork, subprocess, bash -> python
     assert result.end["counts"]["processes"] == len(hellos)
+    # Every process says bye, with the probe's own time; the multiprocessing children too, though
+    # the fork child ends with os._exit (no atexit handler runs there), and once each.
+    for pid in (main_pid, fork_pid, *by_origin["spawn"]):
+        (bye,) = result.of("bye", pid=pid)
+        assert bye["scopes"] >= 1 and bye["probe_ns"] > 0, pid
 
 
 def test_stop_ends_the_whole_tree(tmp_path):

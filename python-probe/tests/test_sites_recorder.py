@@ -36,6 +36,7 @@ class AllocatorHistory:
         self.enabled = False
         self.max_entries = sys.maxsize
         self.entries = []
+        self.context = "all"
         self.live = {}  # addr -> (size, frames): the allocator's active blocks
         self.next_addr = 1 << 32
         self.calls = []  # what was called, in order
@@ -49,6 +50,7 @@ class AllocatorHistory:
         self, enabled="all", context="all", stacks="all", max_entries=sys.maxsize, clear_history=False
     ):
         self.calls.append(("record", enabled, context, stacks, max_entries))
+        self.context = context
         if enabled is None or clear_history:
             self.entries = []
         if enabled is None:
@@ -73,12 +75,16 @@ class AllocatorHistory:
             )
             del self.entries[: max(0, len(self.entries) - self.max_entries)]
 
-    def alloc(self, size: int) -> int:
-        frames, frame = [], sys._getframe(1)
+    @staticmethod
+    def _stack():
+        frames, frame = [], sys._getframe(2)
         while frame is not None:
             frames.append({"filename": frame.f_code.co_filename, "line": frame.f_lineno, "name": frame.f_code.co_name})
             frame = frame.f_back
-        frames = frames if self.enabled else []
+        return frames
+
+    def alloc(self, size: int) -> int:
+        frames = self._stack() if self.enabled else []
         addr, self.next_addr = self.next_addr, self.next_addr + size
         self.allocator.alloc(0, size)
         self.live[addr] = (size, frames)
@@ -88,8 +94,10 @@ class AllocatorHistory:
     def free(self, addr: int) -> None:
         size, _ = self.live.pop(addr)
         self.allocator.free(0, size)
-        self._record("free_requested", addr, size, [])
-        self._record("free_completed", addr, size, [])
+        # As torch: a free carries a stack only when the recording asked for them (context="all").
+        frames = self._stack() if self.context == "all" else []
+        self._record("free_requested", addr, size, frames)
+        self._record("free_completed", addr, size, frames)
 
 
 @pytest.fixture
@@ -138,7 +146,7 @@ def test_a_sites_scope_reports_each_line_that_allocated(cuda):
     out = cuda.alloc(4096); out_line = line_here()  # fmt: skip
     cuda.free(copy)
     runtime.exit(scope, None)
-    assert ("record", "all", "all", "python", 100_000) in cuda.calls, "python stacks, the plan's max_entries"
+    assert ("record", "all", "alloc", "python", 100_000) in cuda.calls, "python stacks of allocations, the plan's max"
     assert cuda.calls[-2:] == ["snapshot", ("record", None, "all", "all", sys.maxsize)], "snapshot, then stop"
     assert not cuda.enabled, "the probe stops the recording it started"
     (event,) = of(events, "sites")
@@ -247,6 +255,66 @@ def test_scope_opened_before_cuda_records_nothing(cuda):
     assert len(of(events, "sites")) == 1 and len(of(events, "note", kind="sites_before_cuda")) == 1
     (note,) = of(events, "note", kind="sites_before_cuda")
     assert note["target"] == "conv"
+
+
+def test_sites_calls_limits_the_recorded_calls_of_each_target(cuda):
+    runtime, targets, events = runtime_of(
+        {"id": "layer", "function": "m:layer", "sites": True},
+        {"id": "repack", "function": "m:repack", "sites": True},
+        sites_calls=2,
+    )
+    for _ in range(3):  # three layers, two repacks each
+        outer = runtime.enter(targets["layer"], HERE, 1)
+        for _ in range(2):
+            inner = runtime.enter(targets["repack"], HERE, 2)
+            cuda.free(cuda.alloc(W13_COPY))
+            runtime.exit(inner, None)
+        runtime.exit(outer, None)
+    assert len(of(events, "exit", target="layer")) == 3 and len(of(events, "exit", target="repack")) == 6
+    assert [e["call"] for e in of(events, "sites", target="layer")] == [1, 2]
+    assert [e["call"] for e in of(events, "sites", target="repack")] == [1, 2], "both in the first layer"
+    assert all(e["sites"][0]["allocated_bytes"] == W13_COPY for e in of(events, "sites", target="repack"))
+    starts = [c for c in cuda.calls if isinstance(c, tuple) and c[1] == "all"]
+    assert len(starts) == 2, "the third layer records nothing: no history started"
+    notes = of(events, "note", kind="sites_limited")
+    assert sorted(n["target"] for n in notes) == ["layer", "repack"], "once per target"
+    assert all("first 2 calls" in n["message"] and "sites_calls" in n["message"] for n in notes)
+    assert not cuda.enabled
+
+
+def test_the_first_snapshot_that_imports_inductor_is_noted_once(cuda, monkeypatch):
+    # torch 2.11's _cuda_memorySnapshot imports torch._inductor on its first call (3.7 s on an H200).
+    monkeypatch.delitem(sys.modules, "torch._inductor", raising=False)
+    take = cuda.snapshot
+
+    def snapshot_importing_inductor():
+        monkeypatch.setitem(sys.modules, "torch._inductor", types.ModuleType("torch._inductor"))
+        return take()
+
+    cuda.snapshot = snapshot_importing_inductor
+    runtime, targets, events = runtime_of({"id": "conv", "function": "m:conv", "sites": True})
+    runtime.sites.history_of = lambda torch: types.SimpleNamespace(
+        enabled=cuda.is_enabled,
+        start=lambda n: cuda.record_memory_history("all", "alloc", "python", n, True),
+        stop=lambda: cuda.record_memory_history(None),
+        snapshot=cuda.snapshot,
+    )
+    for _ in range(2):
+        scope = runtime.enter(targets["conv"], HERE, 1)
+        cuda.free(cuda.alloc(4096))
+        runtime.exit(scope, None)
+    (note,) = of(events, "note", kind="sites_first_snapshot")
+    assert "torch._inductor" in note["message"] and "once" in note["message"]
+    assert len(of(events, "sites")) == 2
+
+
+def test_no_note_where_the_target_had_imported_inductor(cuda, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch._inductor", types.ModuleType("torch._inductor"))
+    runtime, targets, events = runtime_of({"id": "conv", "function": "m:conv", "sites": True})
+    scope = runtime.enter(targets["conv"], HERE, 1)
+    cuda.free(cuda.alloc(4096))
+    runtime.exit(scope, None)
+    assert len(of(events, "sites")) == 1 and not of(events, "note", kind="sites_first_snapshot")
 
 
 def test_an_oom_in_a_sites_scope_writes_the_snapshot_with_its_stacks(cuda, tmp_path, monkeypatch):

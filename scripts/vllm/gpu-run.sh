@@ -12,8 +12,8 @@
 #   bench-startupN                            N plain and N probed LLM(...) start-ups (eager, marlin),
 #                                             alternating; prints each and the ratio of the medians
 #   bench-partsN                              N rounds of: plain, probed without allocation sites,
-#                                             probed without sites and sampler, probed as by default
-#                                             (which part of the probe costs start-up time)
+#                                             probed as by default (sites of each target's first 2
+#                                             calls), probed with sites of every call (--sites-calls 0)
 #   plain-compile | probed-compile            default mode (torch.compile + CUDA graphs), one generate
 #   NAME-tpN                                  any of the above with tensor_parallel_size N (one worker
 #                                             process per GPU), e.g. truth-marlin-tp2, probed-auto-tp2
@@ -55,7 +55,9 @@ probed_startup() {
   local work=$1
   shift
   node "$CLI" run --runs-dir "$work/runs" --quiet "$@" -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
-  zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1
+  # The start-up, then what recording allocation sites cost inside this same run (sites_cost.py).
+  echo "$(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)" \
+    "$(python3 scripts/vllm/sites_cost.py "$work"/runs/* 2>&1 | grep -o 'after the exits.*' | head -1)"
   rm -rf "$work"/runs/*
 }
 
@@ -94,7 +96,7 @@ scenario() {
       local rounds=${name#bench-parts} round variant
       for ((round = 1; round <= ${rounds:-2}; round++)); do
         echo "plain $round: $(plain_startup)"
-        for variant in "--no-sites" "--no-sites --sample-ms 0" ""; do
+        for variant in "--no-sites" "" "--sites-calls 0"; do
           # shellcheck disable=SC2086 # the variant is several options
           echo "probed ${variant:-(default)} $round: $(probed_startup "$work" $variant)"
         done

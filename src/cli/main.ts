@@ -19,7 +19,7 @@ import { BUDGET_TEXT } from "../l10n/budget";
 import { parseLang, translator, type Lang } from "../l10n/lang";
 import { SETTING_DEFAULTS } from "../settings/settings";
 import { runMain } from "./run";
-import { siteTotals } from "../model/sites";
+import { isPartialCoverage, siteCoverage, siteTotals } from "../model/sites";
 import { formatBytes } from "../model/format";
 
 const GIB = 1024 ** 3;
@@ -113,28 +113,44 @@ function bundledProbePath(): string {
   return path.join(__dirname, "memlens_probe.pyz");
 }
 
-/** `memlens sites`: one row per line that allocated inside a probed function, largest first. */
+/** `memlens sites`: one row per line that allocated inside a probed function, largest first; then
+ * the targets whose sites cover only some of their calls (the probe's sites_calls limit). */
 async function sitesReport(dir: string, target: string | undefined, json: boolean): Promise<string> {
   if (!existsSync(eventsFileOf(dir)))
     throw new UsageError(`${dir} has no ${EVENTS_FILE}: not a MemLens run folder.`);
-  const stored = await loadRun(path.resolve(dir));
-  const totals = siteTotals(stored.events, target);
+  // Straight into the model, samples not kept: the sites and calls are all this needs.
+  const run = new RunModel({ keepSamples: false });
+  await loadRun(path.resolve(dir), { onEvent: (event) => run.add(event) });
+  const totals = siteTotals(run.sites, target);
+  const coverage = new Map(siteCoverage(run).map((c) => [c.target, c]));
   if (json) {
     return `${JSON.stringify(
-      totals.map((s) => ({
-        target: s.target,
-        file: s.file,
-        line: s.line,
-        function: s.function,
-        allocated_bytes: s.allocatedBytes,
-        freed_bytes: s.freedBytes,
-        live_at_exit_bytes: s.liveAtExitBytes,
-        at_peak_bytes: s.atPeakBytes,
-        count: s.count,
-        calls: s.calls,
-        stacks: s.stacks,
-        ...(s.root ? { root: s.root } : {}),
-      })),
+      totals.map((s) => {
+        const c = coverage.get(s.target);
+        return {
+          target: s.target,
+          file: s.file,
+          line: s.line,
+          function: s.function,
+          allocated_bytes: s.allocatedBytes,
+          freed_bytes: s.freedBytes,
+          live_at_exit_bytes: s.liveAtExitBytes,
+          at_peak_bytes: s.atPeakBytes,
+          count: s.count,
+          calls: s.calls,
+          stacks: s.stacks,
+          ...(s.root ? { root: s.root } : {}),
+          // The target's, on each of its rows: calls with sites, all its calls, and whether the
+          // probe stopped recording sites after the first calls.
+          ...(c
+            ? {
+                target_calls_with_sites: c.recordedCalls,
+                target_calls: c.calls,
+                target_sites_limited: c.limited,
+              }
+            : {}),
+        };
+      }),
       null,
       2,
     )}\n`;
@@ -147,10 +163,19 @@ async function sitesReport(dir: string, target: string | undefined, json: boolea
       `| ${s.target} | ${path.basename(s.file)}:${s.line} ${s.function} | ${formatBytes(s.allocatedBytes)} ×${s.count} | ` +
       `${formatBytes(s.freedBytes)} | ${formatBytes(s.liveAtExitBytes)} | ${formatBytes(s.atPeakBytes)} |`,
   );
+  const shown = new Set(totals.map((s) => s.target));
+  const partial = [...coverage.values()]
+    .filter((c) => shown.has(c.target) && isPartialCoverage(c))
+    .map((c) =>
+      c.limited
+        ? `${c.target}: sites of the first ${c.recordedCalls} of ${c.calls} calls (memlens run --sites-calls 0 records every call)`
+        : `${c.target}: sites of ${c.recordedCalls} of ${c.calls} calls`,
+    );
   return [
     "| target | site | allocated | freed | live at exit | at peak |",
     "|---|---|---|---|---|---|",
     ...rows,
+    ...(partial.length > 0 ? ["", ...partial] : []),
     "",
   ].join("\n");
 }

@@ -27,6 +27,8 @@ Options:
   --sites SPEC          also measure SPEC and record where its memory goes, line by line (repeatable;
                         the catalog's weight-conversion hotspots record it by default)
   --no-sites            record no allocation sites (not even the catalog's defaults)
+  --sites-calls N       allocation sites for the first N calls of each target per process
+                        (default ${SETTING_DEFAULTS.sitesCalls}; 0: every call)
   --runs-dir DIR        parent folder of runs (default .memlens/runs)
   --python PY           Python that runs the probe launcher (default ${SETTING_DEFAULTS.python})
   --label TEXT          the run's label (default: the command)
@@ -78,6 +80,16 @@ function positiveNumber(value: string | undefined, name: string, allowZero: bool
   return n;
 }
 
+/** --sites-calls N: a whole number from 0 (0: every call). */
+function sitesCalls(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(Number(value)))
+    throw new RunUsageError(
+      `--sites-calls ${value}: expected a whole number of calls from 0 (0: every call).`,
+    );
+  return Number(value);
+}
+
 /** Progress for a long load: outermost probed scopes as they finish, facts, OOMs. Nested scopes
  * (768 per-expert calls) would drown the terminal; the record has them all. */
 function progressLine(event: ProbeEvent, model: RunModel, labels: Map<string, string>): string | undefined {
@@ -117,6 +129,7 @@ export async function runMain(
         "no-catalog": { type: "boolean" },
         sites: { type: "string", multiple: true },
         "no-sites": { type: "boolean" },
+        "sites-calls": { type: "string" },
         "runs-dir": { type: "string" },
         python: { type: "string" },
         label: { type: "string" },
@@ -156,6 +169,7 @@ export async function runMain(
       sampleIntervalMs:
         positiveNumber(values["sample-ms"], "sample-ms", true) ?? SETTING_DEFAULTS.sampleIntervalMs,
       emulateGpuGiB: positiveNumber(values["emulate-gib"], "emulate-gib", false) ?? null,
+      sitesCalls: sitesCalls(values["sites-calls"]) ?? SETTING_DEFAULTS.sitesCalls,
     };
   } catch (e) {
     if (e instanceof RunUsageError) {

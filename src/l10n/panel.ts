@@ -75,6 +75,12 @@ const en = {
   "hotspots.line": "line",
   "sites.heading": "Sites",
   "sites.of": "Allocation sites of",
+  "sites.coverageFirst": "— first {recorded} of {calls} calls",
+  "sites.coverage": "— {recorded} of {calls} calls",
+  "sites.coverageFirstHelp":
+    "Allocation sites are recorded for the first calls of each function in each process (the memlens.sitesCalls setting; 0 records every call). The numbers below add up those calls only.",
+  "sites.coverageHelp":
+    "Only these calls sent allocation sites (a call that starts before CUDA is initialised records none). The numbers below add up those calls only.",
   "sites.place": "Line",
   "sites.function": "Function",
   "sites.allocated": "Allocated",
@@ -218,6 +224,12 @@ export const PANEL_TEXT: Tables<PanelKey> = {
     "hotspots.line": "行",
     "sites.heading": "分配位置",
     "sites.of": "分配位置所属函数",
+    "sites.coverageFirst": "— {calls} 次调用中的前 {recorded} 次",
+    "sites.coverage": "— {calls} 次调用中的 {recorded} 次",
+    "sites.coverageFirstHelp":
+      "每个进程中每个函数只记录前几次调用的分配位置（设置 memlens.sitesCalls；0 表示记录每次调用）。下表的数字只是这些调用之和。",
+    "sites.coverageHelp":
+      "只有这些调用发送了分配位置（在 CUDA 初始化之前开始的调用不记录）。下表的数字只是这些调用之和。",
     "sites.place": "行",
     "sites.function": "函数",
     "sites.allocated": "已分配",

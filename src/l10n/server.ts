@@ -51,6 +51,10 @@ const en = {
   "sites.hoverTitle": "**MemLens allocation site** · {run} · {target}",
   "sites.hoverTotals":
     "allocated {allocated} in {count} blocks ({each} each on average) over {calls} calls · freed {freed} · live at exit {live} · at a call's peak {atPeak}",
+  "sites.coverageFirst":
+    "These add up the first {recorded} of the function's {calls} calls: sites are recorded for the first calls of each function in each process (memlens.sitesCalls; 0 records every call).",
+  "sites.coverage":
+    "These add up {recorded} of the function's {calls} calls: only those sent allocation sites.",
   "sites.root": "The bytes come from {function} ({file}:{line}), called from this line.",
   "sites.stacks": "Most frequent stacks (blocks · innermost first):",
   "sites.alsoIn": "Also among the sites of {targets}, which called it: counted once here.",
@@ -122,6 +126,9 @@ export const SERVER_TEXT: Tables<ServerKey> = {
     "sites.hoverTitle": "**MemLens 分配位置** · {run} · {target}",
     "sites.hoverTotals":
       "在 {calls} 次调用中分配 {allocated}（{count} 个块，平均每块 {each}）· 释放 {freed} · 退出时仍存活 {live} · 调用峰值时占 {atPeak}",
+    "sites.coverageFirst":
+      "以上为该函数 {calls} 次调用中前 {recorded} 次之和：每个进程中每个函数只记录前几次调用的分配位置（memlens.sitesCalls；0 表示记录每次调用）。",
+    "sites.coverage": "以上为该函数 {calls} 次调用中 {recorded} 次之和：只有这些调用发送了分配位置。",
     "sites.root": "这些字节由 {function}（{file}:{line}）分配，调用来自此行。",
     "sites.stacks": "最常见的调用栈（块数 · 最内层在前）：",
     "sites.alsoIn": "也出现在调用它的 {targets} 的分配位置中：此处只计一次。",

@@ -96,13 +96,22 @@ export interface RunSettings {
   sampleIntervalMs?: number;
   /** Torch allocations capped at this many bytes per device (emulating a smaller card). */
   emulateDeviceBytes?: number;
+  /** Allocation sites for the first N calls of each sites target per process (0: every call); the
+   * plan's own `sites_calls` when absent. */
+  sitesCalls?: number;
 }
 
-/** The plan as it goes to the probe, with the run's sampling and emulation. */
+/** The plan as it goes to the probe, with the run's sampling, emulation and sites limit. */
 export function withRunSettings(plan: Plan, settings: RunSettings): Plan {
-  return {
+  const out: Plan = {
     ...plan,
     sample_interval_ms: settings.sampleIntervalMs ?? plan.sample_interval_ms,
     emulate_device_bytes: settings.emulateDeviceBytes ?? plan.emulate_device_bytes ?? null,
   };
+  // 0 means every call, which the probe does when the key is absent: the plan then has none.
+  if (settings.sitesCalls !== undefined) {
+    if (settings.sitesCalls > 0) out.sites_calls = settings.sitesCalls;
+    else delete out.sites_calls;
+  }
+  return out;
 }

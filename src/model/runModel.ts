@@ -7,6 +7,7 @@ import type {
   FactEvent,
   HelloEvent,
   LogEvent,
+  NoteEvent,
   OomEvent,
   PausedEvent,
   Peak,
@@ -150,6 +151,8 @@ export class RunModel {
   readonly errors: ErrorEvent[] = [];
   /** Allocation sites of probed calls, one event per call (the Sites table, inlay hints). */
   readonly sites: SitesEvent[] = [];
+  /** What the probe wanted the user to know (compiled callers, a sites limit reached, …). */
+  readonly notes: NoteEvent[] = [];
   /** Processes paused right now, by pid. */
   readonly paused = new Map<number, PausedEvent>();
   eventCount = 0;
@@ -300,6 +303,9 @@ export class RunModel {
         break;
       case "sites":
         this.sites.push(e);
+        break;
+      case "note":
+        this.notes.push(e);
         break;
     }
     for (const l of this.listeners) l(e);

@@ -7,6 +7,7 @@ import type {
   OomEvent,
   ProbeEvent,
 } from "../protocol/events";
+import type { RunModel } from "./runModel";
 
 export type { OomBlock } from "../protocol/events";
 
@@ -87,6 +88,49 @@ function addSites(totals: Map<string, SiteTotal>, target: string, sites: readonl
     }
     add(total, site);
   }
+}
+
+/**
+ * How many of a target's calls its sites add up: the probe records sites for the first calls of
+ * each target per process (the plan's `sites_calls`), so the totals may cover 2 of 24 calls.
+ */
+export interface SiteCoverage {
+  target: string;
+  /** Calls that sent a `sites` event (distinct pid and scope). */
+  recordedCalls: number;
+  /** The target's finished calls in the run, as the run model counts them (a call still running
+   * has sent no sites yet); never fewer than recordedCalls. */
+  calls: number;
+  /** The probe said later calls get no sites (a `sites_limited` note for the target). */
+  limited: boolean;
+}
+
+/** Per target with sites events (in order of its first), the calls its sites cover. */
+export function siteCoverage(model: RunModel): SiteCoverage[] {
+  const recorded = new Map<string, Set<string>>();
+  for (const event of model.sites) {
+    let scopes = recorded.get(event.target);
+    if (!scopes) recorded.set(event.target, (scopes = new Set()));
+    scopes.add(`${event.pid}/${event.scope_id}`);
+  }
+  const limited = new Set(
+    model.notes.filter((n) => n.kind === "sites_limited" && n.target !== undefined).map((n) => n.target!),
+  );
+  return [...recorded].map(([target, scopes]) => {
+    const summary = model.summary(target);
+    const finished = summary ? summary.calls - summary.openCalls : 0;
+    return {
+      target,
+      recordedCalls: scopes.size,
+      calls: Math.max(finished, scopes.size),
+      limited: limited.has(target),
+    };
+  });
+}
+
+/** The sites cover fewer calls than the target had: their sums are not the function's total. */
+export function isPartialCoverage(coverage: Pick<SiteCoverage, "recordedCalls" | "calls">): boolean {
+  return coverage.recordedCalls < coverage.calls;
 }
 
 /** What one source line allocated inside probed functions: the inlay hint and hover of that line. */

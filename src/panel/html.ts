@@ -89,7 +89,10 @@ export function panelHtml(o: PanelHtmlOptions): string {
   <section id="sites-section" aria-labelledby="sites-heading" hidden>
     <div class="section-head">
       <h2 id="sites-heading">${t("sites.heading")}</h2>
-      <div class="actions"><label>${t("sites.of")} <select id="sites-target"></select></label></div>
+      <div class="actions">
+        <label>${t("sites.of")} <select id="sites-target"></select></label>
+        <span id="sites-coverage" class="muted sites-coverage" hidden></span>
+      </div>
     </div>
     <div id="sites"></div>
   </section>

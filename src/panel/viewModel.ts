@@ -6,7 +6,7 @@ import { shownStatus } from "../model/runStatus";
 import type { CallRecord, RunModel, TargetSummary } from "../model/runModel";
 import type { SampleColumns } from "../model/sampleColumns";
 import { targetLabel } from "../model/targets";
-import { siteTotals, type SiteTotal } from "../model/sites";
+import { siteCoverage, siteTotals, type SiteTotal } from "../model/sites";
 import type { RunMeta } from "../runner/types";
 import { translator, type Lang } from "../l10n/lang";
 import { PANEL_TEXT } from "../l10n/panel";
@@ -261,7 +261,9 @@ export class RunViewTracker {
       markers,
       hotspots: hotspotRows(model),
       sampleCount: sampleCount(model),
-      ...(model.sites.length > 0 ? { sites: siteRows(siteTotals(model.sites)) } : {}),
+      ...(model.sites.length > 0
+        ? { sites: siteRows(siteTotals(model.sites)), siteCoverage: siteCoverage(model) }
+        : {}),
     };
   }
 }

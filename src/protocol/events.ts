@@ -302,6 +302,9 @@ export interface Plan {
   source_roots?: string[];
   /** The most torch memory-history entries one sites recording keeps (probe default 100000). */
   sites_max_entries?: number;
+  /** The first N calls of each sites target in each process get a `sites` event (N >= 1); absent
+   * or null: every call (the probe's default). */
+  sites_calls?: number | null;
 }
 /** `sites: true`: the probe records where the target's memory goes (a `sites` event per call). */
 export type PlanTarget =

@@ -49,8 +49,9 @@ export function defaultLoaderPath(probePath: string): string {
   return path.resolve(path.dirname(probePath), "..", "media", "loader", "load_model.py");
 }
 
-/** The plan as it goes to the probe: sampling and emulation from the description, and the source
- * roots (absolute ones), under which allocation sites and OOM blocks name the user's own frame. */
+/** The plan as it goes to the probe: sampling, emulation and the sites limit from the description,
+ * and the source roots (absolute ones), under which allocation sites and OOM blocks name the
+ * user's own frame. */
 export function planForRun(
   plan: Plan,
   description: RunDescription,
@@ -60,6 +61,7 @@ export function planForRun(
   const withSettings = withRunSettings(plan, {
     sampleIntervalMs: description.sampleIntervalMs,
     emulateDeviceBytes: emulationBytes(description),
+    sitesCalls: sitesCallsOf(description),
   });
   return roots.length > 0 && !plan.source_roots ? { ...withSettings, source_roots: roots } : withSettings;
 }
@@ -76,6 +78,22 @@ function emulationBytes(description: RunDescription): number | undefined {
     );
   }
   return Math.round(gib * GiB);
+}
+
+/** memlens.sitesCalls checked: VS Code only warns about a setting that is not an integer, and the
+ * probe refuses a plan whose sites_calls is not one. */
+function sitesCallsOf(description: RunDescription): number | undefined {
+  const calls = description.sitesCalls;
+  if (calls === undefined) return undefined;
+  if (!Number.isInteger(calls) || calls < 0) {
+    throw new RunnerError(
+      "bad-config",
+      "start",
+      "this machine",
+      `memlens.sitesCalls is ${calls}; give how many calls of each target record allocation sites (e.g. 2), or 0 for every call.`,
+    );
+  }
+  return calls;
 }
 
 /** Target command and its extra environment: the user's command, or the bundled loader. */

@@ -41,6 +41,8 @@ export const runDescriptionSchema = z.object({
   remoteCacheDir: z.string().optional(),
   pathMappings: z.array(pathMappingSchema).optional(),
   sampleIntervalMs: z.number().min(0).optional(),
+  /** Allocation sites (the plan's `sites_calls`) for the first N calls of each sites target per process; 0: every call. */
+  sitesCalls: z.number().int().min(0).optional(),
   /** gpu_memory_utilization the bundled loader passes to vLLM. */
   gpuMemoryUtilization: z.number().min(0.05).max(1).optional(),
   /** Emulate a card of this many GiB on a bigger one (torch allocations capped; labelled as emulation). */

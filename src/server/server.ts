@@ -58,7 +58,7 @@ import { SERVER_TEXT, type ServerKey } from "../l10n/server";
 import { formatBytes } from "../model/format";
 import type { OomEvent } from "../protocol/events";
 import { localizedHotspot, localizedPhase } from "../l10n/catalog";
-import { oomDetails } from "../model/sites";
+import { oomDetails, siteCoverage } from "../model/sites";
 import { targetLabel } from "../model/targets";
 import { oomDetailLines, siteHover, siteInlayLabel } from "./sitesRender";
 import { existsSync } from "node:fs";
@@ -381,6 +381,7 @@ export class MemlensServer {
       runLabel: run.label,
       target: targetLabel(run.model, site.target),
       alsoIn: site.alsoIn.map((id) => targetLabel(run.model, id)),
+      coverage: siteCoverage(run.model).find((c) => c.target === site.target),
       lang: this.lang,
     });
   }

@@ -4,7 +4,13 @@
 import * as path from "node:path";
 import { formatBytes, formatDelta } from "../model/format";
 import { escapeMarkdown, markdownCode } from "../model/markdown";
-import { siteFate, type LineSite, type OomDetails } from "../model/sites";
+import {
+  isPartialCoverage,
+  siteFate,
+  type LineSite,
+  type OomDetails,
+  type SiteCoverage,
+} from "../model/sites";
 import { translator, type Lang } from "../l10n/lang";
 import { SERVER_TEXT } from "../l10n/server";
 
@@ -50,6 +56,8 @@ export interface SiteHoverContext {
   target: string;
   /** Labels of the other targets whose sites hold this line. */
   alsoIn: string[];
+  /** How many of the target's calls sent sites (the probe records the first ones only). */
+  coverage?: SiteCoverage;
   lang?: Lang;
 }
 
@@ -74,6 +82,18 @@ export function siteHover(site: LineSite, ctx: SiteHoverContext): string {
       }),
     ),
   ];
+  const coverage = ctx.coverage;
+  if (coverage && isPartialCoverage(coverage)) {
+    lines.push(
+      "",
+      escapeMarkdown(
+        t(coverage.limited ? "sites.coverageFirst" : "sites.coverage", {
+          recorded: coverage.recordedCalls,
+          calls: coverage.calls,
+        }),
+      ),
+    );
+  }
   const root = site.root;
   if (root && (root.file !== site.file || root.line !== site.line)) {
     lines.push(

@@ -19,6 +19,7 @@ export const SETTING_DEFAULTS = {
   python: declared["memlens.python"].default,
   model: declared["memlens.model"].default,
   sampleIntervalMs: declared["memlens.sampleIntervalMs"].default,
+  sitesCalls: declared["memlens.sitesCalls"].default,
   gpuMemoryUtilization: declared["memlens.gpuMemoryUtilization"].default,
   targetGpuGiB: declared["memlens.targetGpuGiB"].default,
   logLanguage: declared["memlens.logLanguage"].default,
@@ -77,6 +78,7 @@ export function runDescriptionFromSettings(
       local: substitute(String(mapping.local), vars),
     })),
     sampleIntervalMs: config.get<number>("sampleIntervalMs") ?? SETTING_DEFAULTS.sampleIntervalMs,
+    sitesCalls: config.get<number>("sitesCalls") ?? SETTING_DEFAULTS.sitesCalls,
     gpuMemoryUtilization: config.get<number>("gpuMemoryUtilization") ?? SETTING_DEFAULTS.gpuMemoryUtilization,
     emulateGpuGiB: config.get<number | null>("emulateGpuGiB") ?? null,
   };

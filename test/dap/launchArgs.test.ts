@@ -52,9 +52,11 @@ function jsonType(field: unknown): string {
       (def as { innerType?: unknown; schema?: unknown }).innerType ?? (def as { schema?: unknown }).schema;
     def = (inner as { _def: typeof def })._def;
   }
+  // z.number().int() is JSON schema's "integer".
+  const isInt = (def as { checks?: { kind: string }[] }).checks?.some((check) => check.kind === "int");
   const base = {
     ZodString: "string",
-    ZodNumber: "number",
+    ZodNumber: isInt ? "integer" : "number",
     ZodArray: "array",
     ZodRecord: "object",
     ZodObject: "object",

@@ -100,6 +100,45 @@ void test("hover on a site line: totals, the root of the bytes, the top stacks, 
   assert.equal(await c.hover(uri, 26, 4), null);
 });
 
+void test("hover on a site line says how many of the function's calls its sites add up", async () => {
+  // The probe's sites_calls limit: pid 300 calls prepare_moe_fp4_layer_for_marlin 10 more times,
+  // measured but without sites, and says so once. 4 calls with sites (2 per process) of 14.
+  const events = fixtureEvents();
+  const enter = events.find((e) => e.type === "enter" && e.pid === 300 && e.scope_id === "300:2")!;
+  const exit = events.find((e) => e.type === "exit" && e.pid === 300 && e.scope_id === "300:2")!;
+  let ts = Math.max(...events.map((e) => e.ts));
+  const more: ProbeEvent[] = [];
+  for (let call = 3; call <= 12; call++) {
+    const scope = { scope_id: `300:${call}`, call };
+    more.push({ ...enter, ...scope, ts: (ts += 1_000_000) } as ProbeEvent);
+    if (call === 3) {
+      more.push({
+        v: 1,
+        type: "note",
+        ts: (ts += 1_000),
+        pid: 300,
+        rank: enter.rank,
+        device: enter.device,
+        kind: "sites_limited",
+        message: "allocation sites of … are recorded for its first 2 calls in this process",
+        target: "t1",
+      } as ProbeEvent);
+    }
+    more.push({ ...exit, ...scope, ts: (ts += 1_000_000) } as ProbeEvent);
+  }
+  const { c, uri } = await withRun([...events, ...more]);
+  const text = ((await c.hover(uri, 11, 8))?.contents as { value: string }).value;
+  assert.match(
+    text,
+    /These add up the first 4 of the function's 14 calls: sites are recorded for the first calls of each function in each process \(memlens\.sitesCalls; 0 records every call\)\./,
+  );
+  // Every call recorded (the fixture as it is): no such line.
+  await client?.stop();
+  const full = await withRun();
+  const fullText = ((await full.c.hover(full.uri, 11, 8))?.contents as { value: string }).value;
+  assert.doesNotMatch(fullText, /These add up/);
+});
+
 void test("OOM diagnostic: scope stack and phase, request, free / reserved / fragmentation, largest blocks, snapshot", async () => {
   const dir = runFolder(fixtureEvents());
   // The probe wrote the snapshot into the run folder (its name in the event is relative to it).

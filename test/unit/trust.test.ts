@@ -38,6 +38,7 @@ const DECISIONS: Record<string, { restricted: boolean; why: string }> = {
   "memlens.sourceRoots": { restricted: true, why: "folders outside the workspace read and opened" },
   "memlens.pathMappings": { restricted: true, why: "local paths outside the workspace opened" },
   "memlens.sampleIntervalMs": { restricted: false, why: "a number, used only when a run starts" },
+  "memlens.sitesCalls": { restricted: false, why: "a number, used only when a run starts" },
   "memlens.gpuMemoryUtilization": { restricted: false, why: "a number for the loader and the budget" },
   "memlens.targetGpuGiB": { restricted: false, why: "a number for the budget" },
   "memlens.logLanguage": { restricted: false, why: "the language findings are written in" },

@@ -10,10 +10,12 @@ import type { Browser } from "playwright-core";
 import { formatBytes } from "../../src/model/format";
 import { RunModel } from "../../src/model/runModel";
 import { parseAllocatorSnapshot } from "../../src/panel/messages";
-import { buildSnapshot, type RunSource } from "../../src/panel/viewModel";
-import type { ProbeEvent } from "../../src/protocol/events";
+import { buildSnapshot, RunViewTracker, type RunSource } from "../../src/panel/viewModel";
+import type { Lang } from "../../src/l10n/lang";
+import type { ExitEvent, ProbeEvent } from "../../src/protocol/events";
 import { parseEventsText } from "../../src/protocol/reader";
 import {
+  AppendRun,
   envelope,
   OpenSource,
   ShowAllocatorSnapshot,
@@ -34,8 +36,8 @@ function events(): ProbeEvent[] {
   return parsed.events;
 }
 
-function snapshotOf(list: ProbeEvent[]): RunSnapshot {
-  const run: RunSource = {
+function sourceOf(list: ProbeEvent[]): RunSource {
+  return {
     id: "run-sites",
     meta: {
       id: "run-sites",
@@ -47,7 +49,55 @@ function snapshotOf(list: ProbeEvent[]): RunSnapshot {
     },
     model: RunModel.fromEvents(list),
   };
-  return buildSnapshot(run);
+}
+
+function snapshotOf(list: ProbeEvent[], lang: Lang = "en"): RunSnapshot {
+  return buildSnapshot(sourceOf(list), lang);
+}
+
+/**
+ * What the probe sends past the plan's sites_calls: t1's calls 3 to 24 in both processes, measured
+ * (enter, exit) with no sites, and one `sites_limited` note per process when call 3 enters.
+ */
+function laterCalls(list: ProbeEvent[]): ProbeEvent[] {
+  const out: ProbeEvent[] = [];
+  const last = list.find((e) => e.type === "exit" && e.target === "t1" && e.call === 2)!;
+  let ts = Math.max(...list.filter((e) => e.type !== "end").map((e) => e.ts));
+  for (const pid of [300, 301]) {
+    const rank = pid - 300;
+    const common = { v: 1, pid, rank, device: rank } as const;
+    for (let call = 3; call <= 24; call++) {
+      const scope = { target: "t1", scope_id: `${pid}:${call}`, parent: null, call, depth: 0 };
+      const before = { allocated: 1073741824 + (call - 1) * 2560 };
+      out.push({ ...common, type: "enter", ts: (ts += 1_000_000), ...scope, before, file: FP4, line: 21 });
+      if (call === 3) {
+        out.push({
+          ...common,
+          type: "note",
+          ts: (ts += 1_000_000),
+          kind: "sites_limited",
+          message: "allocation sites of t1 are recorded for its first 2 calls in this process",
+          target: "t1",
+        });
+      }
+      out.push({
+        ...(last as ExitEvent),
+        ...common,
+        ts: (ts += 40_000_000),
+        ...scope,
+        before,
+        after: { allocated: before.allocated + 2560 },
+      });
+    }
+  }
+  return out;
+}
+
+/** The coverage beside the Sites selector: its text and title, null while hidden. */
+async function shownCoverage(panel: PanelPage): Promise<{ text: string; title: string } | null> {
+  return panel.page.$eval("#sites-coverage", (el) =>
+    (el as HTMLElement).hidden ? null : { text: el.textContent ?? "", title: (el as HTMLElement).title },
+  );
 }
 
 /** What the table should show for a target: its sites events summed per line, from the raw events. */
@@ -250,6 +300,73 @@ void test("a row click or Enter opens its line; picking another hotspot shows it
       () => (document.getElementById("sites-target") as HTMLSelectElement).value === "t1",
     );
     assert.equal((await shownRows(panel)).length, 4);
+    await assertNoProblems(panel);
+  } finally {
+    await panel.close();
+  }
+});
+
+void test("a function whose sites cover only its first calls says so beside its name; one fully recorded does not", async () => {
+  const list = events();
+  const panel = await openPanel(browser, server);
+  try {
+    // Every call of t1 and t5 has sites: nothing is added to the selector's line.
+    const live = sourceOf(list);
+    const tracker = new RunViewTracker(live);
+    await panel.send(envelope(ShowRun, { snapshot: tracker.snapshot(), pinned: false }));
+    await panel.page.waitForSelector("#sites tr.site");
+    assert.equal(await panel.page.inputValue("#sites-target"), "t1");
+    assert.equal(await shownCoverage(panel), null);
+    assert.equal(await panel.page.isVisible("#sites-coverage"), false);
+
+    // t1's later calls come in (a live run): its sites now add up 4 of its 48 calls.
+    for (const e of laterCalls(list)) live.model.add(e);
+    await panel.send(envelope(AppendRun, tracker.increment()));
+    await panel.page.waitForSelector("#sites-coverage:not([hidden])");
+    assert.deepEqual(await shownCoverage(panel), {
+      text: "— first 4 of 48 calls",
+      title:
+        "Allocation sites are recorded for the first calls of each function in each process (the memlens.sitesCalls setting; 0 records every call). The numbers below add up those calls only.",
+    });
+    assert.equal(await panel.page.isVisible("#sites-coverage"), true);
+    // The rows are the same 4 recorded calls' sums as before.
+    assert.equal((await shownRows(panel)).length, 4);
+    await panel.page
+      .locator("#sites-section")
+      .screenshot({ path: path.join(SCREENSHOT_DIR, "sites-table-partial.png") });
+
+    // t5's every call was recorded: no coverage shown for it; back to t1, shown again.
+    await panel.page.selectOption("#sites-target", "t5");
+    assert.equal(await shownCoverage(panel), null);
+    await panel.page.selectOption("#sites-target", "t1");
+    assert.equal((await shownCoverage(panel))?.text, "— first 4 of 48 calls");
+
+    // A run where some calls sent no sites without a limit (before CUDA): no "first".
+    const unlimited = [...list, ...laterCalls(list).filter((e) => e.type !== "note")];
+    await panel.send(envelope(ShowRun, { snapshot: snapshotOf(unlimited), pinned: false }));
+    await panel.page.waitForFunction(
+      () => document.getElementById("sites-coverage")!.textContent === "— 4 of 48 calls",
+    );
+    assert.match((await shownCoverage(panel))!.title, /^Only these calls sent allocation sites/);
+    await assertNoProblems(panel);
+  } finally {
+    await panel.close();
+  }
+});
+
+void test("zh-CN: the coverage in Chinese, numbers as in English", async () => {
+  const list = events();
+  const panel = await openPanel(browser, server, { lang: "zh-CN" });
+  try {
+    await panel.send(
+      envelope(ShowRun, { snapshot: snapshotOf([...list, ...laterCalls(list)], "zh-CN"), pinned: false }),
+    );
+    await panel.page.waitForSelector("#sites-coverage:not([hidden])");
+    const shown = await shownCoverage(panel);
+    assert.equal(shown?.text, "— 48 次调用中的前 4 次");
+    assert.match(shown.title, /memlens\.sitesCalls/);
+    await panel.page.selectOption("#sites-target", "t5");
+    assert.equal(await shownCoverage(panel), null);
     await assertNoProblems(panel);
   } finally {
     await panel.close();

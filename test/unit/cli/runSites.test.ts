@@ -84,3 +84,43 @@ test("the catalog's conversion hotspots record sites by default; --no-sites turn
   assert.equal(none.plan.targets.length, withDefaults.plan.targets.length);
   assert.ok(none.plan.targets.every((t) => !t.sites));
 });
+
+test("the plan limits sites to the first 2 calls of each target by default; --sites-calls N sets it, 0 lifts it", async () => {
+  const command = ["--no-catalog", "--sites", "oomish:allocate", "--", "python3", "-c", "pass"];
+  const byDefault = await run(command);
+  assert.equal(byDefault.code, 0, byDefault.err);
+  assert.equal(byDefault.plan.sites_calls, 2);
+  const five = await run(["--sites-calls", "5", ...command]);
+  assert.equal(five.code, 0, five.err);
+  assert.equal(five.plan.sites_calls, 5);
+  const every = await run(["--sites-calls", "0", ...command]);
+  assert.equal(every.code, 0, every.err);
+  assert.ok(!("sites_calls" in every.plan), "0: no sites_calls in plan.json, the probe records every call");
+});
+
+test("--sites-calls refuses what is not a whole number from 0, with exit 2 and the usage", async () => {
+  const runsDir = mkdtempSync(path.join(work, "runs-"));
+  const refused = async (args: string[]) => {
+    let err = "";
+    const code = await runMain(
+      ["--runs-dir", runsDir, "--no-catalog", ...args, "--", "python3", "-c", "pass"],
+      () => undefined,
+      (text) => (err += text),
+      probePath,
+    );
+    assert.equal(code, 2, args.join(" "));
+    assert.match(err, /Usage:/, args.join(" "));
+    return err;
+  };
+  for (const value of ["-1", "x", "1.5", ""]) {
+    assert.match(
+      await refused([`--sites-calls=${value}`]),
+      /--sites-calls .*: expected a whole number of calls from 0 \(0: every call\)/,
+      value,
+    );
+  }
+  // A value after a space that starts with a dash is refused by the option parser, naming the option.
+  assert.match(await refused(["--sites-calls", "-1"]), /--sites-calls/);
+  assert.match(await refused(["--sites-calls", "abc"]), /--sites-calls abc: expected a whole number/);
+  assert.deepEqual(readdirSync(runsDir), [], "nothing was started");
+});

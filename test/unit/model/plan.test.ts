@@ -78,3 +78,17 @@ test("the run's sampling and emulation go into the plan; absent, the plan's own 
   assert.equal(plain.sample_interval_ms, 50);
   assert.equal(plain.emulate_device_bytes, null);
 });
+
+test("sitesCalls limits the sites calls in the plan; 0 leaves no limit (every call); absent keeps the plan's", () => {
+  const { plan } = buildPlan([{ spec: "vllm.model_executor.layers.linear:LinearBase.forward", sites: true }]);
+  const two = withRunSettings(plan, { sitesCalls: 2 });
+  assert.equal(two.sites_calls, 2);
+  assert.deepEqual(two.targets, plan.targets);
+  assert.equal(withRunSettings({ ...plan, sites_calls: 5 }, { sitesCalls: 1 }).sites_calls, 1);
+  const every = withRunSettings({ ...plan, sites_calls: 5 }, { sitesCalls: 0 });
+  assert.ok(!("sites_calls" in every), "0: the key is left out, which the probe reads as every call");
+  assert.ok(!JSON.stringify(withRunSettings(plan, { sitesCalls: 0 })).includes("sites_calls"));
+  assert.equal(withRunSettings({ ...plan, sites_calls: 3 }, {}).sites_calls, 3);
+  assert.equal(withRunSettings({ ...plan, sites_calls: null }, {}).sites_calls, null);
+  assert.ok(!("sites_calls" in withRunSettings(plan, {})), "nothing set, nothing added");
+});

@@ -166,6 +166,14 @@ void test("emulation and loader settings: plan bytes, loader env, memlens.env ov
     () => planForRun({ version: 1, targets: [] }, { python: "py", emulateGpuGiB: -1 }),
     /memlens\.emulateGpuGiB is -1/,
   );
+  assert.equal(planForRun({ version: 1, targets: [] }, { python: "py", sitesCalls: 2 }).sites_calls, 2);
+  assert.ok(!("sites_calls" in planForRun({ version: 1, targets: [] }, { python: "py", sitesCalls: 0 })));
+  for (const bad of [-1, 1.5]) {
+    assert.throws(
+      () => planForRun({ version: 1, targets: [] }, { python: "py", sitesCalls: bad }),
+      new RegExp(`memlens\\.sitesCalls is ${bad}`),
+    );
+  }
 });
 
 void test("bad configuration is refused before anything starts, each with what to fix", async () => {

@@ -26,6 +26,7 @@ test("package.json's defaults give a local run of the bundled loader in the work
       cwd: "",
       host: "",
       sampleIntervalMs: 100,
+      sitesCalls: 5,
       gpuMemoryUtilization: 0.98,
       emulateGpuGiB: null,
     }),
@@ -37,6 +38,8 @@ test("package.json's defaults give a local run of the bundled loader in the work
   assert.equal(d.host, undefined);
   assert.equal(d.model, "openai/gpt-oss-20b");
   assert.equal(d.sampleIntervalMs, 100);
+  assert.equal(d.sitesCalls, 5, "a configured memlens.sitesCalls is read");
+  assert.equal(runDescriptionFromSettings(settings({ sitesCalls: 0 }), "/ws").sitesCalls, 0, "0: every call");
   assert.equal(d.gpuMemoryUtilization, 0.98);
   assert.equal(d.emulateGpuGiB, null);
 });
@@ -107,6 +110,8 @@ test("every default is package.json's: nothing set reads as the declared default
   assert.equal(s.description.python, declared("python"));
   assert.equal(s.description.model, declared("model"));
   assert.equal(s.description.sampleIntervalMs, declared("sampleIntervalMs"));
+  assert.equal(s.description.sitesCalls, declared("sitesCalls"));
+  assert.equal(s.description.sitesCalls, 2, "sites for one first call and one steady-state call");
   assert.equal(s.gpuMemoryUtilization, declared("gpuMemoryUtilization"));
   assert.equal(
     s.description.gpuMemoryUtilization,
