@@ -1,0 +1,78 @@
+"""The probe's own time per scope on a workload shaped like vLLM's Marlin repack, on a CUDA GPU:
+``cd python-probe && python3 scripts/gpu_probe_cost_nested.py --out DIR``.
+
+The micro-benchmarks time a probe point of a no-op function; on the real load the probed calls are
+nested 3-7 deep and leave transient peaks (each expert's copy is freed), so the next entry must
+save and reset torch's peak counters. This runs gpu_sites_workloads' repack (prepare_layer >
+repack_experts > marlin_repack, 32 experts × 2 per layer) under the launcher with those three
+targets (no sites), reads the probe's own time from the target's ``bye`` (``probe_ns``), and times
+torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from gpu_validate import build_zipapp  # noqa: E402
+from gpu_validate_sites import MODULE, Runs  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="the probe's own time per scope on a nested repack workload (GPU)")
+    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-probe-cost-nested-out")
+    parser.add_argument("--layers", type=int, default=8)
+    args = parser.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu_probe_cost_nested: no CUDA device", file=sys.stderr)
+        return 1
+    os.makedirs(args.out, exist_ok=True)
+    work = os.path.join(args.out, "work")
+    runs = Runs(work, build_zipapp(work), 120.0)
+    plan = {
+        "targets": [
+            {"id": "prepare_layer", "function": f"{MODULE}:prepare_layer"},
+            {"id": "repack_experts", "function": f"{MODULE}:repack_experts"},
+            {"id": "marlin_repack", "function": f"{MODULE}:marlin_repack"},
+        ]
+    }
+    result: Dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    for name, run_plan in (("unprobed", None), ("probed", plan), ("unprobed_again", None), ("probed_again", plan)):
+        run = runs.run(name, ["repack", str(args.layers)], run_plan)
+        entry: Dict[str, Any] = {"rc": run["rc"], "wall_seconds_layers": run["truth"].get("wall_seconds_layers")}
+        byes = [e for e in run["events"] if e["type"] == "bye" and e.get("scopes")]
+        if byes:
+            entry["scopes"] = byes[0]["scopes"]
+            entry["probe_ns"] = byes[0]["probe_ns"]
+            entry["probe_us_per_scope"] = round(byes[0]["probe_ns"] / byes[0]["scopes"] / 1e3, 2)
+        entry["notes"] = [e.get("reader") or e["kind"] for e in run["events"] if e["type"] == "note"]
+        result[name] = entry
+    torch.cuda.set_device(0)
+    x = torch.empty(1 << 20, device="cuda")
+    del x
+    for label, call in (
+        ("reset_peak (torch._C._cuda_resetPeakMemoryStats)", lambda: torch._C._cuda_resetPeakMemoryStats(0)),
+        ("memory_stats dict (torch._C._cuda_memoryStats)", lambda: torch._C._cuda_memoryStats(0)),
+    ):
+        call()
+        started = time.perf_counter()
+        for _ in range(5000):
+            call()
+        result[label + " µs"] = round((time.perf_counter() - started) / 5000 * 1e6, 2)
+    with open(os.path.join(args.out, "probe_cost_nested.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
