@@ -96,9 +96,8 @@ class Runtime:
         self.probe_ns = 0
         self.scopes_opened = 0
         self._lock = threading.Lock()
-        self._noted_compiled: Set[str] = set()
-        self._noted_sites_before_cuda: Set[str] = set()
-        self._noted_sites_limited: Set[str] = set()
+        # note kind -> target ids already noted in this process (the notes said once per target).
+        self._noted: Dict[str, Set[str]] = {}
         self._oom_reported: List[int] = []
         self._oom_files = 0
         self.sites = SitesRecorder(self.emit, self.note, self.internal_error, plan.sites_max_entries, plan.source_roots)
@@ -150,47 +149,47 @@ class Runtime:
         except Exception:
             pass
 
+    def _note_once(self, kind: str, target: Any, message: Callable[[], str], device: Any = None) -> None:
+        """A note of ``kind`` about ``target``, once per target and process (``message`` is built
+        only then: some of these are asked at every call)."""
+        with self._lock:
+            noted = self._noted.setdefault(kind, set())
+            if target.id in noted:
+                return
+            noted.add(target.id)
+        self.note(kind, message(), device=device, target=target.id)
+
     def note_compiled(self, targets: List[Any]) -> None:
         """Dynamo is compiling a caller of these targets (called at trace time, once per compile):
         their calls there run inside compiled code, where no Python runs per call."""
         for target in targets:
-            with self._lock:
-                if target.id in self._noted_compiled:
-                    continue
-                self._noted_compiled.add(target.id)
-            self.note(
+            self._note_once(
                 "compiled",
-                f"{target.spec} is traced by torch.compile into a compiled caller: its calls there (and in "
+                target,
+                lambda: f"{target.spec} is traced by torch.compile into a compiled caller: its calls there (and in "
                 "CUDA graph replays of it) open no scopes of their own and are measured at the compiled "
                 "caller. Probe the caller, or turn compilation off (vLLM: enforce_eager=True), to measure "
                 "this function by itself.",
                 device=self.device.last_device,
-                target=target.id,
             )
 
     def _note_sites_before_cuda(self, target: Any) -> None:
-        """Once per target and process: a sites scope opened before CUDA records nothing."""
-        if target.id in self._noted_sites_before_cuda:
-            return
-        self._noted_sites_before_cuda.add(target.id)
-        self.note(
+        """A sites scope opened before CUDA records nothing."""
+        self._note_once(
             "sites_before_cuda",
-            f"{target.spec} was called before this process initialised CUDA: allocation sites are recorded "
-            "only for calls that start once CUDA is initialised (torch's memory history needs it)",
-            target=target.id,
+            target,
+            lambda: f"{target.spec} was called before this process initialised CUDA: allocation sites are "
+            "recorded only for calls that start once CUDA is initialised (torch's memory history needs it)",
         )
 
     def _note_sites_limited(self, target: Any, limit: int) -> None:
-        """Once per target and process: the calls past the plan's ``sites_calls`` record no sites."""
-        if target.id in self._noted_sites_limited:
-            return
-        self._noted_sites_limited.add(target.id)
-        self.note(
+        """The calls past the plan's ``sites_calls`` record no sites."""
+        self._note_once(
             "sites_limited",
-            f"allocation sites of {target.spec} are recorded for its first {limit} call"
+            target,
+            lambda: f"allocation sites of {target.spec} are recorded for its first {limit} call"
             f"{'' if limit == 1 else 's'} in this process (the plan's sites_calls); later calls are measured "
             "as usual but get no sites",
-            target=target.id,
         )
 
     def internal_error(self, where: str, exc: BaseException) -> None:
@@ -570,5 +569,4 @@ class Runtime:
         self.sites.after_fork()
         self._lock = threading.Lock()
         # Notes are once per process, and the child counts its calls from 1 again.
-        self._noted_sites_before_cuda = set()
-        self._noted_sites_limited = set()
+        self._noted = {}

@@ -12,7 +12,6 @@ torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,20 +20,18 @@ from typing import Any, Dict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from gpu_validate import build_zipapp  # noqa: E402
+from gpu_validate import build_zipapp, gpu_script_arguments, write_result  # noqa: E402
 from gpu_validate_sites import MODULE, Runs  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="the probe's own time per scope on a nested repack workload (GPU)")
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-probe-cost-nested-out")
     parser.add_argument("--layers", type=int, default=8)
-    args = parser.parse_args()
+    args = gpu_script_arguments(parser, "gpu-probe-cost-nested-out")
+    if args is None:
+        return 1
     import torch
 
-    if not torch.cuda.is_available():
-        print("gpu_probe_cost_nested: no CUDA device", file=sys.stderr)
-        return 1
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, "work")
     runs = Runs(work, build_zipapp(work), 120.0)
@@ -68,9 +65,7 @@ def main() -> int:
         for _ in range(5000):
             call()
         result[label + " µs"] = round((time.perf_counter() - started) / 5000 * 1e6, 2)
-    with open(os.path.join(args.out, "probe_cost_nested.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    print(json.dumps(result, indent=1))
+    write_result(args.out, "probe_cost_nested.json", result)
     return 0
 
 

@@ -13,7 +13,6 @@ gathering then). Writes ``sites_parts.json`` to DIR.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import torch  # noqa: E402
 
 import gpu_sites_workloads as workloads  # noqa: E402
+from gpu_validate import gpu_script_arguments, write_result  # noqa: E402
 from memlens_probe.sites import reduce_trace  # noqa: E402
 
 
@@ -64,11 +64,9 @@ def one_layer(context: str) -> Dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="where the time of one allocation-sites recording goes (GPU)")
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-sites-parts-out")
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("gpu_sites_parts: no CUDA device", file=sys.stderr)
+    args = gpu_script_arguments(parser, "gpu-sites-parts-out")
+    if args is None:
         return 1
     torch.cuda.set_device(0)
     one_layer("off")  # kernels and the allocator's cache warm
@@ -109,10 +107,7 @@ def main() -> int:
         "first_recording_ms": {k: round(v * 1e3, 3) for k, v in first.items() if k not in ("entries", "segments")},
         "per_layer": summary,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "sites_parts.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    print(json.dumps(result, indent=1))
+    write_result(args.out, "sites_parts.json", result)
     return 0
 
 

@@ -671,6 +671,27 @@ def summary_text(checks: Checks, results: Dict[str, Any], device: str, elapsed: 
     return "\n".join(lines) + "\n"
 
 
+def gpu_script_arguments(parser: argparse.ArgumentParser, default_out: str) -> Optional[argparse.Namespace]:
+    """``--out`` (default ``$OUT``, else ``default_out``) and the parsed arguments, or None (said on
+    stderr) where torch sees no CUDA device: the GPU-only scripts' common start."""
+    parser.add_argument("--out", default=os.environ.get("OUT") or default_out)
+    args = parser.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        print(f"{parser.prog}: no CUDA device", file=sys.stderr)
+        return None
+    return args
+
+
+def write_result(out: str, name: str, result: Dict[str, Any]) -> None:
+    """A figures-only script's result: ``out/name`` as JSON, and on stdout."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result, indent=1))
+
+
 def device_name() -> str:
     try:
         done = subprocess.run(
