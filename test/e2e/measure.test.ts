@@ -37,16 +37,17 @@ async function lineNumberOf(relativePath: string, text: string): Promise<number>
   return index + 1;
 }
 
-async function newestRunMeta(): Promise<{ id: string; status: string; pid?: number; error?: string }> {
+/** A JSON file of the newest run folder (meta.json, plan.json). */
+async function newestRunFile(name: string): Promise<unknown> {
   const runsDir = wb.workspacePath(".memlens/runs");
   const ids = (await readdir(runsDir)).sort();
   const newest = ids[ids.length - 1];
   assert.ok(newest, `no run folder in ${runsDir}`);
-  return JSON.parse(await readFile(path.join(runsDir, newest, "meta.json"), "utf8")) as {
-    id: string;
-    status: string;
-    pid?: number;
-  };
+  return JSON.parse(await readFile(path.join(runsDir, newest, name), "utf8"));
+}
+
+async function newestRunMeta(): Promise<{ id: string; status: string; pid?: number; error?: string }> {
+  return (await newestRunFile("meta.json")) as { id: string; status: string; pid?: number };
 }
 
 /** A test on the shared workbench; a failure leaves a screenshot named after it. */
@@ -87,6 +88,9 @@ e2e("Measure here on a function runs the probe and shows the function's delta", 
   );
   // The lens shows when the function returns; the run ends a little later.
   assert.equal((await wb.waitForRunsToEnd()).at(-1)?.status, "finished");
+  // memlens.sitesCalls is not set in this workspace: its default went to the probe.
+  const plan = (await newestRunFile("plan.json")) as { sites_calls?: number };
+  assert.equal(plan.sites_calls, 2, "allocation sites of the first 2 calls per target, by default");
   // The status bar keeps the run's last reading, with its source.
   await wb.page
     .locator(".statusbar-item", { hasText: /host RSS \d/ })
