@@ -12,7 +12,7 @@ import {
 } from "chart.js";
 import { formatBytes } from "../src/model/format";
 import { el } from "./dom";
-import { binaryStep, bytesTitle, tickBytes } from "./format";
+import { binaryTicks, bytesTitle, tickBytes } from "./format";
 import type { BudgetRow, BudgetView, ShowBudgetParams } from "./protocol";
 import { withAlpha, type Palette } from "./theme";
 import { s } from "./text";
@@ -115,10 +115,7 @@ export class BudgetChart {
             max: top,
             ticks: { color: p.foreground, callback: (v) => tickBytes(Number(v)) },
             afterBuildTicks: (scale: Scale) => {
-              const step = binaryStep(scale.max - scale.min, 6);
-              const ticks = [];
-              for (let v = 0; v <= scale.max; v += step) ticks.push({ value: v });
-              scale.ticks = ticks;
+              scale.ticks = binaryTicks(scale.min, scale.max, 6);
             },
             grid: { color: p.grid },
             border: { color: p.grid },

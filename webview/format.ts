@@ -52,6 +52,15 @@ export function binaryStep(range: number, ticks = 5): number {
   return nice * unit;
 }
 
+/** Ticks of a byte axis at round binary steps (binaryStep), from the first multiple of the step
+ * at or above `min` to `max` (a float's error above `max` still counts as `max`). */
+export function binaryTicks(min: number, max: number, ticks = 5): { value: number }[] {
+  const step = binaryStep(max - min, ticks);
+  const out = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step / 1e6; v += step) out.push({ value: v });
+  return out;
+}
+
 export function bytesTitle(bytes: number): string {
   return s("bytes.title", { n: bytes.toLocaleString("en-US") });
 }

@@ -4,7 +4,7 @@
 import { Chart, LinearScale, LineController, LineElement, PointElement, type Scale } from "chart.js";
 import { formatBytes, formatDuration } from "../src/model/format";
 import { byId } from "./dom";
-import { binaryStep, tickBytes } from "./format";
+import { binaryTicks, tickBytes } from "./format";
 import type { AllocatorSnapshotView, SiteRow } from "./protocol";
 import { SitesTable, type SiteSort } from "./sitesTable";
 import type { Palette } from "./theme";
@@ -102,10 +102,7 @@ export class SnapshotView {
             min: 0,
             ticks: { color: p.foreground, callback: (v) => tickBytes(Number(v)) },
             afterBuildTicks: (scale: Scale) => {
-              const step = binaryStep(scale.max - scale.min, 5);
-              const ticks = [];
-              for (let v = 0; v <= scale.max; v += step) ticks.push({ value: v });
-              scale.ticks = ticks;
+              scale.ticks = binaryTicks(scale.min, scale.max, 5);
             },
             grid: { color: p.grid },
           },

@@ -14,7 +14,7 @@ import {
 import zoomPlugin from "chartjs-plugin-zoom";
 import { formatBytes } from "../src/model/format";
 import { el } from "./dom";
-import { binaryStep, tickBytes } from "./format";
+import { binaryStep, binaryTicks, tickBytes } from "./format";
 import { decimate, indexAtOrBefore, lowerBound, type XY } from "./lttb";
 import {
   TIMELINE_READINGS,
@@ -387,11 +387,7 @@ export class Timeline {
               scale.max = Math.ceil(scale.max / step) * step || step;
             },
             afterBuildTicks: (scale: Scale) => {
-              const step = binaryStep(scale.max - scale.min);
-              const ticks = [];
-              for (let v = Math.ceil(scale.min / step) * step; v <= scale.max + step / 1e6; v += step)
-                ticks.push({ value: v });
-              scale.ticks = ticks;
+              scale.ticks = binaryTicks(scale.min, scale.max);
             },
             grid: {},
             border: {},

@@ -77,42 +77,41 @@ class Runs:
         env: Optional[Dict[str, str]] = None,
         plan_extra: Optional[Dict[str, Any]] = None,
     ) -> Dict[str, Any]:
-        """One workload process; probed when ``targets`` is not None."""
+        """One workload process of gpu_workloads.py; probed when ``targets`` is not None."""
+        plan = None if targets is None else {"targets": targets, **(plan_extra or {})}
+        return self.run_command(
+            name, lambda truth_path: [sys.executable, "run_workload.py", scenario, truth_path, *args], plan, env
+        )
+
+    def run_command(
+        self,
+        name: str,
+        command_of: Callable[[str], List[str]],
+        plan: Optional[Dict[str, Any]],
+        env: Optional[Dict[str, str]] = None,
+    ) -> Dict[str, Any]:
+        """The workload ``command_of(truth_path)`` in its own folder, under the launcher with ``plan``
+        (sampling off unless it says) when one is given: its exit code, stderr tail, the truth it
+        wrote and the run's events (absent where it wrote none)."""
         folder = os.path.join(self.work, name)
         os.makedirs(folder, exist_ok=True)
         truth_path = os.path.join(folder, "truth.json")
-        command = [sys.executable, "run_workload.py", scenario, truth_path, *args]
+        command = command_of(truth_path)
         run_env = dict(os.environ)
         run_env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
         run_env.update(env or {})
-        if targets is not None:
-            plan = {"version": 1, "targets": targets, "sample_interval_ms": 0}
-            plan.update(plan_extra or {})
+        if plan is not None:
             plan_path = os.path.join(folder, "plan.json")
             with open(plan_path, "w", encoding="utf-8") as handle:
-                json.dump(plan, handle)
-            command = [
-                sys.executable,
-                self.zipapp,
-                "run",
-                "--plan",
-                plan_path,
-                "--out",
-                folder,
-                "--",
-                *command,
-            ]
+                json.dump({"version": 1, "sample_interval_ms": 0, **plan}, handle)
+            command = [sys.executable, self.zipapp, "run", "--plan", plan_path, "--out", folder, "--", *command]
         started = time.monotonic()
         done = subprocess.run(
-            command,
-            cwd=HERE,
-            env=run_env,
-            stdout=subprocess.PIPE if targets is None else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=self.timeout,
+            command, cwd=HERE, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=self.timeout
         )
         result: Dict[str, Any] = {
             "name": name,
+            "folder": folder,
             "rc": done.returncode,
             "seconds": round(time.monotonic() - started, 2),
             "stderr": done.stderr.decode(errors="replace")[-3000:],
@@ -743,14 +742,24 @@ def finish_session(
     return 0 if not checks.failed() else 1
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-validate-out")
-    parser.add_argument("--layers", type=int, default=24, help="gpt-oss-20b has 24 MoE layers")
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per workload process")
-    parser.add_argument("--only", nargs="*", help="scenario names to run")
+def validation_arguments(
+    description: str, default_out: str, layers: int, layers_help: str, timeout: float, only_help: str
+) -> argparse.Namespace:
+    """The validation scripts' options (``--out``, made; ``--layers``, ``--timeout``, ``--only``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=os.environ.get("OUT") or default_out)
+    parser.add_argument("--layers", type=int, default=layers, help=layers_help)
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds per workload process")
+    parser.add_argument("--only", nargs="*", help=only_help)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    return args
+
+
+def main() -> int:
+    args = validation_arguments(
+        __doc__.splitlines()[0], "gpu-validate-out", 24, "gpt-oss-20b has 24 MoE layers", 240.0, "scenario names to run"
+    )
     started = time.monotonic()
     work, zipapp, checks, device = start_session("memlens-validate-")
     runs = Runs(work, zipapp, args.timeout)

@@ -27,11 +27,9 @@ check.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -41,7 +39,15 @@ PROBE_DIR = os.path.dirname(HERE)
 sys.path.insert(0, PROBE_DIR)
 sys.path.insert(0, HERE)
 
-from gpu_validate import Checks, finish_session, marker_line, run_scenario, start_session  # noqa: E402
+import gpu_validate  # noqa: E402
+from gpu_validate import (  # noqa: E402
+    Checks,
+    finish_session,
+    marker_line,
+    run_scenario,
+    start_session,
+    validation_arguments,
+)
 from memlens_probe import snapshot as snapshots  # noqa: E402
 
 WORKLOADS = os.path.join(HERE, "gpu_sites_workloads.py")
@@ -53,46 +59,16 @@ RUNNER = f"import sys; sys.path.insert(0, {HERE!r}); import gpu_sites_workloads 
 MODULE = "gpu_sites_workloads"
 
 
-class Runs:
-    def __init__(self, work: str, zipapp: str, timeout: float) -> None:
-        self.work, self.zipapp, self.timeout = work, zipapp, timeout
+class Runs(gpu_validate.Runs):
+    """gpu_validate's runs of the workloads of gpu_sites_workloads.py (``args[0]`` the scenario),
+    whose results always have ``truth`` and ``events``."""
 
-    def run(self, name: str, args: List[str], plan: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-        folder = os.path.join(self.work, name)
-        os.makedirs(folder, exist_ok=True)
-        truth_path = os.path.join(folder, "truth.json")
-        command = [sys.executable, "-c", RUNNER, args[0], truth_path, *args[1:]]
-        if plan is not None:
-            plan_path = os.path.join(folder, "plan.json")
-            with open(plan_path, "w", encoding="utf-8") as handle:
-                json.dump({"version": 1, "sample_interval_ms": 0, **plan}, handle)
-            command = [sys.executable, self.zipapp, "run", "--plan", plan_path, "--out", folder, "--", *command]
-        env = dict(os.environ)
-        env.pop("PYTORCH_CUDA_ALLOC_CONF", None)
-        started = time.monotonic()
-        done = subprocess.run(
-            command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=self.timeout
+    def run(self, name: str, args: List[str], plan: Optional[Dict[str, Any]]) -> Dict[str, Any]:  # type: ignore[override]
+        result = self.run_command(
+            name, lambda truth_path: [sys.executable, "-c", RUNNER, args[0], truth_path, *args[1:]], plan
         )
-        result: Dict[str, Any] = {
-            "name": name,
-            "folder": folder,
-            "rc": done.returncode,
-            "seconds": round(time.monotonic() - started, 2),
-            "stderr": done.stderr.decode(errors="replace")[-3000:],
-            "truth": {},
-            "events": [],
-        }
-        if os.path.exists(truth_path):
-            with open(truth_path, encoding="utf-8") as handle:
-                result["truth"] = json.load(handle)
-        events_path = os.path.join(folder, "events.jsonl")
-        if os.path.exists(events_path):
-            with open(events_path, encoding="utf-8") as handle:
-                result["events"] = [json.loads(line) for line in handle if line.strip()]
-            result["events_path"] = events_path
-        print(
-            f"  ran {name}: rc={done.returncode} in {result['seconds']} s, {len(result['events'])} events", flush=True
-        )
+        result.setdefault("truth", {})
+        result.setdefault("events", [])
         return result
 
 
@@ -273,13 +249,14 @@ def benchmark(runs: Runs, checks: Checks, layers: int, own: Dict[str, Any]) -> D
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-validate-sites-out")
-    parser.add_argument("--layers", type=int, default=4, help="gpt-oss-20b-shaped MoE layers to repack")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per workload process")
-    parser.add_argument("--only", nargs="*", help="scenario names: own, target, oom, bench")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = validation_arguments(
+        __doc__.splitlines()[0],
+        "gpu-validate-sites-out",
+        4,
+        "gpt-oss-20b-shaped MoE layers to repack",
+        300.0,
+        "scenario names: own, target, oom, bench",
+    )
     started = time.monotonic()
     work, zipapp, checks, device = start_session("memlens-validate-sites-")
     runs = Runs(work, zipapp, args.timeout)

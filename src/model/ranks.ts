@@ -3,7 +3,14 @@
 // out first decides whether the load fits: so the lens, the hover, the panel and the budget show
 // the worst rank and the spread, not a sum over ranks that no GPU ever holds.
 import { formatDelta } from "./format";
-import { callDelta, RunModel, type CallRecord, type CallTotals, type TargetSummary } from "./runModel";
+import {
+  addFinishedCall,
+  callDelta,
+  RunModel,
+  type CallRecord,
+  type CallTotals,
+  type TargetSummary,
+} from "./runModel";
 import { FORMAT_TEXT } from "../l10n/format";
 import { translator, type Lang } from "../l10n/lang";
 
@@ -42,12 +49,6 @@ export function runRanks(run: RunModel): number[] {
   return [...ranks].sort((a, b) => a - b);
 }
 
-function maxDefined(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return Math.max(a, b);
-}
-
 /** Per-rank totals of one target, ascending by rank; calls of processes without a rank are left out. */
 export function rankSummaries(run: RunModel, target: string): RankTargetSummary[] {
   const byRank = new Map<number, RankTargetSummary>();
@@ -64,11 +65,7 @@ export function rankSummaries(run: RunModel, target: string): RankTargetSummary[
       r.openCalls++;
       continue;
     }
-    const d = callDelta(call);
-    r.retained += d.retained ?? 0;
-    r.durationNs += call.durationNs ?? 0;
-    r.peakAboveBeforeMax = maxDefined(r.peakAboveBeforeMax, d.peakAboveBefore);
-    r.transientMax = maxDefined(r.transientMax, d.transient);
+    addFinishedCall(r, callDelta(call), call.durationNs);
   }
   return [...byRank.values()].sort((a, b) => a.rank - b.rank);
 }

@@ -427,6 +427,15 @@ function maxDefined(a: number | undefined, b: number | undefined): number | unde
   return Math.max(a, b);
 }
 
+/** A finished call's delta and duration into totals (their `calls` are counted by the caller, open
+ * calls included). */
+export function addFinishedCall(totals: CallTotals, delta: CallDelta, durationNs: number | undefined): void {
+  totals.retained += delta.retained ?? 0;
+  totals.durationNs += durationNs ?? 0;
+  totals.peakAboveBeforeMax = maxDefined(totals.peakAboveBeforeMax, delta.peakAboveBefore);
+  totals.transientMax = maxDefined(totals.transientMax, delta.transient);
+}
+
 function summarize(id: string, info: TargetInfo, calls: CallRecord[]): TargetSummary {
   const first = calls[0]!;
   const source = deltaSourceOf(first.before);
@@ -457,14 +466,8 @@ function summarize(id: string, info: TargetInfo, calls: CallRecord[]): TargetSum
       continue;
     }
     const d = callDelta(call);
-    summary.retained += d.retained ?? 0;
-    pp.retained += d.retained ?? 0;
-    summary.durationNs += call.durationNs ?? 0;
-    pp.durationNs += call.durationNs ?? 0;
-    summary.peakAboveBeforeMax = maxDefined(summary.peakAboveBeforeMax, d.peakAboveBefore);
-    summary.transientMax = maxDefined(summary.transientMax, d.transient);
-    pp.peakAboveBeforeMax = maxDefined(pp.peakAboveBeforeMax, d.peakAboveBefore);
-    pp.transientMax = maxDefined(pp.transientMax, d.transient);
+    addFinishedCall(summary, d, call.durationNs);
+    addFinishedCall(pp, d, call.durationNs);
   }
   summary.perProcess = [...perProcess.values()].sort((a, b) => a.pid - b.pid);
   return summary;

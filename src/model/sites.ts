@@ -105,10 +105,12 @@ export interface SiteCoverage {
   limited: boolean;
 }
 
-/** Per target with sites events (in order of its first), the calls its sites cover. */
-export function siteCoverage(model: RunModel): SiteCoverage[] {
+/** Per target with sites events (in order of its first; only `target` when given), the calls its
+ * sites cover. */
+export function siteCoverage(model: RunModel, target?: string): SiteCoverage[] {
   const recorded = new Map<string, Set<string>>();
   for (const event of model.sites) {
+    if (target !== undefined && event.target !== target) continue;
     let scopes = recorded.get(event.target);
     if (!scopes) recorded.set(event.target, (scopes = new Set()));
     scopes.add(`${event.pid}/${event.scope_id}`);
@@ -116,14 +118,14 @@ export function siteCoverage(model: RunModel): SiteCoverage[] {
   const limited = new Set(
     model.notes.filter((n) => n.kind === "sites_limited" && n.target !== undefined).map((n) => n.target!),
   );
-  return [...recorded].map(([target, scopes]) => {
-    const summary = model.summary(target);
+  return [...recorded].map(([id, scopes]) => {
+    const summary = model.summary(id);
     const finished = summary ? summary.calls - summary.openCalls : 0;
     return {
-      target,
+      target: id,
       recordedCalls: scopes.size,
       calls: Math.max(finished, scopes.size),
-      limited: limited.has(target),
+      limited: limited.has(id),
     };
   });
 }

@@ -381,7 +381,7 @@ export class MemlensServer {
       runLabel: run.label,
       target: targetLabel(run.model, site.target),
       alsoIn: site.alsoIn.map((id) => targetLabel(run.model, id)),
-      coverage: siteCoverage(run.model).find((c) => c.target === site.target),
+      coverage: siteCoverage(run.model, site.target)[0],
       lang: this.lang,
     });
   }

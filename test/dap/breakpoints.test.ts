@@ -1,18 +1,17 @@
 // Breakpoints in Python files as pause targets: def lines pause at the function's entry, other
 // lines at that line; what cannot resolve is unverified with the probe's reason.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { DebugProtocol } from "@vscode/debugprotocol";
 import {
   bytesIn,
-  ensureBuilt,
   fixture,
   launchArgs,
   launchWithBreakpoints,
   lineOf,
   stackOf,
   startAdapter,
-  tempDir,
+  suiteRunsFolder,
   variablesOf,
   type Session,
   type StoppedEvent,
@@ -25,12 +24,7 @@ const UNUSED = fixture("steps", "unused.py");
 const DEF_LINE = lineOf(WORK, "def fill_buffer");
 const BODY_LINE = lineOf(WORK, "size = len(buffer)");
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("breakpoints");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("breakpoints");
 
 type BreakpointEvent = DebugProtocol.BreakpointEvent;
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { loadBundledCatalog } from "../../src/catalog/catalog";
 import {
   launchArgsSchema,
@@ -11,7 +11,7 @@ import {
   PHASE_IDS,
   STARTER_CONFIGURATION,
 } from "../../src/debug/launchArgs";
-import { ensureBuilt, launchArgs, REPO_ROOT, startAdapter, tempDir } from "./support";
+import { launchArgs, REPO_ROOT, startAdapter, suiteRunsFolder } from "./support";
 
 interface DebuggerContribution {
   type: string;
@@ -113,12 +113,7 @@ void test("parseLaunchArgs names every bad field and what it should be", () => {
   );
 });
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("launch");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("launch");
 
 void test("the adapter refuses a bad configuration with a message for the user", async () => {
   const session = await startAdapter();

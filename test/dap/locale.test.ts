@@ -3,17 +3,17 @@
 // translation), frame names, variable scopes and reading sources are Chinese; the reading names
 // (host_rss, allocated) and the numbers are the probe's own.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   bytesIn,
-  ensureBuilt,
   fixture,
   launchArgs,
   launchWithBreakpoints,
   lineOf,
+  perSourceGroups,
   stackOf,
   startAdapter,
-  tempDir,
+  suiteRunsFolder,
   variablesOf,
   type StoppedEvent,
 } from "./support";
@@ -21,12 +21,7 @@ import {
 const MiB = 1024 * 1024;
 const RUNNER_FILE = fixture("vllm", "v1", "worker", "gpu_model_runner.py");
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("locale");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("locale");
 
 void test("locale zh-cn: phase stops, frames, scopes and sources in Chinese, the same readings", async () => {
   const session = await startAdapter("zh-cn");
@@ -55,19 +50,12 @@ void test("locale zh-cn: phase stops, frames, scopes and sources in Chinese, the
     assert.deepEqual([...atExit.keys()], ["当前", "自进入作用域以来", "作用域内峰值", "按来源"]);
     assert.equal(atExit.get("作用域内峰值")!.get("host_rss")!.type, "主机（采样值：下界）");
     assert.ok(bytesIn(atExit.get("自进入作用域以来")!.get("host_rss")!.value) >= 96 * MiB);
-    const perSource = (await session.client.scopesRequest({ frameId: exitTop!.id })).body.scopes.find(
-      (s) => s.name === "按来源",
-    )!;
-    const groups = (
-      await session.client.variablesRequest({ variablesReference: perSource.variablesReference })
-    ).body.variables;
+    const groups = await perSourceGroups(session, exitTop!.id, "按来源");
     assert.deepEqual(
       groups.map((g) => g.name),
       ["主机"],
     );
-    const names = (
-      await session.client.variablesRequest({ variablesReference: groups[0]!.variablesReference })
-    ).body.variables.map((v) => v.name);
+    const names = groups[0]!.readings;
     assert.ok(names.includes("host_rss 自进入以来") && names.includes("host_rss 峰值"), names.join());
     assert.match(
       session.events.output(),

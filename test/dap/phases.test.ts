@@ -1,18 +1,18 @@
 // Stepping through load phases: the shipped adapter runs the real probe around a stand-in of
 // vLLM's load path (test/fixtures/dap/vllm), stopping at the catalog's hotspots.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { DebugProtocol } from "@vscode/debugprotocol";
 import {
   bytesIn,
-  ensureBuilt,
   fixture,
   launchArgs,
   launchWithBreakpoints,
   lineOf,
+  perSourceGroups,
   stackOf,
   startAdapter,
-  tempDir,
+  suiteRunsFolder,
   variablesOf,
   type Session,
   type StoppedEvent,
@@ -23,12 +23,7 @@ const RUNNER_FILE = fixture("vllm", "v1", "worker", "gpu_model_runner.py");
 const MARLIN_FILE = fixture("vllm", "model_executor", "layers", "quantization", "utils", "marlin_utils.py");
 const WEIGHT_BYTES = 96 * MiB;
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("phases");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("phases");
 
 async function expectStop(session: Session, reason: string, file: string, line: number, frameName: RegExp) {
   const stopped = await session.events.next<StoppedEvent>("stopped");
@@ -117,19 +112,12 @@ void test("Continue walks the stopAtPhases hotspots; Step Into and Step Over sto
     assert.ok(peak >= rssAtEntry + WEIGHT_BYTES, `sampled peak ${peak} >= entry ${rssAtEntry} + weights`);
 
     // "Per source" groups the readings by where they come from; here only the host has any.
-    const perSource = (await session.client.scopesRequest({ frameId: exit.top.id })).body.scopes.find(
-      (s) => s.name === "Per source",
-    )!;
-    const groups = (
-      await session.client.variablesRequest({ variablesReference: perSource.variablesReference })
-    ).body.variables;
+    const groups = await perSourceGroups(session, exit.top.id, "Per source");
     assert.deepEqual(
       groups.map((g) => g.name),
       ["host"],
     );
-    const hostReadings = (
-      await session.client.variablesRequest({ variablesReference: groups[0]!.variablesReference })
-    ).body.variables.map((v) => v.name);
+    const hostReadings = groups[0]!.readings;
     assert.ok(
       hostReadings.includes("host_rss") && hostReadings.includes("host_rss since entry"),
       hostReadings.join(),

@@ -3,10 +3,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { DebugProtocol } from "@vscode/debugprotocol";
 import {
-  ensureBuilt,
   fixture,
   launchArgs,
   launchWithBreakpoints,
@@ -14,19 +13,14 @@ import {
   processGone,
   stackOf,
   startAdapter,
-  tempDir,
+  suiteRunsFolder,
   type Session,
   type StoppedEvent,
 } from "./support";
 
 const WORK = fixture("steps", "work.py");
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("processes");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("processes");
 
 /** Waits for `count` stops, one per process, and names each by its innermost frame. */
 async function stopsByFrame(session: Session, count: number): Promise<Map<string, StoppedEvent>> {

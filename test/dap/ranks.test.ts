@@ -3,19 +3,18 @@
 // rank is a thread named by its process and rank; a phase stop holds every rank at the same phase
 // and is reported once, with allThreadsStopped; Continue resumes them all.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type { DebugProtocol } from "@vscode/debugprotocol";
 import { torchPython } from "../lsp/tpStandIn";
 import {
   bytesIn,
-  ensureBuilt,
   fixture,
   launchArgs,
   launchWithBreakpoints,
   lineOf,
   stackOf,
   startAdapter,
-  tempDir,
+  suiteRunsFolder,
   variablesOf,
   type Session,
   type StoppedEvent,
@@ -27,12 +26,7 @@ const TORCH_PYTHON = torchPython();
 /** vLLM's layout (rank from the gloo group) where torch is installed, else torchrun's (RANK in the environment). */
 const COMMAND = TORCH_PYTHON ? [TORCH_PYTHON, "tp_load.py"] : ["python3", "tp_load.py", "--no-torch"];
 
-let runs: ReturnType<typeof tempDir>;
-before(() => {
-  ensureBuilt();
-  runs = tempDir("ranks");
-});
-after(() => runs.remove());
+const runs = suiteRunsFolder("ranks");
 
 interface RankThread {
   rank: number;

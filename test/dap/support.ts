@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { DebugClient } from "@vscode/debugadapter-testsupport";
 import type { DebugProtocol } from "@vscode/debugprotocol";
+import { after, before } from "node:test";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const FIXTURES = path.join(REPO_ROOT, "test", "fixtures", "dap");
@@ -52,6 +53,23 @@ export function lineOf(file: string, text: string): number {
 export function tempDir(name: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), `memlens-dap-${name}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A runs folder for this test file: the adapter and probe built and the folder made before its
+ * tests, the folder removed after them. */
+export function suiteRunsFolder(name: string): { readonly dir: string } {
+  let folder: ReturnType<typeof tempDir> | undefined;
+  before(() => {
+    ensureBuilt();
+    folder = tempDir(name);
+  });
+  after(() => folder?.remove());
+  return {
+    get dir(): string {
+      if (!folder) throw new Error(`the ${name} runs folder is made before the tests run`);
+      return folder.dir;
+    },
+  };
 }
 
 /** Launch arguments for a fixture script, run with this machine's python3 in the fixtures folder. */
@@ -203,6 +221,29 @@ export async function stackOf(session: Session, threadId: number): Promise<Debug
 }
 
 /** Scope name -> variable name -> value, for one frame. */
+/** The groups of a frame's "Per source" scope (`scopeName`, as the locale names it), each with
+ * the names of its readings. */
+export async function perSourceGroups(
+  session: Session,
+  frameId: number,
+  scopeName: string,
+): Promise<{ name: string; readings: string[] }[]> {
+  const scope = (await session.client.scopesRequest({ frameId })).body.scopes.find(
+    (s) => s.name === scopeName,
+  );
+  if (!scope) throw new Error(`no "${scopeName}" scope in frame ${frameId}`);
+  const groups = (await session.client.variablesRequest({ variablesReference: scope.variablesReference }))
+    .body.variables;
+  return Promise.all(
+    groups.map(async (group) => ({
+      name: group.name,
+      readings: (
+        await session.client.variablesRequest({ variablesReference: group.variablesReference })
+      ).body.variables.map((v) => v.name),
+    })),
+  );
+}
+
 export async function variablesOf(
   session: Session,
   frameId: number,

@@ -8,6 +8,7 @@ import { computeBudget } from "../../../src/budget/view";
 import { budgetMarkdown } from "../../../src/budget/markdown";
 import { computeFindings, reportMarkdown } from "../../../src/export/findings";
 import type { ProbeEvent } from "../../../src/protocol/events";
+import { eventClock } from "../rankEvents";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -30,31 +31,19 @@ const META = [
   },
 ];
 
-let clock = 1_000_000;
-function ev(type: string, pid: number, rank: number | null, fields: Record<string, unknown>): ProbeEvent {
-  clock += 1_000;
-  return { v: 1, type, ts: clock, pid, rank, device: rank, ...fields } as unknown as ProbeEvent;
-}
-function scope(
-  pid: number,
-  rank: number,
-  target: string,
-  before: number,
-  after: number,
-  peak: number,
-): ProbeEvent[] {
-  const common = { target, scope_id: `${pid}:${target}`, parent: null, call: 1, depth: 0 };
-  return [
-    ev("enter", pid, rank, { ...common, before: { allocated: before, reserved: before } }),
-    ev("exit", pid, rank, {
-      ...common,
-      before: { allocated: before, reserved: before },
-      after: { allocated: after, reserved: after },
-      peak: { allocated: peak, reserved: peak },
-      duration_ns: 1_000,
-      raised: null,
-    }),
-  ];
+const { ev, finishedCall } = eventClock(1_000_000, 1_000);
+/** One call of `target` on `rank`, allocated and reserved alike. */
+function scope(pid: number, rank: number, target: string, before: number, after: number, peak: number) {
+  const both = (bytes: number) => ({ allocated: bytes, reserved: bytes });
+  return finishedCall({
+    pid,
+    rank,
+    target,
+    before: both(before),
+    after: both(after),
+    peak: both(peak),
+    durationNs: 1_000,
+  });
 }
 
 /** One worker per rank under vLLM's parent; rank `r` loads `weights[r]`. */

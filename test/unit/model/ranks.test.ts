@@ -12,15 +12,11 @@ import {
   runRanks,
 } from "../../../src/model/ranks";
 import { summaryLine } from "../../../src/model/format";
-import type { ProbeEvent } from "../../../src/protocol/events";
+import { eventClock } from "../rankEvents";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-let clock = 1_000;
-function ev(type: string, pid: number, rank: number | null, fields: Record<string, unknown>): ProbeEvent {
-  clock += 10;
-  return { v: 1, type, ts: clock, pid, rank, device: rank, ...fields } as unknown as ProbeEvent;
-}
+const { ev, finishedCall } = eventClock(1_000, 10);
 /** One finished call of `target` in `pid` that keeps `retained` and peaks `peak` above its start. */
 function call(
   pid: number,
@@ -31,18 +27,15 @@ function call(
   retained: number,
   peak: number,
 ) {
-  const scope = `${pid}:${target}:${n}`;
-  const common = { target, scope_id: scope, parent: null, call: n, depth: 0, before: { allocated: start } };
-  return [
-    ev("enter", pid, rank, common),
-    ev("exit", pid, rank, {
-      ...common,
-      after: { allocated: start + retained },
-      peak: { allocated: start + peak },
-      duration_ns: 1_000_000,
-      raised: null,
-    }),
-  ];
+  return finishedCall({
+    pid,
+    rank,
+    target,
+    call: n,
+    before: { allocated: start },
+    after: { allocated: start + retained },
+    peak: { allocated: start + peak },
+  });
 }
 
 /** vLLM's layout under tensor_parallel_size=2: a parent without a rank and one worker per rank. */
