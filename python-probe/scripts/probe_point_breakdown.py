@@ -24,6 +24,7 @@ if PROBE_DIR not in sys.path:
     sys.path.insert(0, PROBE_DIR)
 
 from memlens_probe import hooks  # noqa: E402
+from memlens_probe import readings as readings_module  # noqa: E402
 from memlens_probe.plan import parse_plan  # noqa: E402
 from memlens_probe.ring import FAILED, RingReader, RingWriter  # noqa: E402
 from memlens_probe.runtime import Runtime  # noqa: E402
@@ -130,7 +131,8 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
         statm = runtime.host.statm  # the descriptor the reader uses, timed alone
         statm.read()
         statm_fd = statm.fd
-        pread, getrusage, rusage_self = os.pread, resource.getrusage, resource.RUSAGE_SELF
+        # The thread's usage, as the reader takes it (readings._RUSAGE_PEAK: the process's peak too).
+        pread, getrusage, rusage_self = os.pread, resource.getrusage, readings_module._RUSAGE_PEAK
 
         site = runtime.site(target, "/bench.py", 1)
 

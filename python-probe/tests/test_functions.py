@@ -67,6 +67,19 @@ def test_late_from_import_bindings_are_patched(tmp_path):
     assert len(result.of("exit", target="c")) == 3
 
 
+def test_bindings_made_during_the_defining_import_are_patched(tmp_path):
+    # The function is defined by the import that resolves the target, so the probe searches only the
+    # modules that import brought in (renamer: bound as `renamed_work`) and looks up the older ones
+    # under the function's own name (registry, handed it while home ran).
+    result = run_probe(
+        plan_of({"id": "w", "function": "freshpkg.home:work"}), [sys.executable, "run_fresh.py"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = result.one("target_resolved", target="w")
+    assert resolved["aliases"] == ["freshpkg.registry:work", "freshpkg.renamer:renamed_work"]
+    assert len(result.of("exit", target="w")) == 3
+
+
 def test_unknown_targets_say_why(tmp_path):
     plan = plan_of(
         {"id": "never", "function": "module_that_is_never_imported:f"},

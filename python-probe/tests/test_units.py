@@ -40,6 +40,26 @@ def test_host_readings_are_vmrss_and_vmhwm():
     assert before["VmHWM"] - RSS_SLACK <= readings["host_hwm"] <= after["VmHWM"] + RSS_SLACK
 
 
+def test_a_peak_reached_on_another_thread_is_read_on_this_one():
+    # The peak comes from the calling thread's getrusage (RUSAGE_THREAD: cheaper, and its cost does
+    # not grow with the process's threads); the kernel fills ru_maxrss from the process's memory.
+    reader = HostReader()
+    first = reader.read()
+
+    def spike() -> None:
+        block = bytearray(first["host_hwm"] - first["host_rss"] + 80 * MIB)  # above the peak so far
+        for offset in range(0, len(block), 4096):
+            block[offset] = 1
+
+    thread = threading.Thread(target=spike)
+    thread.start()
+    thread.join()
+    readings = reader.read()
+    hwm = _status()["VmHWM"]
+    assert readings["host_hwm"] >= first["host_hwm"] + 75 * MIB
+    assert abs(readings["host_hwm"] - hwm) <= RSS_SLACK
+
+
 CHILD = f"""
 import json, resource, sys
 sys.path.insert(0, {str(PROBE_DIR)!r})

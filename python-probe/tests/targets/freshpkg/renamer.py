@@ -1,0 +1,1 @@
+from freshpkg.home import work as renamed_work  # noqa: F401
