@@ -27,6 +27,19 @@ _RUSAGE_SELF = resource.RUSAGE_SELF
 _RUSAGE_PEAK = getattr(resource, "RUSAGE_THREAD", _RUSAGE_SELF)
 _NEVER = 1 << 62
 
+
+def _pmd_bytes() -> int:
+    """The most one page fault can add to RSS: a PMD-sized folio (2 MiB with 4 KiB pages)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "rb") as handle:
+            return max(int(handle.read().strip()), 4096)
+    except (OSError, ValueError):
+        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        return page * (page // 8)  # a page of 8-byte page-table entries, each mapping a page
+
+
+_FAULT_BYTES_MAX = _pmd_bytes()
+
 Readings = Dict[str, int]
 Stats = Dict[Any, Any]
 
@@ -132,12 +145,14 @@ class HostReader:
     ``/proc/self/statm`` (the same counters as VmRSS) and the peak from ``getrusage``'s
     ``ru_maxrss``, which is VmHWM (to within the per-CPU counter slack of the RSS it adds, a few
     dozen pages; the RSS just read is its floor) except in one case: it also counts the peak of the
-    image the process replaced with exec (a spawn child of a large process starts with its parent's). So
-    at start-up (and after fork) the two are compared; where getrusage counts more, it is trusted
-    only once it grows past that figure, and until then VmHWM is read from /proc/self/status
-    whenever the process took a page fault since the last such read (RSS grows only by faults;
-    khugepaged filling a huge page is the exception, and it only delays the figure to the next
-    fault).
+    image the process replaced with exec (a spawn child of a large process starts with its
+    parent's; a small target starts with its launcher's). So at start-up (and after fork) the two
+    are compared; where getrusage counts more, it is trusted only once it grows past that figure,
+    and until then VmHWM is read from /proc/self/status whenever the faults since the last such
+    read could have taken RSS past the peak read there (RSS grows only by faults, each adding at
+    most a PMD-sized folio; khugepaged filling a huge page is the exception, and it only delays
+    the figure to the next read). The trusted case asks for the calling thread's usage, which has
+    the same peak at half the cost; the other needs the process's faults.
     """
 
     def __init__(self) -> None:
@@ -147,8 +162,8 @@ class HostReader:
         # getrusage's peak is VmHWM once it is above this; None: not compared yet (at start-up and
         # after fork); _NEVER where getrusage cannot be compared (VmHWM from status each time).
         self._trusted_above: Optional[int] = None
-        # (page faults, VmHWM) at the last read of /proc/self/status, one tuple (threads read it).
-        self._status_peak: Optional[Tuple[int, int]] = None
+        # (page faults, VmHWM, VmRSS) at the last read of /proc/self/status, one tuple (threads read it).
+        self._status_peak: Optional[Tuple[int, int, int]] = None
 
     def _calibrate(self) -> None:
         try:
@@ -172,32 +187,41 @@ class HostReader:
                 rss = int(self.statm.read().split()[1]) * self._page
             except (OSError, ValueError, IndexError):
                 return self._from_status()
-        hwm = _getrusage(_RUSAGE_PEAK).ru_maxrss << 10
         trusted_above = self._trusted_above
-        if trusted_above is not None and hwm > trusted_above:
+        if trusted_above == 0:
+            hwm = _getrusage(_RUSAGE_PEAK).ru_maxrss << 10
             # getrusage adds the current RSS from the kernel's per-CPU counters, which lag the
             # exact sum statm and status show by a few dozen pages: the peak is at least now.
             return {"host_rss": rss, "host_hwm": hwm if hwm > rss else rss}
         if trusted_above is None:
             self._calibrate()
             return self.read()
-        # getrusage counts an inherited peak: VmHWM from /proc/self/status, unless the process took
-        # no page fault since it was last read there (RSS grows only by faults, so the peak cannot
-        # have moved: a process that is not allocating reads it at the cost of the fast path).
-        usage = _getrusage(_RUSAGE_SELF)
+        usage = _getrusage(_RUSAGE_SELF)  # the process's faults too, for the case below
+        hwm = usage.ru_maxrss << 10
+        if hwm > trusted_above:
+            self._trusted_above = 0  # past the inherited peak: getrusage's is the process's own from now on
+            return {"host_rss": rss, "host_hwm": hwm if hwm > rss else rss}
+        # getrusage counts an inherited peak: VmHWM from /proc/self/status, unless the peak cannot
+        # have moved since it was last read there. RSS grows only by page faults, and one fault
+        # maps at most one PMD-sized folio (a transparent huge page, or a large folio of a file):
+        # while the RSS of that read plus that much per fault since stays within the peak then,
+        # the peak is the same (a process that is not allocating, or that runs below its peak,
+        # reads it at the cost of the fast path).
         faults = usage.ru_minflt + usage.ru_majflt
         known = self._status_peak
-        if known is not None and known[0] == faults:
+        if known is not None and known[2] + (faults - known[0]) * _FAULT_BYTES_MAX <= known[1]:
             return {"host_rss": rss, "host_hwm": known[1] if known[1] > rss else rss}
         try:
-            hwm_kb = _status_kb(self._status.read(), b"VmHWM:")
+            status = self._status.read()
         except OSError:
-            hwm_kb = None
-        if hwm_kb is None:
+            return {"host_rss": rss}
+        hwm_bytes = _status_kb(status, b"VmHWM:")
+        if hwm_bytes is None:
             return {"host_rss": rss}
         # The fault count from before the read: faults during it make the next read look again.
-        self._status_peak = (faults, hwm_kb)
-        return {"host_rss": rss, "host_hwm": hwm_kb if hwm_kb > rss else rss}
+        rss_then = _status_kb(status, b"VmRSS:")
+        self._status_peak = (faults, hwm_bytes, hwm_bytes if rss_then is None else rss_then)
+        return {"host_rss": rss, "host_hwm": hwm_bytes if hwm_bytes > rss else rss}
 
     def _from_status(self) -> Readings:
         """Both from /proc/self/status (where statm cannot be read)."""

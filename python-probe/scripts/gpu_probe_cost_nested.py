@@ -24,9 +24,41 @@ from gpu_validate import build_zipapp, gpu_script_arguments, write_result  # noq
 from gpu_validate_sites import MODULE, Runs  # noqa: E402
 
 
+def profile_probed(runs: Any, args: Any, plan: Dict[str, Any]) -> Any:
+    """One probed run with the workload under cProfile: the 25 functions of the probe (and torch's
+    calls it makes) with the most own time, and the probe's share of the run."""
+    import pstats
+
+    path = os.path.join(args.out, "probed.prof")
+    os.environ["MEMLENS_WORKLOAD_PROFILE"] = path
+    try:
+        runs.run("probed_profiled", ["repack", str(args.layers)], plan)
+    finally:
+        del os.environ["MEMLENS_WORKLOAD_PROFILE"]
+    if not os.path.exists(path):
+        return "no profile written"
+    stats = pstats.Stats(path)
+    rows = []
+    for (file, line, name), (calls, _primitive, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((own, cumulative, calls, f"{os.path.basename(file)}:{line}({name})"))
+    rows.sort(reverse=True)
+    print("own s, cumulative s, calls, function (the probed run under cProfile)")
+    for own, cumulative, calls, where in rows[:40]:
+        print(f"{own:9.4f} {cumulative:9.4f} {calls:8d} {where}")
+    return [
+        {"own_s": round(own, 5), "cumulative_s": round(cumulative, 5), "calls": calls, "function": where}
+        for own, cumulative, calls, where in rows[:40]
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="the probe's own time per scope on a nested repack workload (GPU)")
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then one more probed run under cProfile: the probe's functions by own time",
+    )
     args = gpu_script_arguments(parser, "gpu-probe-cost-nested-out")
     if args is None:
         return 1
@@ -65,6 +97,8 @@ def main() -> int:
         for _ in range(5000):
             call()
         result[label + " µs"] = round((time.perf_counter() - started) / 5000 * 1e6, 2)
+    if args.profile:
+        result["profile"] = profile_probed(runs, args, plan)
     write_result(args.out, "probe_cost_nested.json", result)
     return 0
 

@@ -149,7 +149,16 @@ SCENARIOS: Dict[str, Callable[[Dict[str, Any], List[str]], None]] = {
 def main(argv: List[str]) -> int:
     scenario, truth_path, args = argv[0], argv[1], argv[2:]
     truth: Dict[str, Any] = {"scenario": scenario, "pid": os.getpid(), "torch": torch.__version__}
-    SCENARIOS[scenario](truth, args)
+    profile_path = os.environ.get("MEMLENS_WORKLOAD_PROFILE")
+    if profile_path:
+        # Where the time goes, the probe's included (gpu_probe_cost_nested.py --profile).
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.runcall(SCENARIOS[scenario], truth, args)
+        profiler.dump_stats(profile_path)
+    else:
+        SCENARIOS[scenario](truth, args)
     with open(truth_path, "w", encoding="utf-8") as handle:
         json.dump(truth, handle)
     return 0

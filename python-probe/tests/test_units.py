@@ -98,6 +98,59 @@ def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
     assert after_spike["host_hwm"] >= first["host_hwm"] + 55 * MIB
 
 
+BELOW_PEAK_CHILD = f"""
+import json, mmap, resource, sys
+sys.path.insert(0, {str(PROBE_DIR)!r})
+from memlens_probe import readings as readings_module
+from memlens_probe.readings import HostReader
+
+def status(key):
+    return [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key)][0]
+
+reader = HostReader()
+status_reads = []
+real_read = reader._status.read
+reader._status.read = lambda: status_reads.append(1) or real_read()
+
+def touch(size):
+    block = bytearray(size)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    return block
+
+spike = touch(240 << 20)  # the process's own peak, still below its parent's
+del spike  # freed: RSS is now far below the peak
+reader.read()
+settled = len(status_reads)
+faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+small = mmap.mmap(-1, 64 << 10)  # fresh pages: a few faults, each at most a PMD-sized folio
+for offset in range(0, len(small), 4096):
+    small[offset] = 1
+assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt >= faults_before + 16
+below = reader.read()
+reads_below = len(status_reads) - settled
+grown = touch(300 << 20)  # past the peak
+past = reader.read()
+print(json.dumps([below, reads_below, past, len(status_reads) - settled, status("VmHWM"),
+                  readings_module._FAULT_BYTES_MAX]))
+"""
+
+
+def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults_could_pass_it():
+    ballast = bytearray(600 * MIB)
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    done = subprocess.run([sys.executable, "-c", BELOW_PEAK_CHILD], capture_output=True, text=True, timeout=60)
+    del ballast
+    assert done.returncode == 0, done.stderr
+    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes = json.loads(done.stdout)
+    assert fault_bytes >= 4096
+    assert reads_below == 0, "a few faults 200 MiB below the peak cannot move it"
+    assert below["host_hwm"] >= below["host_rss"] + 150 * MIB, "the peak from the last status read"
+    assert reads_in_all >= 1, "growing past the peak reads it"
+    assert abs(past["host_hwm"] - hwm_at_end) <= RSS_SLACK
+
+
 def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
     reader = HostReader()
     expected = reader.read()["host_rss"]
