@@ -151,6 +151,31 @@ def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults
     assert abs(past["host_hwm"] - hwm_at_end) <= RSS_SLACK
 
 
+FD_TABLE_CHILD = f"""
+import json, os, sys
+sys.path.insert(0, {str(PROBE_DIR)!r})
+from memlens_probe.readings import HostReader
+
+def table():
+    return [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("FDSize:")][0]
+
+before = table()
+reader = HostReader()
+reader.read()
+lowest_free = os.open("/dev/null", os.O_RDONLY)
+print(json.dumps([before, table(), reader.statm.fd, lowest_free]))
+"""
+
+
+def test_the_probes_descriptors_go_high_without_growing_the_descriptor_table():
+    # Growing the table in a process with threads waits for an RCU grace period (~10 ms, once).
+    done = subprocess.run([sys.executable, "-c", FD_TABLE_CHILD], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    before, after, statm_fd, lowest_free = json.loads(done.stdout)
+    assert after == before
+    assert lowest_free < statm_fd < before
+
+
 def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
     reader = HostReader()
     expected = reader.read()["host_rss"]
