@@ -78,7 +78,7 @@ class ImportWatcher:
     def watch(self, name: str, callback: ModuleCallback) -> None:
         module = sys.modules.get(name)
         if module is not None and not _is_initialising(module):
-            _call_quietly(callback, module)
+            self._call_back(callback, module, None)  # imported before: no import of its own to go by
             return
         with self._lock:
             self._callbacks.setdefault(name, []).append(callback)
@@ -111,11 +111,14 @@ class ImportWatcher:
     def notify(self, name: str, module: types.ModuleType, fresh: Optional[Set[str]] = None) -> None:
         with self._lock:
             callbacks = self._callbacks.pop(name, [])
+        for callback in callbacks:
+            self._call_back(callback, module, fresh)
+
+    def _call_back(self, callback: ModuleCallback, module: types.ModuleType, fresh: Optional[Set[str]]) -> None:
         outer = getattr(self._fresh, "names", None)  # a callback's own import of another watched module
         self._fresh.names = fresh
         try:
-            for callback in callbacks:
-                _call_quietly(callback, module)
+            _call_quietly(callback, module)
         finally:
             self._fresh.names = outer
 

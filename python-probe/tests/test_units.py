@@ -60,6 +60,18 @@ def test_a_peak_reached_on_another_thread_is_read_on_this_one():
     assert abs(readings["host_hwm"] - hwm) <= RSS_SLACK
 
 
+def _child_of_a_large_process(script: str, ballast_mib: int) -> list:
+    """``script``'s JSON output, run in a child of this process grown by ``ballast_mib`` MiB of
+    touched memory (the child's getrusage then counts this process's peak)."""
+    ballast = bytearray(ballast_mib * MIB)
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    del ballast
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
 CHILD = f"""
 import json, resource, sys
 sys.path.insert(0, {str(PROBE_DIR)!r})
@@ -84,13 +96,7 @@ print(json.dumps([first, again, hwm_first, after_spike, vmhwm(), resource.getrus
 def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
     # getrusage's ru_maxrss counts the peak of the image a process replaced with exec: a child
     # started by a large process (vLLM's workers) would read its parent's peak as its own.
-    ballast = bytearray(200 * MIB)
-    for offset in range(0, len(ballast), 4096):
-        ballast[offset] = 1
-    done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
-    del ballast
-    assert done.returncode == 0, done.stderr
-    first, again, hwm_first, after_spike, hwm_after, maxrss = json.loads(done.stdout)
+    first, again, hwm_first, after_spike, hwm_after, maxrss = _child_of_a_large_process(CHILD, 200)
     assert maxrss > 150 * MIB, "this kernel counts the exec'd image in ru_maxrss (the case under test)"
     assert abs(first["host_hwm"] - hwm_first) <= RSS_SLACK and first["host_hwm"] < 100 * MIB
     assert again["host_hwm"] == first["host_hwm"] or abs(again["host_hwm"] - hwm_first) <= RSS_SLACK
@@ -137,13 +143,7 @@ print(json.dumps([below, reads_below, past, len(status_reads) - settled, status(
 
 
 def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults_could_pass_it():
-    ballast = bytearray(600 * MIB)
-    for offset in range(0, len(ballast), 4096):
-        ballast[offset] = 1
-    done = subprocess.run([sys.executable, "-c", BELOW_PEAK_CHILD], capture_output=True, text=True, timeout=60)
-    del ballast
-    assert done.returncode == 0, done.stderr
-    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes = json.loads(done.stdout)
+    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes = _child_of_a_large_process(BELOW_PEAK_CHILD, 600)
     assert fault_bytes >= 4096
     assert reads_below == 0, "a few faults 200 MiB below the peak cannot move it"
     assert below["host_hwm"] >= below["host_rss"] + 150 * MIB, "the peak from the last status read"
