@@ -5,7 +5,9 @@
 2. A function doing ~100 µs of Python work, unprobed and probed, alternating: the ratio of probed to
    unprobed time (wall clock, and the target process's CPU time, which a busy machine disturbs
    less). Target: <= 1.10.
-3. Where a probe point's time goes (probe_point_breakdown.py): each piece timed alone in one process.
+3. Where a probe point's time goes (probe_point_breakdown.py): each piece timed alone in one process;
+   the sites reduction per allocation; what resolving one module-level target costs among ~6,000
+   modules (the search for other bindings of its function).
 4. On a GPU (without --cpu-only): the per-call cost with CUDA readings, with NVML's per-process
    reading at probe points, and the GPT-OSS build (transformers' GptOssForCausalLM, gpt-oss-20b
    config, bf16) unprobed and probed, cold and warm. Target: <= 1.02 (issue 16: 1.05 with 75 scopes).
