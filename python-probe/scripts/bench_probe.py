@@ -304,7 +304,8 @@ def alias_search(modules: int = 6000, names: int = 80, repeats: int = 5) -> Dict
     for index in range(modules):
         module = types.ModuleType(f"bench_alias_{index}")
         module.__dict__.update((f"name_{j}", j if j % 2 else str(j)) for j in range(names))
-        sys.modules[module.__name__] = added.append(module.__name__) or module
+        sys.modules[module.__name__] = module
+        added.append(module.__name__)
     fresh = set(added[-20:])  # the modules one import brings in with it
 
     def python_loop() -> None:

@@ -6,7 +6,8 @@ nested 3-7 deep and leave transient peaks (each expert's copy is freed), so the 
 save and reset torch's peak counters. This runs gpu_sites_workloads' repack (prepare_layer >
 repack_experts > marlin_repack, 32 experts × 2 per layer) under the launcher with those three
 targets (no sites), reads the probe's own time from the target's ``bye`` (``probe_ns``), and times
-torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR.
+torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR; ``--profile`` adds a probed run under cProfile and its
+``probed.prof``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from gpu_validate_sites import MODULE, Runs  # noqa: E402
 
 
 def profile_probed(runs: Any, args: Any, plan: Dict[str, Any]) -> Any:
-    """One probed run with the workload under cProfile: the 25 functions of the probe (and torch's
-    calls it makes) with the most own time, and the probe's share of the run."""
+    """One more probed run with the workload under cProfile (gpu_sites_workloads reads
+    MEMLENS_WORKLOAD_PROFILE): the 40 functions with the most own time, the probe's, the
+    workload's and torch's alike, printed and returned."""
     import pstats
 
     path = os.path.join(args.out, "probed.prof")
