@@ -6,8 +6,8 @@ nested 3-7 deep and leave transient peaks (each expert's copy is freed), so the 
 save and reset torch's peak counters. This runs gpu_sites_workloads' repack (prepare_layer >
 repack_experts > marlin_repack, 32 experts × 2 per layer) under the launcher with those three
 targets (no sites), reads the probe's own time from the target's ``bye`` (``probe_ns``), and times
-torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR; ``--profile`` adds a probed run under cProfile and its
-``probed.prof``.
+torch's peak reset alone. Writes ``probe_cost_nested.json`` to DIR; ``--profile`` adds a probed
+run under cProfile and its ``probed.prof``.
 """
 
 from __future__ import annotations
