@@ -50,11 +50,9 @@ class _NotifyingLoader:
             spec.loader = loader
         if getattr(module, "__loader__", None) is self:
             module.__loader__ = loader
-        before = set(sys.modules)
+        existing = set(sys.modules)  # the watched module is in it already: importlib adds it first
         loader.exec_module(module)
-        self._memlens_watcher.notify(
-            self._memlens_name, module, {name for name in list(sys.modules) if name not in before}
-        )
+        self._memlens_watcher.notify(self._memlens_name, module, existing)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._memlens_loader, name)
@@ -66,10 +64,10 @@ class ImportWatcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._callbacks: Dict[str, List[ModuleCallback]] = {}
-        # The modules that the import now calling back brought in besides the watched one (None
+        # The names of the modules that existed when the import now calling back began (None
         # outside callbacks, and for a module imported before it was watched); per thread, as
         # threads import at once.
-        self._fresh = threading.local()
+        self._existing = threading.local()
 
     def install(self) -> None:
         if self not in sys.meta_path:
@@ -83,10 +81,10 @@ class ImportWatcher:
         with self._lock:
             self._callbacks.setdefault(name, []).append(callback)
 
-    def fresh_modules(self) -> Optional[Set[str]]:
-        """In a callback: the names of the modules the watched module's import brought in with it
-        (imported while it executed); None where the watched module was imported before."""
-        return getattr(self._fresh, "names", None)
+    def modules_before_import(self) -> Optional[Set[str]]:
+        """In a callback: the names of the modules that existed when the watched module's import
+        began (the others came with it); None where the watched module was imported before."""
+        return getattr(self._existing, "names", None)
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in self._callbacks:
@@ -108,19 +106,19 @@ class ImportWatcher:
     def invalidate_caches(self) -> None:
         pass
 
-    def notify(self, name: str, module: types.ModuleType, fresh: Optional[Set[str]] = None) -> None:
+    def notify(self, name: str, module: types.ModuleType, existing: Optional[Set[str]] = None) -> None:
         with self._lock:
             callbacks = self._callbacks.pop(name, [])
         for callback in callbacks:
-            self._call_back(callback, module, fresh)
+            self._call_back(callback, module, existing)
 
-    def _call_back(self, callback: ModuleCallback, module: types.ModuleType, fresh: Optional[Set[str]]) -> None:
-        outer = getattr(self._fresh, "names", None)  # a callback's own import of another watched module
-        self._fresh.names = fresh
+    def _call_back(self, callback: ModuleCallback, module: types.ModuleType, existing: Optional[Set[str]]) -> None:
+        outer = getattr(self._existing, "names", None)  # a callback's own import of another watched module
+        self._existing.names = existing
         try:
             _call_quietly(callback, module)
         finally:
-            self._fresh.names = outer
+            self._existing.names = outer
 
 
 def _call_quietly(callback: ModuleCallback, module: types.ModuleType) -> None:
@@ -510,38 +508,42 @@ class FunctionHooks:
         hook.add(target)
         _set(owner, name, rewrap(hook.wrapper), target)
         aliases = (
-            self._patch_aliases(fn, hook.wrapper, module, self._watcher.fresh_modules())
+            self._patch_aliases(fn, hook.wrapper, module, self._watcher.modules_before_import())
             if not isinstance(owner, type)
             else []
         )
         return self._fields(target, hook, aliases)
 
     @staticmethod
-    def _patch_aliases(fn: Any, wrapper: Any, home: types.ModuleType, fresh: Optional[Set[str]]) -> List[str]:
+    def _patch_aliases(fn: Any, wrapper: Any, home: types.ModuleType, existing: Optional[Set[str]]) -> List[str]:
         """Rebind other modules' copies of the same function object (``from x import f``, also
         ``as g``), found by identity.
 
-        Searching every module's namespace costs ~20 ms in a process of vLLM's size (6,000 modules), and each
-        module-level target resolved during vLLM's start-up paid it. Where the function was
-        defined by the very import that resolves the target (``fresh``: the modules that import
-        brought in), no module could have bound it before: only those modules are searched whole,
-        and the modules that existed already, which could bind it only by running code during
-        that import, are looked up under its own name. A function defined earlier (a re-export,
-        or a module imported before the probe watched it) is searched for everywhere.
+        Searching every module's namespace costs ~20 ms in a process of vLLM's size (6,000
+        modules), and each module-level target resolved during vLLM's start-up paid it. Where the
+        function was defined by the very import that resolves the target (the modules not in
+        ``existing`` came with that import), no module could have bound it before: only those
+        modules are searched whole, and the modules that existed already, which could bind it only
+        by running code during that import, are looked up under its own name. A function defined
+        earlier (a re-export, or a module imported before the probe watched it) is searched for
+        everywhere.
         """
         aliases: List[str] = []
         fn_name = getattr(fn, "__name__", None)
+        fn_module = getattr(fn, "__module__", None)
         defined_now = (
-            fresh is not None
+            existing is not None
             and isinstance(fn_name, str)
-            and getattr(fn, "__module__", None) in fresh | {getattr(home, "__name__", None)}
+            and (
+                fn_module == getattr(home, "__name__", None) or (fn_module in sys.modules and fn_module not in existing)
+            )
         )
         for module_name, module in list(sys.modules.items()):
             namespace = getattr(module, "__dict__", None)
             if not isinstance(namespace, dict):
                 continue
             try:
-                if defined_now and module_name not in fresh:  # type: ignore[operator]
+                if defined_now and module_name in existing:  # type: ignore[operator]
                     if namespace.get(fn_name) is not fn:
                         continue
                 elif not _holds(namespace, fn):

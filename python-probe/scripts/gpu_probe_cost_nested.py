@@ -32,11 +32,7 @@ def profile_probed(runs: Any, args: Any, plan: Dict[str, Any]) -> Any:
     import pstats
 
     path = os.path.join(args.out, "probed.prof")
-    os.environ["MEMLENS_WORKLOAD_PROFILE"] = path
-    try:
-        runs.run("probed_profiled", ["repack", str(args.layers)], plan)
-    finally:
-        del os.environ["MEMLENS_WORKLOAD_PROFILE"]
+    runs.run("probed_profiled", ["repack", str(args.layers)], plan, {"MEMLENS_WORKLOAD_PROFILE": path})
     if not os.path.exists(path):
         return "no profile written"
     stats = pstats.Stats(path)

@@ -63,9 +63,11 @@ class Runs(gpu_validate.Runs):
     """gpu_validate's runs of the workloads of gpu_sites_workloads.py (``args[0]`` the scenario),
     whose results always have ``truth`` and ``events``."""
 
-    def run(self, name: str, args: List[str], plan: Optional[Dict[str, Any]]) -> Dict[str, Any]:  # type: ignore[override]
+    def run(  # type: ignore[override]
+        self, name: str, args: List[str], plan: Optional[Dict[str, Any]], env: Optional[Dict[str, str]] = None
+    ) -> Dict[str, Any]:
         result = self.run_command(
-            name, lambda truth_path: [sys.executable, "-c", RUNNER, args[0], truth_path, *args[1:]], plan
+            name, lambda truth_path: [sys.executable, "-c", RUNNER, args[0], truth_path, *args[1:]], plan, env
         )
         result.setdefault("truth", {})
         result.setdefault("events", [])

@@ -56,9 +56,11 @@ probed_startup() {
   shift
   node "$CLI" run --runs-dir "$work/runs" --quiet "$@" -- python3 $LOAD --moe-backend marlin >/dev/null 2>&1
   # The start-up, the probe's own time in each process (its `bye`), then what recording allocation
-  # sites cost inside this same run (sites_cost.py).
-  echo "$(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -o 'startup_seconds [0-9.]*' | tail -1)" \
-    "probe_seconds $(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep '"type":"bye"' |
+  # sites cost inside this same run (sites_cost.py). The start-up and the byes from one read.
+  local lines
+  lines=$(zcat -f "$work"/runs/*/events.jsonl* 2>/dev/null | grep -e 'startup_seconds' -e '"type":"bye"')
+  echo "$(grep -o 'startup_seconds [0-9.]*' <<<"$lines" | tail -1)" \
+    "probe_seconds $(grep '"type":"bye"' <<<"$lines" |
       grep -o '"probe_ns":[0-9]*' | awk -F: '{printf "%s%.3f", sep, $2 / 1e9; sep = ","}')" \
     "$(python3 scripts/vllm/sites_cost.py "$work"/runs/* 2>&1 | grep -o 'after the exits.*' | head -1)"
   rm -rf "$work"/runs/*
