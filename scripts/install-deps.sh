@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests and the quick start need on a fresh Debian 12 + Node 20 machine:
-# Debian packages (Chromium, OpenSSH, pytest, black, code-server's build deps) and npm packages.
+# Debian packages (Chromium, OpenSSH, pytest, black, code-server's build deps, a C compiler and
+# Python's headers for the fast host reader the probe tests build) and npm packages.
 # Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fonts-wqy-zenhei: a CJK font, so Chromium draws the zh-CN UI in the screenshots (not boxes).
-APT_PACKAGES=(python3-pytest black chromium openssh-server openssh-client libkrb5-dev libsecret-1-dev
+APT_PACKAGES=(python3-pytest python3-dev gcc libc6-dev black chromium openssh-server openssh-client libkrb5-dev libsecret-1-dev
   libx11-dev libxkbfile-dev ripgrep fonts-wqy-zenhei)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -27,7 +27,11 @@ USAGE = """memlens_probe COMMAND
                             rewrite it with pickle protocol 4, which pytorch.org/memory_viz opens
   build-fast-stats [--out DIR] [--cxx COMPILER]
                             build the optional fast counter reader for this Python's torch (g++,
-                            torch's headers); probed processes of that torch use it (PROTOCOL.md)
+                            torch's headers), and the fast path; probed processes of that
+                            torch use them (PROTOCOL.md)
+  build-fast-path [--out DIR] [--cc COMPILER]
+                            build the optional fast path alone (a C compiler, this Python's
+                            headers); probed processes of this Python use it (PROTOCOL.md)
 """
 
 
@@ -119,6 +123,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .fast_stats_build import main as build_fast_stats
 
         return build_fast_stats(rest)
+    if command == "build-fast-path":
+        from .fast_path import main as build_fast_path
+
+        return build_fast_path(rest)
     if command == "version":
         if as_json:
             print(json.dumps({"probe_version": __version__, "protocol": PROTOCOL_VERSION}))

@@ -15,7 +15,7 @@ import sys
 from typing import Any, Optional
 
 from .channel import Channel
-from . import hooks
+from . import fast_path, hooks
 from .hooks import FunctionHooks, ImportWatcher, install_line_probes
 from .plan import PlanError, load_plan
 from .runtime import Runtime
@@ -45,7 +45,9 @@ class Probe:
         self.channel = Channel(
             socket_path, self._on_control, self._on_disconnect, self._on_channel_lost, quiet_thread=self._quiet_thread
         )
-        runtime = self.runtime = Runtime(self.plan, self.channel.send_line)
+        # The fast path (fast_path.py), where it is built, formats probe points' lines into the ring.
+        send_format = self.channel.send_format if fast_path.module()[0] is not None else None
+        runtime = self.runtime = Runtime(self.plan, self.channel.send_line, send_format)
         runtime.hello(detect_origin())
         self.watcher = ImportWatcher()
         self.watcher.install()

@@ -12,7 +12,7 @@ import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .protocol import Event, encode_line
-from .ring import FAILED, WAKE, WRITTEN, RingUnavailable, RingWriter
+from .ring import DEFAULT_SIZE, FAILED, MAX_SIZE, WAKE, WRITTEN, RingUnavailable, RingWriter, format_line
 
 ControlHandler = Callable[[Dict[str, Any]], None]
 LostHandler = Callable[[int, str, bool], None]
@@ -28,6 +28,16 @@ _fstat = os.fstat
 def _identity(fd: int) -> Tuple[int, int]:
     info = _fstat(fd)
     return info.st_dev, info.st_ino
+
+
+def ring_bytes() -> int:
+    """The ring's size: ``MEMLENS_RING_BYTES`` (64 KiB to 64 MiB), else the default (1 MiB). It
+    is resident in the process from the start, a constant part of its RSS."""
+    try:
+        wanted = int(os.environ.get("MEMLENS_RING_BYTES", "") or DEFAULT_SIZE)
+    except ValueError:
+        return DEFAULT_SIZE
+    return min(max(wanted, 64 << 10), MAX_SIZE)
 
 
 class Channel:
@@ -78,7 +88,7 @@ class Channel:
     def _open_ring(self) -> None:
         """A ring for this process, handed to the launcher with the first byte on the socket."""
         try:
-            ring, fd = RingWriter.create(self._wake_from_ring)
+            ring, fd = RingWriter.create(self._wake_from_ring, ring_bytes())
         except (RingUnavailable, OSError, AttributeError, ValueError):
             return  # events go over the socket, one send each
         try:
@@ -128,6 +138,9 @@ class Channel:
         done = ring.write(data, urgent)
         if done == WRITTEN:
             return True
+        return self._after_ring_write(done)
+
+    def _after_ring_write(self, done: int) -> bool:
         if done == WAKE:
             try:
                 self._send_socket(b"\n")
@@ -137,6 +150,17 @@ class Channel:
             lost, self._lost_pending = self._lost_pending, None
             self._report_lost(lost)
         return done != FAILED
+
+    def send_format(self, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
+        """``send_line`` of ``template % values`` (ring.format_line), formatted by the fast path
+        straight into the ring where it can."""
+        ring = self._ring
+        if ring is None:
+            return self._send_socket(format_line(template, values))
+        done = ring.write_format(template, values, urgent)
+        if done == WRITTEN:
+            return True
+        return self._after_ring_write(done)
 
     def wake(self) -> None:
         """Wake the launcher (it reads the ring now); a channel the target closed is found and

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .events import LineFormat
 from .protocol import Event, current_rank, encode_line, json_readings, json_string, make_event, rank_from_env
 from .scopes import SCOPE_FIELD_NAMES, SCOPE_FIELDS_TEMPLATE, Scope
 
 SendLine = Callable[[bytes, bool], bool]
+# (template, values, urgent): the line ``template % values`` with dict values as JSON objects
+# (ring.format_line), formatted by the fast path straight into the ring (channel.send_format).
+SendFormat = Callable[[str, Tuple[Any, ...], bool], bool]
 
 _time_ns = time.time_ns
 _modules = sys.modules
@@ -36,8 +39,11 @@ assert ENTER.group_template == EXIT.group_template == SCOPE_FIELDS_TEMPLATE
 class Emitter:
     """Builds and sends this process's events (``pid`` is refreshed in a fork child)."""
 
-    def __init__(self, send_line: SendLine, pid: int) -> None:
+    def __init__(self, send_line: SendLine, pid: int, send_format: Optional[SendFormat] = None) -> None:
         self._send_line = send_line
+        # Where the fast path is loaded: probe points hand their lines' values to it, which formats
+        # them into the ring (the same bytes as below, without the Python strings).
+        self._send_format = send_format
         self.pid = pid
         self.active = True
         # The rank as JSON while torch.distributed is not imported (from the environment, read once).
@@ -60,6 +66,14 @@ class Emitter:
         ts, pid = _time_ns(), self.pid
         rank_json = self._env_rank_json if "torch.distributed" not in _modules else self._rank_json()
         device_json = "null" if device is None else device
+        send_format = self._send_format
+        if send_format is not None:
+            if process_name is None:
+                send_format(ENTER.template, (ts, pid, rank_json, device_json, scope.fields), False)
+            else:
+                values = (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
+                send_format(ENTER_NAMED.template, values, False)
+            return
         if process_name is None:
             line = ENTER.template % (ts, pid, rank_json, device_json, scope.fields)
         else:
@@ -77,6 +91,23 @@ class Emitter:
         raised: Optional[str],
     ) -> None:
         if not self.active:
+            return
+        if self._send_format is not None:
+            self._send_format(
+                EXIT.template,
+                (
+                    _time_ns(),
+                    self.pid,
+                    self._env_rank_json if "torch.distributed" not in _modules else self._rank_json(),
+                    "null" if device is None else device,
+                    scope.fields,
+                    after,
+                    peak,
+                    duration_ns,
+                    "null" if raised is None else json_string(raised),
+                ),
+                False,
+            )
             return
         line = EXIT.template % (
             _time_ns(),

@@ -1,7 +1,8 @@
 """Build the fast counter reader (fast_stats.py) for the torch of this Python:
 ``python -m memlens_probe build-fast-stats [--out DIR] [--cxx COMPILER]``.
 
-Compiles the library with g++ (or ``$CXX``) against the installed torch's headers and the CUDA
+Also builds the fast path (fast_path.py; ``build-fast-path`` builds it alone), whose
+path goes to stderr. Compiles the library with g++ (or ``$CXX``) against the installed torch's headers and the CUDA
 runtime headers (the ``nvidia`` wheels torch depends on, ``$CUDA_HOME`` or ``/usr/local/cuda``),
 links ``libc10_cuda.so``/``libc10.so`` from torch's ``lib`` folder with that folder as rpath, and
 uses torch's C++ ABI flag. Writes ``DIR/memlens_fast_stats-torch<version>.so`` (the cache folder by
@@ -19,6 +20,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
+from . import fast_path
 from .fast_stats import CPP_SOURCE, cache_dir, library_name
 
 
@@ -99,6 +101,12 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--out", help="folder for the library (default: the cache folder the probe looks in)")
     parser.add_argument("--cxx", help="C++ compiler (default: $CXX, g++, c++)")
     args = parser.parse_args(argv)
+    # The host reader first: it needs no torch, and a probed process without CUDA uses it too.
+    try:
+        host_path = fast_path.build(args.out, quiet=True)
+        sys.stderr.write(f"memlens_probe build-fast-stats: the fast path is {host_path}\n")
+    except (OSError, RuntimeError) as exc:
+        sys.stderr.write(f"memlens_probe build-fast-stats: the fast path was not built: {exc}\n")
     try:
         path = build(args.out, args.cxx)
     except ImportError as exc:

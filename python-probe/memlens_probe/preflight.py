@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 from . import __version__
 from . import nvml as nvml_module
 from .protocol import PROTOCOL_VERSION
-from .readings import read_host
+from .readings import host_reader, read_host
 
 
 def _installed_version(distribution: str) -> Optional[str]:
@@ -98,6 +98,9 @@ def selftest() -> Dict[str, Any]:
         "line_probes": "sys.monitoring" if sys.version_info >= (3, 12) else "sys.settrace",
         "host_rss": host.get("host_rss"),
         "host_hwm": host.get("host_hwm"),
+        # The fast path (fast_path.py): its path where this Python's probed processes use it.
+        "fast_path": host_reader().fast_library if host_reader().fast is not None else None,
+        "fast_path_why": host_reader().fast_why,
         "torch": None,
         "cuda_available": False,
         "cuda_device_count": 0,

@@ -12,6 +12,7 @@ import resource
 import sys
 from typing import Any, Callable, Dict, Optional, Set, Tuple
 
+from . import fast_path
 from . import nvml as nvml_module
 
 # The probe's own references, taken before any target is hooked (a target may name them).
@@ -177,6 +178,10 @@ class HostReader:
         self._trusted_above: Optional[int] = None
         # (page faults, VmHWM, VmRSS) at the last read of /proc/self/status, one tuple (threads read it).
         self._status_peak: Optional[Tuple[int, int, int]] = None
+        # The fast path (fast_path.py) where one was built for this probe and this Python.
+        found, self.fast_why, library = fast_path.module()
+        self.fast: Optional[fast_path.FastRead] = found.read if found is not None else None
+        self.fast_library = library if found is not None else ""
 
     def _calibrate(self) -> None:
         try:
@@ -188,6 +193,17 @@ class HostReader:
         self._trusted_above = usage if hwm is None or usage > hwm else 0
 
     def read(self) -> Readings:
+        fast = self.fast
+        if fast is not None:
+            trusted_above = self._trusted_above
+            if trusted_above is not None:
+                # Both system calls and the parsing in C (fast_path.py); None: read as below.
+                got = fast(self.statm.fd, self._page, _RUSAGE_PEAK if trusted_above == 0 else _RUSAGE_SELF)
+                if got is not None:
+                    rss, hwm, faults = got
+                    if trusted_above == 0:
+                        return {"host_rss": rss, "host_hwm": hwm if hwm > rss else rss}
+                    return self._inherited(rss, hwm, faults, trusted_above)
         try:
             # _ProcFile.read inlined (this runs twice per probed call): seven numbers, or the
             # descriptor is not ours any more (int() refuses anything but digits).
@@ -210,7 +226,10 @@ class HostReader:
             self._calibrate()
             return self.read()
         usage = _getrusage(_RUSAGE_SELF)  # the process's faults too, for the case below
-        hwm = usage.ru_maxrss << 10
+        return self._inherited(rss, usage.ru_maxrss << 10, usage.ru_minflt + usage.ru_majflt, trusted_above)
+
+    def _inherited(self, rss: int, hwm: int, faults: int, trusted_above: int) -> Readings:
+        """The readings where getrusage's peak (``hwm``, bytes) may count an inherited one."""
         if hwm > trusted_above:
             self._trusted_above = 0  # past the inherited peak: getrusage's is the process's own from now on
             return {"host_rss": rss, "host_hwm": hwm if hwm > rss else rss}
@@ -219,8 +238,7 @@ class HostReader:
         # maps at most one PMD-sized folio (a transparent huge page, or a large folio of a file):
         # while the RSS of that read plus that much per fault since stays within the peak then,
         # the peak is the same (a process that is not allocating, or that runs below its peak,
-        # reads it at the cost of the fast path).
-        faults = usage.ru_minflt + usage.ru_majflt
+        # reads it at the cost of the common case).
         known = self._status_peak
         if known is not None and known[2] + (faults - known[0]) * _FAULT_BYTES_MAX <= known[1]:
             return {"host_rss": rss, "host_hwm": known[1] if known[1] > rss else rss}

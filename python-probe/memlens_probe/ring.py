@@ -30,6 +30,9 @@ import threading
 import time
 from typing import Any, Callable, Tuple
 
+from . import fast_path
+from .protocol import json_readings
+
 # Taken at import, before any target is hooked: a target may name time:sleep.
 _sleep = time.sleep
 
@@ -42,6 +45,11 @@ _SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
 
 
 FAILED, WRITTEN, WAKE = 0, 1, 2
+
+
+def format_line(template: str, values: Tuple[Any, ...]) -> bytes:
+    """The line ``write_format`` writes, formatted in Python."""
+    return (template % tuple(json_readings(v) if type(v) is dict else v for v in values)).encode("utf-8")
 
 
 class RingUnavailable(Exception):
@@ -79,7 +87,11 @@ class RingWriter:
         # grows, so an old look is a safe bound).
         self._limit = self._capacity
         self._next_wake = self._half  # wake the launcher once this much is written
-        self.closed = False
+        self._closed = False
+        # The same writes in C where the fast path is built (fast_path.py); it keeps the positions
+        # then, and this object only waits for room when there is none.
+        found, _why, _library = fast_path.module()
+        self._fast: Any = found.Ring(address, size, HEADER) if found is not None else None
 
     @classmethod
     def create(cls, wake: Callable[[], None], size: int = DEFAULT_SIZE) -> Tuple["RingWriter", int]:
@@ -108,12 +120,31 @@ class RingWriter:
             raise
         return cls(address, size, libc, wake), fd
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        if value:
+            self._closed = True
+            if self._fast is not None:
+                self._fast.closed = True  # before any unmapping: C never touches the memory again
+
+    @property
+    def uses_fast_path(self) -> bool:
+        return self._fast is not None
+
     def write(self, data: bytes, urgent: bool = False) -> int:
         """Append ``data``: ``WRITTEN``, ``WAKE`` (written, and the launcher should be woken now, which
         the caller does outside the ring's lock) or ``FAILED`` (the ring is closed: the launcher is gone)."""
+        fast = self._fast
+        if fast is not None:
+            done = fast.write(data, urgent)
+            return done if done >= 0 else self._write_fast_slowly(fast, data, urgent)
         n = len(data)
         with self._lock:
-            if self.closed:
+            if self._closed:
                 return FAILED
             written = self._written + n
             if written > self._limit:
@@ -147,7 +178,7 @@ class RingWriter:
                 self._wake()
                 _sleep(0.0005)
                 self._limit = int.from_bytes(self._header, "little") + self._capacity
-                if self.closed:
+                if self._closed:
                     return False
                 continue
             chunk = min(len(data), free, self._capacity - self._offset)
@@ -157,6 +188,43 @@ class RingWriter:
             data = data[chunk:]
         self._next_wake = self._written + self._half  # the launcher was woken while this waited
         return True
+
+    def write_format(self, template: str, values: Tuple[Any, ...], urgent: bool = False) -> int:
+        """``write`` of the line ``template % values`` (a LineFormat template; dict values are
+        readings, written as JSON objects): formatted straight into the ring where the fast path
+        can, else in Python."""
+        fast = self._fast
+        if fast is not None:
+            done = fast.write_format(template, values, urgent)
+            if done >= 0:
+                return done  # type: ignore[no-any-return]
+        return self.write(format_line(template, values), urgent)
+
+    def _write_fast_slowly(self, fast: Any, data: bytes, urgent: bool) -> int:
+        """The C ring had no room, or another thread waits for room in it: copy under the lock as
+        room appears, waking the launcher, as ``_write_slowly`` does (while this waits, with the GIL
+        released, the others' C writes see ``busy`` and queue here)."""
+        with self._lock:
+            fast.busy = True
+            try:
+                view = memoryview(data).cast("B")
+                waited = False
+                while view:
+                    if fast.closed:
+                        return FAILED
+                    copied = fast.copy_some(view)
+                    if copied:
+                        view = view[copied:]
+                        continue
+                    waited = True
+                    self._wake()
+                    _sleep(0.0005)
+            finally:
+                fast.busy = False
+            if waited or urgent or fast.written >= fast.next_wake:
+                fast.next_wake = fast.written + fast.half  # the launcher was (or is about to be) woken
+                return WAKE
+            return WRITTEN
 
     def close(self) -> None:
         """No more writes (the launcher is gone: a writer waiting for room gives up)."""
@@ -223,6 +291,32 @@ class RingReader:
             step = min(end - position, len(_ZEROS))
             self._map[position : position + step] = _ZEROS[:step]
             position += step
+
+    def _write_fast_slowly(self, fast: Any, data: bytes, urgent: bool) -> int:
+        """The C ring had no room, or another thread waits for room in it: copy under the lock as
+        room appears, waking the launcher, as ``_write_slowly`` does (while this waits, with the GIL
+        released, the others' C writes see ``busy`` and queue here)."""
+        with self._lock:
+            fast.busy = True
+            try:
+                view = memoryview(data).cast("B")
+                waited = False
+                while view:
+                    if fast.closed:
+                        return FAILED
+                    copied = fast.copy_some(view)
+                    if copied:
+                        view = view[copied:]
+                        continue
+                    waited = True
+                    self._wake()
+                    _sleep(0.0005)
+            finally:
+                fast.busy = False
+            if waited or urgent or fast.written >= fast.next_wake:
+                fast.next_wake = fast.written + fast.half  # the launcher was (or is about to be) woken
+                return WAKE
+            return WRITTEN
 
     def close(self) -> None:
         if not self.closed:

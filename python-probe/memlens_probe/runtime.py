@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 from . import __version__, forensics
 from .control import PauseControl
 from .device import DeviceReader
-from .emitter import Emitter, SendLine
+from .emitter import Emitter, SendFormat, SendLine
 from .peaks import PeakTracker
 from .plan import Plan
 from .readings import Readings, host_reader
@@ -64,11 +64,11 @@ class Runtime:
     """The probe inside one process. ``send_line(line, urgent)`` hands an event's line to the
     launcher (the channel)."""
 
-    def __init__(self, plan: Plan, send_line: SendLine) -> None:
+    def __init__(self, plan: Plan, send_line: SendLine, send_format: Optional[SendFormat] = None) -> None:
         self.plan = plan
         # Cached (getpid is a system call); refreshed in the fork child.
         self.pid = os.getpid()
-        self.emitter = Emitter(send_line, self.pid)
+        self.emitter = Emitter(send_line, self.pid, send_format)
         self.scopes = Scopes(self.pid)
         # The function wrappers append the scopes they could not close here (hooks.make_wrapper).
         self.unrecorded = self.scopes.unrecorded

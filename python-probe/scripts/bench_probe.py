@@ -153,6 +153,28 @@ def host_section(
     return report, lines
 
 
+def in_situ(runs: Runs, calls: int) -> Dict[str, Any]:
+    """One probed process's own account of its probe points (bench_targets.py ``situ``)."""
+    result = runs.run("situ", "calls", [str(calls), "situ"], NOOP)
+    situ = (result.get("truth") or {}).get("situ")
+    return situ if situ is not None else {"error": result["stderr"][-800:]}
+
+
+def in_situ_text(situ: Dict[str, Any]) -> List[str]:
+    if "error" in situ:
+        return [f"in situ: error {situ['error']}"]
+    point = situ["us_per_probe_point"]
+    whole = point["whole"]
+    return [
+        f"in situ (one probed process under the launcher, {'with' if situ.get('fast_path') else 'without'} the fast path, "
+        f"getrusage {'trusted' if situ['getrusage_trusted'] else 'counting an inherited peak'}, "
+        f"{situ['os_threads']} threads): {whole} µs per probe point; without host readings {point['no host readings']} "
+        f"(they cost {round(whole - point['no host readings'], 2)}), without the ring {point['no ring']} "
+        f"(it costs {round(whole - point['no ring'], 2)}), without both {point['neither']}",
+        "  alone, µs a call: " + ", ".join(f"{name} {value}" for name, value in situ["us_alone"].items()),
+    ]
+
+
 def per_call(runs: Runs, label: str, calls: int, mode: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """The CUDA per-call figures (unprobed then probed, once each: a GPU host is not shared)."""
     result = alternate([("unprobed", runs, None), (label, runs, NOOP)], mode, calls, 1, env)
@@ -359,6 +381,7 @@ def main() -> int:
     if args.baseline:
         variants.append(("baseline", Runs(work, os.path.abspath(args.baseline), 600.0), True))
     report["host"], host_lines = host_section(variants, args.calls, args.work_calls, args.rounds)
+    report["in_situ"] = in_situ(runs, args.calls)
     report["breakdown"] = breakdown()
     report["sites_reduction"] = sites_reduction()
     report["alias_search"] = alias_search()
@@ -375,6 +398,7 @@ def main() -> int:
     lines: List[str] = [
         f"MemLens probe benchmark on {device}; {host} (python {sys.version.split()[0]})",
         *host_lines,
+        *("  " + line for line in in_situ_text(report["in_situ"])),
         *("  " + line for line in breakdown_text(report["breakdown"])),
     ]
     reduction = report["sites_reduction"]

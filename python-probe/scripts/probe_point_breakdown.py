@@ -23,10 +23,11 @@ PROBE_DIR = os.path.dirname(HERE)
 if PROBE_DIR not in sys.path:
     sys.path.insert(0, PROBE_DIR)
 
-from memlens_probe import hooks  # noqa: E402
+from memlens_probe import fast_path, hooks  # noqa: E402
+from memlens_probe.emitter import EXIT  # noqa: E402
 from memlens_probe import readings as readings_module  # noqa: E402
 from memlens_probe.plan import parse_plan  # noqa: E402
-from memlens_probe.ring import FAILED, RingReader, RingWriter  # noqa: E402
+from memlens_probe.ring import FAILED, RingReader, RingWriter, format_line  # noqa: E402
 from memlens_probe.runtime import Runtime  # noqa: E402
 
 
@@ -73,21 +74,35 @@ def _ring_runtime(plan: Any) -> Tuple[Runtime, RingWriter, _Drain]:
     def send_line(data: bytes, urgent: bool) -> bool:
         return ring.write(data, urgent) != FAILED
 
-    return Runtime(plan, send_line), ring, drain
+    def send_format(template: str, values: Tuple[Any, ...], urgent: bool) -> bool:
+        return ring.write_format(template, values, urgent) != FAILED
+
+    # As a probed process does (bootstrap.py): lines formatted into the ring where the fast path is built.
+    return Runtime(plan, send_line, send_format if _fast() else None), ring, drain
 
 
-def _ring_write_us(line: bytes, repeats: int) -> float:
-    """One event's copy into a ring of its own, read between rounds (outside the timing)."""
+def _fast() -> bool:
+    return fast_path.module()[0] is not None
+
+
+def _ring_write_us(line: bytes, values: Tuple[Any, ...], repeats: int) -> float:
+    """One exit event's copy into a ring of its own (formatted into it, with the fast path), read
+    between rounds (outside the timing)."""
     ring, fd = RingWriter.create(lambda: None)
     reader = RingReader(fd)
     os.close(fd)
     count = (1 << 19) // len(line)  # half a ring: never waits for room
     best = float("inf")
+    template = EXIT.template
     try:
         for _ in range(repeats):
             started = _clock()
-            for _ in range(count):
-                ring.write(line)
+            if _fast():
+                for _ in range(count):
+                    ring.write_format(template, values)
+            else:
+                for _ in range(count):
+                    ring.write(line)
             best = min(best, (_clock() - started) / count / 1000)
             reader.read()
     finally:
@@ -142,8 +157,10 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
             runtime.scopes.close(state, scope)
 
         scope = runtime.scopes.open(state, site, readings, True)
-        null_emitter = type(runtime.emitter)(lambda data, urgent: True, os.getpid())
-        line = b'{"v":1,"type":"enter"' + b"x" * 300 + b"}\n"
+        null_format = (lambda template, values, urgent: True) if _fast() else None
+        null_emitter = type(runtime.emitter)(lambda data, urgent: True, os.getpid(), null_format)
+        exit_values = (time.time_ns(), os.getpid(), "null", "null", scope.fields, readings, {}, 1000, "null")
+        line = format_line(EXIT.template, exit_values)
 
         pieces = {
             "statm": per_call_us(lambda: pread(statm_fd, 128, 0), n, repeats),
@@ -155,7 +172,7 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
                 + per_call_us(lambda: null_emitter.exit(scope, None, readings, {}, 1000, None), n, repeats)
             )
             / 2,
-            "ring write": _ring_write_us(line, repeats),
+            "ring write": _ring_write_us(line, exit_values, repeats),
         }
         if "torch" in sys.modules:
             # torch's readings as the runtime takes them (counters through the peak view; device-level
@@ -176,6 +193,8 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
         pieces["host parsing"] = max(0.0, pieces["host readings"] - pieces["statm"] - pieces["getrusage"])
         pieces["calls, wrapper and the rest"] = max(0.0, total - named)
         return {
+            # whether the fast path (fast_path.py) took the host readings and wrote the lines
+            "fast_path": _fast(),
             # which reader gave torch's counters (fast_stats.py): "fast", or "torch" (the stats dict)
             "counter_reader": "fast" if runtime.device.fast_reader is not None else "torch",
             "us_per_probe_point": round(total, 3),
@@ -194,7 +213,8 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
 def breakdown_text(result: Dict[str, Any]) -> List[str]:
     p = result["pieces_us"]
     return [
-        f"where a probe point's time goes (CPU µs per probe point in one process, min of rounds): "
+        f"where a probe point's time goes (CPU µs per probe point in one process, min of rounds; "
+        f"{'with' if result.get('fast_path') else 'without'} the fast path): "
         f"total {result['us_per_probe_point']:.2f} = host readings {p['host readings']:.2f} "
         f"(statm {p['statm']:.2f}, getrusage {p['getrusage']:.2f}, parsing {p['host parsing']:.2f}) "
         + (f"+ torch readings {p['torch readings']:.2f} " if "torch readings" in p else "")

@@ -217,3 +217,40 @@ def pid_gone(pid: int) -> bool:
 @pytest.fixture
 def py() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def fast_path_module(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The fast path (fast_path.py), built for this Python by the real command into a
+    folder of the session. CI has a compiler and this Python's headers: there it must build."""
+    out = tmp_path_factory.mktemp("fast-path")
+    done = subprocess.run(
+        [sys.executable, "-m", "memlens_probe", "build-fast-path", "--out", str(out)],
+        cwd=str(PROBE_DIR),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"build-fast-path failed in CI: {done.stderr}")
+        pytest.skip(f"no fast path here (no C compiler or Python headers): {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(params=["python", "fast"])
+def fast_path_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The probe's pieces in Python (``MEMLENS_FAST_PATH=off``), then with the fast path: in this
+    process (its loaded module) and in the processes a test starts (the variable)."""
+    from memlens_probe import fast_path
+
+    if request.param == "python":
+        monkeypatch.setenv("MEMLENS_FAST_PATH", "off")
+        monkeypatch.setattr(fast_path, "_loaded", None)
+    else:
+        path = request.getfixturevalue("fast_path_module")
+        monkeypatch.setenv("MEMLENS_FAST_PATH", path)
+        monkeypatch.setattr(fast_path, "_loaded", None)
+        found, why, _path = fast_path.module()
+        assert found is not None, why
+    return str(request.param)

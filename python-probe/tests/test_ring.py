@@ -46,8 +46,9 @@ class Drain:
         return b"".join(self.data)
 
 
-def test_lines_come_out_whole_and_in_order_across_the_end_and_longer_than_the_ring():
+def test_lines_come_out_whole_and_in_order_across_the_end_and_longer_than_the_ring(fast_path_mode):
     writer, reader, _wakes = _pair(HEADER + 1000)
+    assert writer.uses_fast_path == (fast_path_mode == "fast")
     drain = Drain(reader)
     rng = random.Random(7)
     sent = []
@@ -61,7 +62,47 @@ def test_lines_come_out_whole_and_in_order_across_the_end_and_longer_than_the_ri
     reader.close()
 
 
-def test_the_writer_asks_for_a_wake_at_half_a_ring_and_for_urgent_lines():
+def test_threads_writing_into_a_small_ring_never_mix_their_lines(fast_path_mode):
+    # A ring far smaller than what is written: threads wait for room while others come to write
+    # (in C, a writer that finds another one waiting queues behind it instead of writing).
+    writer, reader, wakes = _pair(HEADER + 700)
+    drain = Drain(reader)
+    sent = {}
+
+    def write_lines(name: str) -> None:
+        rng = random.Random(name)
+        lines = sent[name] = []
+        for index in range(400):
+            line = b"%s:%d:" % (name.encode(), index) + b"q" * rng.randrange(0, 900) + b"\n"
+            lines.append(line)
+            assert writer.write(line) in (1, 2)
+
+    threads = [threading.Thread(target=write_lines, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    received = drain.finish().split(b"\n")
+    assert received.pop() == b""
+    for name, lines in sent.items():
+        assert [line + b"\n" for line in received if line.startswith(name.encode() + b":")] == lines
+    assert len(received) == 4 * 400
+    assert wakes, "the writers woke the launcher while they waited"
+    reader.close()
+
+
+def test_a_closed_ring_takes_nothing_more(fast_path_mode):
+    writer, reader, _wakes = _pair(HEADER + 1000)
+    assert writer.write(b"before\n") == 1
+    writer.close()
+    assert writer.closed and writer.write(b"after\n") == 0
+    assert reader.read() == b"before\n"
+    writer.after_fork()  # unmapped: still nothing written, and no crash
+    assert writer.write(b"after\n") == 0
+    reader.close()
+
+
+def test_the_writer_asks_for_a_wake_at_half_a_ring_and_for_urgent_lines(fast_path_mode):
     writer, reader, _wakes = _pair(HEADER + 1000)
     results = [writer.write(b"a" * 99 + b"\n") for _ in range(4)]
     assert results == [1, 1, 1, 1] and writer.write(b"b" * 99 + b"\n") == 2  # 500 bytes: half the ring
@@ -70,7 +111,7 @@ def test_the_writer_asks_for_a_wake_at_half_a_ring_and_for_urgent_lines():
     reader.close()
 
 
-def test_a_writer_killed_mid_line_leaves_every_line_it_finished():
+def test_a_writer_killed_mid_line_leaves_every_line_it_finished(fast_path_mode):
     writer, reader, _wakes = _pair(HEADER + 4096)
     child = os.fork()
     if child == 0:  # writes numbered lines into the parent's ring until it is killed
@@ -111,7 +152,7 @@ while True:
 """
 
 
-def test_a_process_killed_mid_run_loses_nothing_it_recorded(tmp_path):
+def test_a_process_killed_mid_run_loses_nothing_it_recorded(tmp_path, fast_path_mode):
     for signum in (signal.SIGKILL, signal.SIGTERM):
         folder = tmp_path / signum.name
         folder.mkdir()

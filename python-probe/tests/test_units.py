@@ -1,5 +1,6 @@
 """The probe's units on their own: host readings (statm + getrusage, and where getrusage is not
-VmHWM), and what each unit's after_fork keeps and drops."""
+VmHWM; each test of them runs with the readings taken in Python and by the fast path), and
+what each unit's after_fork keeps and drops."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def _status() -> dict:
     return out
 
 
-def test_host_readings_are_vmrss_and_vmhwm():
+def test_host_readings_are_vmrss_and_vmhwm(fast_path_mode):
     reader = HostReader()
+    assert (reader.fast is not None) == (fast_path_mode == "fast"), reader.fast_why
     before = _status()
     readings = reader.read()
     after = _status()
@@ -40,7 +42,7 @@ def test_host_readings_are_vmrss_and_vmhwm():
     assert before["VmHWM"] - RSS_SLACK <= readings["host_hwm"] <= after["VmHWM"] + RSS_SLACK
 
 
-def test_a_peak_reached_on_another_thread_is_read_on_this_one():
+def test_a_peak_reached_on_another_thread_is_read_on_this_one(fast_path_mode):
     # The peak comes from the calling thread's getrusage (RUSAGE_THREAD: cheaper, and its cost does
     # not grow with the process's threads); the kernel fills ru_maxrss from the process's memory.
     reader = HostReader()
@@ -89,14 +91,16 @@ for offset in range(0, len(spike), 4096):
     spike[offset] = 1
 del spike
 after_spike = reader.read()
-print(json.dumps([first, again, hwm_first, after_spike, vmhwm(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
+print(json.dumps([first, again, hwm_first, after_spike, vmhwm(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  reader.fast is not None]))
 """
 
 
-def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents():
+def test_a_child_of_a_large_process_reads_its_own_peak_not_its_parents(fast_path_mode):
     # getrusage's ru_maxrss counts the peak of the image a process replaced with exec: a child
     # started by a large process (vLLM's workers) would read its parent's peak as its own.
-    first, again, hwm_first, after_spike, hwm_after, maxrss = _child_of_a_large_process(CHILD, 200)
+    first, again, hwm_first, after_spike, hwm_after, maxrss, fast = _child_of_a_large_process(CHILD, 200)
+    assert fast == (fast_path_mode == "fast")
     assert maxrss > 150 * MIB, "this kernel counts the exec'd image in ru_maxrss (the case under test)"
     assert abs(first["host_hwm"] - hwm_first) <= RSS_SLACK and first["host_hwm"] < 100 * MIB
     assert again["host_hwm"] == first["host_hwm"] or abs(again["host_hwm"] - hwm_first) <= RSS_SLACK
@@ -138,12 +142,15 @@ reads_below = len(status_reads) - settled
 grown = touch(300 << 20)  # past the peak
 past = reader.read()
 print(json.dumps([below, reads_below, past, len(status_reads) - settled, status("VmHWM"),
-                  readings_module._FAULT_BYTES_MAX]))
+                  readings_module._FAULT_BYTES_MAX, reader.fast is not None]))
 """
 
 
-def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults_could_pass_it():
-    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes = _child_of_a_large_process(BELOW_PEAK_CHILD, 600)
+def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults_could_pass_it(fast_path_mode):
+    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes, fast = _child_of_a_large_process(
+        BELOW_PEAK_CHILD, 600
+    )
+    assert fast == (fast_path_mode == "fast")
     assert fault_bytes >= 4096
     assert reads_below == 0, "a few faults 200 MiB below the peak cannot move it"
     assert below["host_hwm"] >= below["host_rss"] + 150 * MIB, "the peak from the last status read"
@@ -167,7 +174,7 @@ print(json.dumps([before, table(), reader.statm.fd, lowest_free]))
 """
 
 
-def test_the_probes_descriptors_go_high_without_growing_the_descriptor_table():
+def test_the_probes_descriptors_go_high_without_growing_the_descriptor_table(fast_path_mode):
     # Growing the table in a process with threads waits for an RCU grace period (~10 ms, once).
     done = subprocess.run([sys.executable, "-c", FD_TABLE_CHILD], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -176,7 +183,7 @@ def test_the_probes_descriptors_go_high_without_growing_the_descriptor_table():
     assert lowest_free < statm_fd < before
 
 
-def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path):
+def test_host_readings_survive_the_target_closing_and_reusing_the_descriptor(tmp_path, fast_path_mode):
     reader = HostReader()
     expected = reader.read()["host_rss"]
     fd = reader.statm.fd  # the test plays the target that closes it
