@@ -135,6 +135,12 @@ class RingWriter:
     def uses_fast_path(self) -> bool:
         return self._fast is not None
 
+    @property
+    def fast(self) -> Any:
+        """The fast path's ring (None without it): ``write_format`` there, where it returns >= 0,
+        is this object's ``write_format``."""
+        return self._fast
+
     def write(self, data: bytes, urgent: bool = False) -> int:
         """Append ``data``: ``WRITTEN``, ``WAKE`` (written, and the launcher should be woken now, which
         the caller does outside the ring's lock) or ``FAILED`` (the ring is closed: the launcher is gone)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from . import fast_path
 from .events import SCOPE_FIELDS
 from .peaks import ScopePeak
 from .protocol import json_readings, json_string
@@ -20,6 +21,10 @@ from .protocol import json_readings, json_string
 Readings = Dict[str, int]
 
 _current_thread = threading.current_thread
+_fast_module = fast_path.module()[0]
+_fast_format: Optional[Callable[[str, Tuple[Any, ...]], Optional[str]]] = (
+    _fast_module.format if _fast_module is not None else None
+)
 
 # Each probed call adds a wrapper frame. From this many open scopes in a thread on, the
 # recursion limit is raised by one frame per open scope (plus the probe's own frames), so that the
@@ -162,17 +167,22 @@ class Scopes:
         thread = state.thread.name
         if thread != state.name:
             state.name, state.name_json = thread, json_string(thread)
-        scope.fields = SCOPE_FIELDS_TEMPLATE % (
+        values = (
             site.target_json,
             scope_json,
             stack[-1].scope_json if depth else "null",
             call,
             depth,
             state.name_json,
-            json_readings(before),
+            before,
             site.file_json,
             site.line_json,
         )
+        # The fast path (fast_path.py) formats the readings with the rest, in one call.
+        fields = _fast_format(SCOPE_FIELDS_TEMPLATE, values) if _fast_format is not None else None
+        if fields is None:
+            fields = SCOPE_FIELDS_TEMPLATE % (*values[:6], json_readings(before), *values[7:])
+        scope.fields = fields
         scope.site = site
         scope.number = number
         scope.scope_json = scope_json
