@@ -15,6 +15,11 @@ what it consumed before it hands the space back). A byte that is not zero is fin
 being copied, or cut by the process's death, is read as far as it was written and completed
 later (or reported as cut when the process is gone).
 
+Where the probe's fast path is built (fast_path.py), the writer's positions live in its C ``Ring``,
+which copies a line (or formats a probe point's line) into the ring in one call under the GIL;
+this class then only waits for room when there is none. The layout and the launcher's side are
+the same.
+
 The process keeps no descriptor: the target owns every descriptor number (it may close them all,
 and reuse the numbers), so the mapping is made with libc's mmap and the memfd is closed once the
 launcher has it.

@@ -317,3 +317,32 @@ def test_a_full_ring_hands_the_line_back(fast_path_module):
     finally:
         reader.close()
         writer.after_fork()
+
+
+def test_scope_fields_formatted_in_c_are_the_text_python_formats(fast_path_module):
+    from memlens_probe.protocol import json_readings, json_string
+    from memlens_probe.scopes import SCOPE_FIELDS_TEMPLATE
+
+    module, _why = fast_path.load(fast_path_module)
+    assert module is not None
+    for thread, file, before in [
+        ("MainThread", "/x/model.py", {"host_rss": 1 << 30, "host_hwm": (1 << 31) + 7}),
+        ("线程-1", "/données/é.py", {"host_rss": 5, "host_hwm": 6, "allocated": 0, "reserved": 1 << 40}),
+        ("", None, {}),
+    ]:
+        values = (
+            json_string("target"),
+            '"12:3"',
+            "null",
+            7,
+            0,
+            json_string(thread),
+            before,
+            "null" if file is None else json_string(file),
+            "42",
+        )
+        python = SCOPE_FIELDS_TEMPLATE % (*values[:6], json_readings(before), *values[7:])
+        assert module.format(SCOPE_FIELDS_TEMPLATE, values) == python
+        assert json.loads("{" + python + "}")["before"] == before
+    assert module.format("%s", (1.5,)) is None, "what C does not format is left to Python"
+    assert module.format("x" * 5000 + "%s", (1,)) is None

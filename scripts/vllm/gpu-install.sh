@@ -31,3 +31,8 @@ printf '[vllm.general_plugins]\nmemlens_truth = memlens_truth:register\n' >/tmp/
 export PYTHONPATH=/tmp/site
 python3 -c "import torch, vllm; print('vllm', vllm.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda)"
 /tmp/node/bin/node --version
+# The probe's fast counter reader and fast path for this Python and torch (optional: where no
+# compiler or headers are found, the probe reads as before, and says so).
+(cd python-probe && python3 -m memlens_probe build-fast-stats >/dev/null) ||
+  echo "gpu-install: build-fast-stats failed; probed runs read torch's counters and the host in Python" >&2
+(cd python-probe && python3 -m memlens_probe selftest | grep '^fast_path ') || true
