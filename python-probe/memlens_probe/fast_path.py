@@ -31,13 +31,12 @@ import importlib.machinery
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
-import tempfile
 from typing import Any, Callable, List, Optional, Tuple
 
 from .fast_stats import OFF_VALUES, cache_dir
+from .native_build import compile_into
 
 ENV_PATH = "MEMLENS_FAST_PATH"
 MODULE = "memlens_fast_path"
@@ -515,30 +514,22 @@ def compile_command(source: str, target: str, cc: str) -> List[str]:
 
 
 def build(out_dir: Optional[str] = None, cc: Optional[str] = None, quiet: bool = False) -> str:
-    """Compile the reader for this Python; returns its path."""
-    out_dir = out_dir or cache_dir()
-    os.makedirs(out_dir, exist_ok=True)
-    target = os.path.join(out_dir, file_name())
+    """Compile the fast path for this Python; returns its path."""
+    target = os.path.join(out_dir or cache_dir(), file_name())
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
-    with tempfile.TemporaryDirectory(prefix="memlens-fast-path-") as work:
-        source = os.path.join(work, "memlens_fast_path.c")
-        with open(source, "w", encoding="utf-8") as handle:
-            handle.write(C_SOURCE)
-        built = os.path.join(work, "module.so")
-        command = compile_command(source, built, compiler)
-        if not quiet:
-            sys.stderr.write(" ".join(command) + "\n")
-        try:
-            result = subprocess.run(command, capture_output=True, text=True)
-        except OSError as exc:
-            raise RuntimeError(f"cannot run the C compiler {compiler!r}: {exc} (set CC or pass --cc)") from exc
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-        temporary = target + f".{os.getpid()}.tmp"
-        shutil.copyfile(built, temporary)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, target)  # a process loading it never sees half a file
-    return target
+    try:
+        return compile_into(
+            C_SOURCE,
+            "memlens_fast_path.c",
+            target,
+            lambda source, built: compile_command(source, built, compiler),
+            compiler,
+            quiet,
+        )
+    except RuntimeError as exc:
+        if str(exc).startswith("cannot run the compiler"):
+            raise RuntimeError(f"{exc} (set CC or pass --cc)") from exc
+        raise
 
 
 def main(argv: List[str]) -> int:

@@ -15,13 +15,12 @@ import argparse
 import glob
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from typing import List, Optional
 
 from . import fast_path
 from .fast_stats import CPP_SOURCE, cache_dir, library_name
+from .native_build import compile_into
 
 
 def cuda_include_dirs(torch_dir: str) -> List[str]:
@@ -74,26 +73,16 @@ def build(out_dir: Optional[str] = None, cxx: Optional[str] = None, quiet: bool 
     """Compile the library for the importable torch; returns its path."""
     import torch
 
-    out_dir = out_dir or cache_dir()
-    os.makedirs(out_dir, exist_ok=True)
-    target = os.path.join(out_dir, library_name(torch.__version__))
+    target = os.path.join(out_dir or cache_dir(), library_name(torch.__version__))
     compiler = cxx or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or "g++"
-    with tempfile.TemporaryDirectory(prefix="memlens-fast-stats-") as work:
-        source = os.path.join(work, "memlens_fast_stats.cpp")
-        with open(source, "w", encoding="utf-8") as handle:
-            handle.write(CPP_SOURCE)
-        built = os.path.join(work, "library.so")
-        command = compile_command(torch, source, built, compiler)
-        if not quiet:
-            sys.stderr.write(" ".join(command) + "\n")
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-        temporary = target + f".{os.getpid()}.tmp"
-        shutil.copyfile(built, temporary)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, target)  # a process loading it never sees half a file
-    return target
+    return compile_into(
+        CPP_SOURCE,
+        "memlens_fast_stats.cpp",
+        target,
+        lambda source, built: compile_command(torch, source, built, compiler),
+        compiler,
+        quiet,
+    )
 
 
 def main(argv: List[str]) -> int:

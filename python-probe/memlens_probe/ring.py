@@ -303,32 +303,6 @@ class RingReader:
             self._map[position : position + step] = _ZEROS[:step]
             position += step
 
-    def _write_fast_slowly(self, fast: Any, data: bytes, urgent: bool) -> int:
-        """The C ring had no room, or another thread waits for room in it: copy under the lock as
-        room appears, waking the launcher, as ``_write_slowly`` does (while this waits, with the GIL
-        released, the others' C writes see ``busy`` and queue here)."""
-        with self._lock:
-            fast.busy = True
-            try:
-                view = memoryview(data).cast("B")
-                waited = False
-                while view:
-                    if fast.closed:
-                        return FAILED
-                    copied = fast.copy_some(view)
-                    if copied:
-                        view = view[copied:]
-                        continue
-                    waited = True
-                    self._wake()
-                    _sleep(0.0005)
-            finally:
-                fast.busy = False
-            if waited or urgent or fast.written >= fast.next_wake:
-                fast.next_wake = fast.written + fast.half  # the launcher was (or is about to be) woken
-                return WAKE
-            return WRITTEN
-
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -170,7 +170,7 @@ def test_build_errors_say_what_to_do(tmp_path):
         timeout=60,
     )
     assert done.returncode == 1
-    assert "cannot run the C compiler '/no/such/cc'" in done.stderr and "--cc" in done.stderr
+    assert "cannot run the compiler '/no/such/cc'" in done.stderr and "--cc" in done.stderr
     assert not os.listdir(tmp_path), "nothing half-built is left"
 
 
