@@ -21,10 +21,6 @@ from .protocol import json_readings, json_string
 Readings = Dict[str, int]
 
 _current_thread = threading.current_thread
-_fast_module = fast_path.module()[0]
-_fast_format: Optional[Callable[[str, Tuple[Any, ...]], Optional[str]]] = (
-    _fast_module.format if _fast_module is not None else None
-)
 
 # Each probed call adds a wrapper frame. From this many open scopes in a thread on, the
 # recursion limit is raised by one frame per open scope (plus the probe's own frames), so that the
@@ -134,6 +130,10 @@ class Scopes:
         self.unrecorded: List[Tuple[List[Any], Optional[BaseException]]] = []
         self._recursion_base = 0
         self._recursion_set: Optional[int] = None
+        found = fast_path.module()[0]
+        self._fast_format: Optional[Callable[[str, Tuple[Any, ...]], Optional[str]]] = (
+            found.format if found is not None else None
+        )
 
     def thread_state(self) -> ThreadState:
         try:
@@ -179,7 +179,8 @@ class Scopes:
             site.line_json,
         )
         # The fast path (fast_path.py) formats the readings with the rest, in one call.
-        fields = _fast_format(SCOPE_FIELDS_TEMPLATE, values) if _fast_format is not None else None
+        fast_format = self._fast_format
+        fields = fast_format(SCOPE_FIELDS_TEMPLATE, values) if fast_format is not None else None
         if fields is None:
             fields = SCOPE_FIELDS_TEMPLATE % (*values[:6], json_readings(before), *values[7:])
         scope.fields = fields
