@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import sys
+import threading
 import time
 
 # ~100 µs of pure Python on the 2-core development machine (AMD EPYC VM, Python 3.11).
@@ -79,10 +82,6 @@ def _situ(calls: int, rounds: int = 9) -> dict:
             finally:
                 runtime.host, (emitter._send_line, emitter._send_format) = real_host, real_send
             figures[name].append((probed - timed(noop_twin)) / 2)
-    import resource
-    import statistics
-    import threading
-
     pread, fd, getrusage = os.pread, real_host.statm.fd, resource.getrusage
     alone = {
         "a call of a lambda (in each figure below)": timed(lambda: None),
@@ -94,7 +93,7 @@ def _situ(calls: int, rounds: int = 9) -> dict:
     return {
         "fast_path": real_host.fast is not None,
         "us_per_probe_point": {name: round(statistics.median(values), 3) for name, values in figures.items()},
-        "us_alone": {name: round(value / 1, 3) for name, value in alone.items()},
+        "us_alone": {name: round(value, 3) for name, value in alone.items()},
         "getrusage_trusted": real_host._trusted_above == 0,
         "threads": threading.active_count(),
         "os_threads": len(os.listdir("/proc/self/task")),
