@@ -462,7 +462,7 @@ def load(path: Optional[str] = None) -> Tuple[Optional[Any], str]:
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         return None, "this Python is free-threaded, and the fast path relies on the GIL"
     if not os.path.isfile(path):
-        return None, f"no fast path at {path} (python -m memlens_probe build-fast-path)"
+        return None, f"no fast path at {path} (the probe's build-fast-path command builds it)"
     try:
         loader = importlib.machinery.ExtensionFileLoader(MODULE, path)
         spec = importlib.util.spec_from_file_location(MODULE, path, loader=loader)

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import __version__
+from . import __version__, fast_path
 from . import nvml as nvml_module
 from .protocol import PROTOCOL_VERSION
 from .readings import host_reader, read_host
@@ -51,6 +51,8 @@ def preflight() -> Dict[str, Any]:
         "nvml": {"available": False, "driver_version": None, "error": None},
         "gpus": [],
     }
+    fast, why, library = fast_path.module()
+    result["fast_path"] = {"available": fast is not None, "library": library if fast is not None else None, "why": why}
     lib = nvml_module.get()
     if lib is None:
         result["nvml"]["error"] = nvml_module.failure()

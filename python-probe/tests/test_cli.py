@@ -75,7 +75,10 @@ def test_preflight_shape(zipapp):
         "cuda_visible_devices",
         "nvml",
         "gpus",
+        "fast_path",
     }
+    assert set(report["fast_path"]) == {"available", "library", "why"}
+    assert (report["fast_path"]["library"] is None) == (not report["fast_path"]["available"])
     assert report["python"]["version"].count(".") == 2
     assert set(report["torch"]) == {"installed", "version"}
     assert set(report["nvml"]) == {"available", "driver_version", "error"}

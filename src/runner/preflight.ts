@@ -42,6 +42,11 @@ export const probePreflightSchema = z
       .passthrough()
       .nullish(),
     gpus: z.array(gpuSchema).nullish(),
+    /** The probe's fast path (fast_path.py) for this Python: absent from probes before it. */
+    fast_path: z
+      .object({ available: z.boolean(), library: z.string().nullish(), why: z.string().nullish() })
+      .passthrough()
+      .nullish(),
   })
   .passthrough();
 
@@ -174,7 +179,7 @@ export async function preflightPlace(
       tail,
     );
   }
-  const report = buildReport(where, pythonInfo!, raw);
+  const report = buildReport(where, pythonInfo!, raw, `${python} ${probeThere}`);
   options.session.preflights.set(key, report);
   return { ...report, cacheDir, files, fresh: true };
 }
@@ -190,8 +195,15 @@ function gib(bytes: number | null | undefined): string {
   return bytes === null || bytes === undefined ? "?" : `${(bytes / GiB).toFixed(2)} GiB`;
 }
 
-/** Turns the probe's answer into findings with their messages. Exported for tests. */
-export function buildReport(where: string, python: PythonInfo, raw: ProbePreflight): PreflightReport {
+/** Turns the probe's answer into findings with their messages. `probeCommand`: how the probe runs
+ * there (Python and the uploaded zipapp), for the line that says how to build its fast path.
+ * Exported for tests. */
+export function buildReport(
+  where: string,
+  python: PythonInfo,
+  raw: ProbePreflight,
+  probeCommand = `${python.executable} memlens_probe.pyz`,
+): PreflightReport {
   const problems: PreflightReport["problems"] = [];
   const lines = [
     `${where}: Python ${python.version.join(".")} (${python.executable}), needs ${MIN_PYTHON.join(".")}+: ok`,
@@ -245,6 +257,17 @@ export function buildReport(where: string, python: PythonInfo, raw: ProbePreflig
       problems.push({ problem: "other-processes", message });
       lines.push(message);
     }
+  }
+  const fast = raw.fast_path;
+  if (fast?.available) {
+    lines.push(
+      `${where}: the probe's fast path (host readings and event lines in C): ${fast.library ?? "in use"}`,
+    );
+  } else if (fast) {
+    // Not a problem: the readings are the same without it, each probe point costs ~1.5× more.
+    lines.push(
+      `${where}: the probe's fast path is not built for this Python (${fast.why ?? "not found"}); the readings are the same without it, probe points cost ~1.5× more. Build it once there (a C compiler and Python's headers): ${probeCommand} ${torch === null ? "build-fast-path" : "build-fast-stats"}`,
+    );
   }
   return { where, python, torch, gpus, problems, lines, raw };
 }

@@ -436,6 +436,18 @@ void describe("runs over ssh (real sshd on loopback, real probe)", () => {
         first.problems.find((p) => p.problem === "no-torch")?.message ?? "",
         /torch is not installed/,
       );
+    // The probe's fast path: where it is, or the command that builds it with the uploaded probe.
+    const fastLine = first.lines.find((line) => line.includes("the probe's fast path")) ?? "";
+    if (first.raw.fast_path?.available)
+      assert.match(fastLine, /\(host readings and event lines in C\): \/.+\.so$/);
+    else {
+      const probeThere = first.files.get(probeZipapp()) ?? "";
+      assert.ok(probeThere.endsWith("memlens_probe.pyz"), probeThere);
+      assert.ok(
+        fastLine.endsWith(`python3 ${probeThere} build-fast-${first.torch === null ? "path" : "stats"}`),
+        fastLine,
+      );
+    }
     const second = await preflightPlace(place, "python3", cacheDir, { session, probePath: probeZipapp() });
     assert.equal(second.fresh, false);
   });

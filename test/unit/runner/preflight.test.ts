@@ -57,3 +57,61 @@ void test("this machine: the real probe's preflight finds no GPU and says what t
 void test("a malformed preflight answer is refused by the schema", () => {
   assert.throws(() => probePreflightSchema.parse({ gpus: [{ name: "x" }] }), /index/);
 });
+
+void test("the probe's fast path: its library where built, else how to build it on the host", () => {
+  const base = { torch: { installed: true, version: "2.11.0" }, gpus: [] };
+  const built = buildReport(
+    "host gpu1",
+    PYTHON,
+    probePreflightSchema.parse({
+      ...base,
+      fast_path: { available: true, library: "/root/.cache/memlens/memlens_fast_path-ab.so", why: "x" },
+    }),
+    "/opt/torch/.venv/bin/python3 /root/.cache/memlens/memlens_probe.pyz",
+  );
+  assert.ok(
+    built.lines.includes(
+      "host gpu1: the probe's fast path (host readings and event lines in C): /root/.cache/memlens/memlens_fast_path-ab.so",
+    ),
+  );
+  const missing = buildReport(
+    "host gpu1",
+    PYTHON,
+    probePreflightSchema.parse({
+      ...base,
+      fast_path: { available: false, library: null, why: "no fast path at /x.so" },
+    }),
+    "/opt/torch/.venv/bin/python3 /root/.cache/memlens/memlens_probe.pyz",
+  );
+  const line = missing.lines.at(-1) ?? "";
+  assert.match(
+    line,
+    /^host gpu1: the probe's fast path is not built for this Python \(no fast path at \/x\.so\)/,
+  );
+  assert.ok(
+    line.endsWith("/opt/torch/.venv/bin/python3 /root/.cache/memlens/memlens_probe.pyz build-fast-stats"),
+  );
+  assert.deepEqual(
+    missing.problems.map((p) => p.problem),
+    ["no-gpu"],
+    "the fast path is information, not a problem: the readings are the same",
+  );
+  const noTorch = buildReport(
+    "this machine",
+    PYTHON,
+    probePreflightSchema.parse({ gpus: [], fast_path: { available: false, why: "off" } }),
+  );
+  assert.ok((noTorch.lines.at(-1) ?? "").endsWith("memlens_probe.pyz build-fast-path"));
+});
+
+void test("the real probe's preflight says whether its fast path is there", () => {
+  const raw = probePreflightSchema.parse(
+    JSON.parse(
+      execFileSync("python3", [probeZipapp(), "preflight", "--json"], {
+        encoding: "utf8",
+        env: { ...process.env, MEMLENS_FAST_PATH: "off" },
+      }),
+    ),
+  );
+  assert.deepEqual(raw.fast_path, { available: false, library: null, why: "MEMLENS_FAST_PATH turns it off" });
+});
