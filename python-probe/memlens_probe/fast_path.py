@@ -173,7 +173,7 @@ static PyObject *ring_write(Ring *self, PyObject *const *args, Py_ssize_t nargs)
     PyErr_SetString(PyExc_TypeError, "write(data, urgent) takes two arguments");
     return NULL;
   }
-  if (self->closed) return PyLong_FromLong(0);
+  if (self->closed || self->base == NULL) return PyLong_FromLong(0); /* closed, or never initialised */
   if (self->busy) return PyLong_FromLong(-1);
   Py_buffer view;
   if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
@@ -202,7 +202,7 @@ static PyObject *ring_write(Ring *self, PyObject *const *args, Py_ssize_t nargs)
 /* copy_some(data) -> bytes copied from the start of data: as many as there is room for (the
    read position is looked at again first), 0 when there is none or the ring is closed. */
 static PyObject *ring_copy_some(Ring *self, PyObject *data) {
-  if (self->closed) return PyLong_FromLong(0);
+  if (self->closed || self->base == NULL) return PyLong_FromLong(0); /* closed, or never initialised */
   Py_buffer view;
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
   self->limit = read_position(self) + self->capacity;
@@ -309,7 +309,7 @@ static PyObject *ring_write_format(Ring *self, PyObject *const *args, Py_ssize_t
     PyErr_SetString(PyExc_TypeError, "write_format(template: str, values: tuple, urgent)");
     return NULL;
   }
-  if (self->closed) return PyLong_FromLong(0);
+  if (self->closed || self->base == NULL) return PyLong_FromLong(0); /* closed, or never initialised */
   if (self->busy) return PyLong_FromLong(-1);
   int urgent = PyObject_IsTrue(args[2]);
   if (urgent < 0) return NULL;

@@ -314,6 +314,9 @@ def test_a_full_ring_hands_the_line_back(fast_path_module):
         assert ring.copy_some(b"c\n") == 0
         with pytest.raises(ValueError):
             ring.closed = False
+        never_initialised = module.Ring.__new__(module.Ring)  # no memory: never written
+        assert never_initialised.write(b"x\n", False) == 0 and never_initialised.copy_some(b"x") == 0
+        assert never_initialised.write_format("%s\n", ("x",), False) == 0
     finally:
         reader.close()
         writer.after_fork()
