@@ -157,11 +157,7 @@ class Channel:
         ring = self._ring
         if ring is None:
             return self._send_socket(format_line(template, values))
-        fast = ring.fast
-        # Straight to C (one Python call less per probe point); what it hands back goes the long way.
-        done = fast.write_format(template, values, urgent) if fast is not None else -1
-        if done < 0:
-            done = ring.write_format(template, values, urgent)
+        done = ring.write_format(template, values, urgent)
         if done == WRITTEN:
             return True
         return self._after_ring_write(done)

@@ -66,20 +66,12 @@ class Emitter:
         ts, pid = _time_ns(), self.pid
         rank_json = self._env_rank_json if "torch.distributed" not in _modules else self._rank_json()
         device_json = "null" if device is None else device
-        send_format = self._send_format
-        if send_format is not None:
-            if process_name is None:
-                send_format(ENTER.template, (ts, pid, rank_json, device_json, scope.fields), False)
-            else:
-                values = (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
-                send_format(ENTER_NAMED.template, values, False)
-            return
         if process_name is None:
-            line = ENTER.template % (ts, pid, rank_json, device_json, scope.fields)
+            line_format, values = ENTER, (ts, pid, rank_json, device_json, scope.fields)
         else:
-            line = ENTER_NAMED.template % (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
-        # Every string in the line went through json_string, which makes it valid UTF-8.
-        self._send_line(line.encode("utf-8"), False)
+            line_format = ENTER_NAMED
+            values = (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
+        self._send(line_format.template, values)
 
     def exit(
         self,
@@ -92,35 +84,27 @@ class Emitter:
     ) -> None:
         if not self.active:
             return
-        if self._send_format is not None:
-            self._send_format(
-                EXIT.template,
-                (
-                    _time_ns(),
-                    self.pid,
-                    self._env_rank_json if "torch.distributed" not in _modules else self._rank_json(),
-                    "null" if device is None else device,
-                    scope.fields,
-                    after,
-                    peak,
-                    duration_ns,
-                    "null" if raised is None else json_string(raised),
-                ),
-                False,
-            )
-            return
-        line = EXIT.template % (
+        fast = self._send_format is not None  # the fast path makes the readings JSON itself
+        values = (
             _time_ns(),
             self.pid,
             self._env_rank_json if "torch.distributed" not in _modules else self._rank_json(),
             "null" if device is None else device,
             scope.fields,
-            json_readings(after),
-            json_readings(peak) if peak else "{}",
+            after if fast else json_readings(after),
+            peak if fast else json_readings(peak) if peak else "{}",
             duration_ns,
             "null" if raised is None else json_string(raised),
         )
-        self._send_line(line.encode("utf-8"), False)
+        self._send(EXIT.template, values)
+
+    def _send(self, template: str, values: Tuple[Any, ...]) -> None:
+        """A probe point's line: its values to the fast path, which formats them into the ring, or
+        formatted here (every string in it went through json_string, which makes it valid UTF-8)."""
+        if self._send_format is not None:
+            self._send_format(template, values, False)
+        else:
+            self._send_line((template % values).encode("utf-8"), False)
 
     def after_fork(self, pid: int) -> None:
         self.pid = pid

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 from . import __version__, fast_path
 from . import nvml as nvml_module
 from .protocol import PROTOCOL_VERSION
-from .readings import host_reader, read_host
+from .readings import read_host
 
 
 def _installed_version(distribution: str) -> Optional[str]:
@@ -94,6 +94,7 @@ def preflight() -> Dict[str, Any]:
 def selftest() -> Dict[str, Any]:
     """Which readings work here. Imports torch if installed (no CUDA context is created)."""
     host = read_host()
+    fast, fast_why, fast_library = fast_path.module()
     report: Dict[str, Any] = {
         "probe_version": __version__,
         "python": platform.python_version(),
@@ -101,8 +102,8 @@ def selftest() -> Dict[str, Any]:
         "host_rss": host.get("host_rss"),
         "host_hwm": host.get("host_hwm"),
         # The fast path (fast_path.py): its path where this Python's probed processes use it.
-        "fast_path": host_reader().fast_library if host_reader().fast is not None else None,
-        "fast_path_why": host_reader().fast_why,
+        "fast_path": fast_library if fast is not None else None,
+        "fast_path_why": fast_why,
         "torch": None,
         "cuda_available": False,
         "cuda_device_count": 0,

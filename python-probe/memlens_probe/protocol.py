@@ -125,6 +125,12 @@ def json_readings(readings: Dict[str, int]) -> str:
     return template % tuple(readings.values())
 
 
+def json_text(template: str, values: Tuple[Any, ...]) -> str:
+    """``template % values`` with each dict value (readings) as its JSON object: the text the fast
+    path (fast_path.py) formats in C, for what it hands back."""
+    return template % tuple(json_readings(v) if type(v) is dict else v for v in values)
+
+
 def rank_from_env() -> Optional[int]:
     """``RANK``, else ``LOCAL_RANK``, as set by torchrun and vLLM's workers; None if neither parses."""
     for name in ("RANK", "LOCAL_RANK"):

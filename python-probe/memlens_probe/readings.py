@@ -179,9 +179,8 @@ class HostReader:
         # (page faults, VmHWM, VmRSS) at the last read of /proc/self/status, one tuple (threads read it).
         self._status_peak: Optional[Tuple[int, int, int]] = None
         # The fast path (fast_path.py) where one was built for this probe and this Python.
-        found, self.fast_why, library = fast_path.module()
+        found, self.fast_why, _library = fast_path.module()
         self.fast: Optional[fast_path.FastRead] = found.read if found is not None else None
-        self.fast_library = library if found is not None else ""
 
     def _calibrate(self) -> None:
         try:

@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, Tuple
 
 from . import fast_path
-from .protocol import json_readings
+from .protocol import json_text
 
 # Taken at import, before any target is hooked: a target may name time:sleep.
 _sleep = time.sleep
@@ -54,7 +54,7 @@ FAILED, WRITTEN, WAKE = 0, 1, 2
 
 def format_line(template: str, values: Tuple[Any, ...]) -> bytes:
     """The line ``write_format`` writes, formatted in Python."""
-    return (template % tuple(json_readings(v) if type(v) is dict else v for v in values)).encode("utf-8")
+    return json_text(template, values).encode("utf-8")
 
 
 class RingUnavailable(Exception):
@@ -140,12 +140,6 @@ class RingWriter:
     def uses_fast_path(self) -> bool:
         return self._fast is not None
 
-    @property
-    def fast(self) -> Any:
-        """The fast path's ring (None without it): ``write_format`` there, where it returns >= 0,
-        is this object's ``write_format``."""
-        return self._fast
-
     def write(self, data: bytes, urgent: bool = False) -> int:
         """Append ``data``: ``WRITTEN``, ``WAKE`` (written, and the launcher should be woken now, which
         the caller does outside the ring's lock) or ``FAILED`` (the ring is closed: the launcher is gone)."""
@@ -205,11 +199,9 @@ class RingWriter:
         readings, written as JSON objects): formatted straight into the ring where the fast path
         can, else in Python."""
         fast = self._fast
-        if fast is not None:
-            done = fast.write_format(template, values, urgent)
-            if done >= 0:
-                return done  # type: ignore[no-any-return]
-        return self.write(format_line(template, values), urgent)
+        done = fast.write_format(template, values, urgent) if fast is not None else -1
+        # What C hands back (no room, or a value it does not format) is formatted here, once.
+        return done if done >= 0 else self.write(format_line(template, values), urgent)  # type: ignore[no-any-return]
 
     def _write_fast_slowly(self, fast: Any, data: bytes, urgent: bool) -> int:
         """The C ring had no room, or another thread waits for room in it: copy under the lock as

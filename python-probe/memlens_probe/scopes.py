@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from . import fast_path
 from .events import SCOPE_FIELDS
 from .peaks import ScopePeak
-from .protocol import json_readings, json_string
+from .protocol import json_readings, json_string, json_text
 
 Readings = Dict[str, int]
 
@@ -167,6 +167,9 @@ class Scopes:
         thread = state.thread.name
         if thread != state.name:
             state.name, state.name_json = thread, json_string(thread)
+        # The fast path (fast_path.py) formats the readings with the rest, in one call; without it
+        # they are made JSON here.
+        fast_format = self._fast_format
         values = (
             site.target_json,
             scope_json,
@@ -174,16 +177,14 @@ class Scopes:
             call,
             depth,
             state.name_json,
-            before,
+            json_readings(before) if fast_format is None else before,
             site.file_json,
             site.line_json,
         )
-        # The fast path (fast_path.py) formats the readings with the rest, in one call.
-        fast_format = self._fast_format
-        fields = fast_format(SCOPE_FIELDS_TEMPLATE, values) if fast_format is not None else None
-        if fields is None:
-            fields = SCOPE_FIELDS_TEMPLATE % (*values[:6], json_readings(before), *values[7:])
-        scope.fields = fields
+        if fast_format is None:
+            scope.fields = SCOPE_FIELDS_TEMPLATE % values
+        else:
+            scope.fields = fast_format(SCOPE_FIELDS_TEMPLATE, values) or json_text(SCOPE_FIELDS_TEMPLATE, values)
         scope.site = site
         scope.number = number
         scope.scope_json = scope_json
