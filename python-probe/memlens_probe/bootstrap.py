@@ -46,7 +46,7 @@ class Probe:
             socket_path, self._on_control, self._on_disconnect, self._on_channel_lost, quiet_thread=self._quiet_thread
         )
         # The fast path (fast_path.py), where it is built, formats probe points' lines into the ring.
-        send_format = self.channel.send_format if fast_path.module()[0] is not None else None
+        send_format = self.channel if fast_path.module()[0] is not None else None
         runtime = self.runtime = Runtime(self.plan, self.channel.send_line, send_format)
         runtime.hello(detect_origin())
         self.watcher = ImportWatcher()

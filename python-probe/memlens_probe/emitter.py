@@ -10,16 +10,33 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 from .events import LineFormat
 from .protocol import Event, current_rank, encode_line, json_readings, json_string, make_event, rank_from_env
 from .scopes import SCOPE_FIELD_NAMES, SCOPE_FIELDS_TEMPLATE, Scope
 
 SendLine = Callable[[bytes, bool], bool]
-# (template, values, urgent): the line ``template % values`` with dict values as JSON objects
-# (ring.format_line), formatted by the fast path straight into the ring (channel.send_format).
-SendFormat = Callable[[str, Tuple[Any, ...], bool], bool]
+FastWrite = Callable[[str, Tuple[Any, ...], bool], int]
+
+
+class FormatSink(Protocol):
+    """Where a probe point's line goes as a template and its values (the line ``template % values``,
+    dict values as JSON objects: ring.format_line) to be formatted by the fast path straight into
+    the ring: the channel (channel.py)."""
+
+    # The ring's C writer, or None (no ring, or no fast path in it): WRITTEN (1), or a code that
+    # ``finish_format`` completes.
+    fast_write: Optional[FastWrite]
+    # That writer itself (fast_path.Ring), which the fast path's probe points write to from C.
+    fast_ring: Any
+
+    def send_format(self, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
+        ...
+
+    def finish_format(self, done: int, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
+        ...
+
 
 _time_ns = time.time_ns
 _modules = sys.modules
@@ -39,7 +56,7 @@ assert ENTER.group_template == EXIT.group_template == SCOPE_FIELDS_TEMPLATE
 class Emitter:
     """Builds and sends this process's events (``pid`` is refreshed in a fork child)."""
 
-    def __init__(self, send_line: SendLine, pid: int, send_format: Optional[SendFormat] = None) -> None:
+    def __init__(self, send_line: SendLine, pid: int, send_format: Optional[FormatSink] = None) -> None:
         self._send_line = send_line
         # Where the fast path is loaded: probe points hand their lines' values to it, which formats
         # them into the ring (the same bytes as below, without the Python strings).
@@ -71,7 +88,15 @@ class Emitter:
         else:
             line_format = ENTER_NAMED
             values = (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
-        self._send(line_format.template, values)
+        # _send, inlined (it runs at every probe point).
+        sink = self._send_format
+        write = None if sink is None else sink.fast_write
+        if write is None:
+            self._send(line_format.template, values)
+            return
+        done = write(line_format.template, values, False)
+        if done != 1:  # ring.WRITTEN
+            self._finish(sink, done, line_format.template, values)
 
     def exit(
         self,
@@ -96,15 +121,38 @@ class Emitter:
             duration_ns,
             "null" if raised is None else json_string(raised),
         )
-        self._send(EXIT.template, values)
+        # _send, inlined (it runs at every probe point).
+        sink = self._send_format
+        write = None if sink is None else sink.fast_write
+        if write is None:
+            self._send(EXIT.template, values)
+            return
+        done = write(EXIT.template, values, False)
+        if done != 1:  # ring.WRITTEN
+            self._finish(sink, done, EXIT.template, values)
+
+    @staticmethod
+    def _finish(sink: Any, done: int, template: str, values: Tuple[Any, ...]) -> None:
+        """What the C writer left to the channel. Where the line is already in the ring (a wake-up
+        is due: ``done`` 2), an error in the wake-up (the target's recursion limit) must not make
+        the probe point look unsent: the launcher reads the line at its next look anyway."""
+        if done < 0:
+            sink.finish_format(done, template, values, False)
+            return
+        try:
+            sink.finish_format(done, template, values, False)
+        except Exception:
+            pass
 
     def _send(self, template: str, values: Tuple[Any, ...]) -> None:
-        """A probe point's line: its values to the fast path, which formats them into the ring, or
-        formatted here (every string in it went through json_string, which makes it valid UTF-8)."""
-        if self._send_format is not None:
-            self._send_format(template, values, False)
-        else:
+        """A probe point's line where the ring has no C writer (enter and exit hand it straight to
+        that writer, which formats it into the ring): its values to the channel, or formatted here
+        (every string in it went through json_string, which makes it valid UTF-8)."""
+        sink = self._send_format
+        if sink is None:
             self._send_line((template % values).encode("utf-8"), False)
+        else:
+            sink.send_format(template, values, False)
 
     def after_fork(self, pid: int) -> None:
         self.pid = pid

@@ -305,7 +305,7 @@ def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _is_compiling():
+            if _is_compiling is not _not_compiling and _is_compiling():
                 _traced_by_dynamo(hook_id)
                 return await fn(*args, **kwargs)
             try:
@@ -335,7 +335,8 @@ def make_wrapper(fn: Callable[..., Any], hook: Hook) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _is_compiling():
+        # (Without torch there is nothing to ask: no call.)
+        if _is_compiling is not _not_compiling and _is_compiling():
             _traced_by_dynamo(hook_id)
             return fn(*args, **kwargs)
         if len(sites) == 1:

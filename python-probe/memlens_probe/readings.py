@@ -7,6 +7,7 @@ that neither create a CUDA context nor allocate device memory.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import resource
 import sys
@@ -181,6 +182,14 @@ class HostReader:
         # The fast path (fast_path.py) where one was built for this probe and this Python.
         found, self.fast_why, _library = fast_path.module()
         self.fast: Optional[fast_path.FastRead] = found.read if found is not None else None
+        self._fast_readings: Optional[Callable[[int, int, int], Optional[Readings]]] = (
+            found.readings if found is not None else None
+        )
+        # What a probe point calls: ``quick() or reread()`` are its readings. Where the fast path is
+        # built and getrusage's peak is the process's own, ``quick`` is its C call with the
+        # descriptor bound (no Python frame; None where the descriptor does not read as statm);
+        # else it is ``reread``, which reads as ``read`` does and binds ``quick`` again.
+        self.quick: Callable[[], Optional[Readings]] = self.reread
 
     def _calibrate(self) -> None:
         try:
@@ -227,6 +236,17 @@ class HostReader:
         usage = _getrusage(_RUSAGE_SELF)  # the process's faults too, for the case below
         return self._inherited(rss, usage.ru_maxrss << 10, usage.ru_minflt + usage.ru_majflt, trusted_above)
 
+    def reread(self) -> Readings:
+        """``read``, and ``quick`` made the C call again where it can be (the descriptor may be new,
+        and getrusage's peak trusted since)."""
+        readings = self.read()
+        fast, fd = self._fast_readings, self.statm.fd
+        if fast is not None and self._trusted_above == 0 and fd >= 0:
+            self.quick = functools.partial(fast, fd, self._page, _RUSAGE_PEAK)
+        else:
+            self.quick = self.reread
+        return readings
+
     def _inherited(self, rss: int, hwm: int, faults: int, trusted_above: int) -> Readings:
         """The readings where getrusage's peak (``hwm``, bytes) may count an inherited one."""
         if hwm > trusted_above:
@@ -271,6 +291,7 @@ class HostReader:
         return self._from_status()
 
     def after_fork(self) -> None:
+        self.quick = self.reread  # the parent's descriptor is closed here, and the peak compared again
         self.statm.after_fork()
         self._status.after_fork()
         self._trusted_above = None

@@ -33,7 +33,7 @@ import mmap
 import os
 import threading
 import time
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from . import fast_path
 from .protocol import json_text
@@ -139,6 +139,17 @@ class RingWriter:
     @property
     def uses_fast_path(self) -> bool:
         return self._fast is not None
+
+    @property
+    def fast_write_format(self) -> Optional[Callable[[str, Tuple[Any, ...], bool], int]]:
+        """The C ``write_format`` (what ``write_format`` returns, or < 0: a line left to Python), or
+        None without the fast path."""
+        return self._fast.write_format if self._fast is not None else None
+
+    @property
+    def fast_ring(self) -> Any:
+        """The C writer itself (fast_path.Ring), or None without the fast path."""
+        return self._fast
 
     def write(self, data: bytes, urgent: bool = False) -> int:
         """Append ``data``: ``WRITTEN``, ``WAKE`` (written, and the launcher should be woken now, which

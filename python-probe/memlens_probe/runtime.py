@@ -21,17 +21,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-from . import __version__, forensics
+from . import __version__, fast_path, forensics
 from .control import PauseControl
 from .device import DeviceReader
-from .emitter import Emitter, SendFormat, SendLine
+from .emitter import ENTER, ENTER_NAMED, EXIT, Emitter, FormatSink, SendLine
 from .peaks import PeakTracker
 from .plan import Plan
 from .readings import Readings, host_reader
 from .recorder import SitesRecorder
 from .reports import TargetReports
 from .sampler import Sampler
-from .scopes import Scope, Scopes, Site, ThreadState
+from .protocol import json_string, json_text
+from .scopes import SCOPE_FIELDS_TEMPLATE, Scope, Scopes, Site, ThreadState
 
 _UNSET: Any = object()
 MAX_MESSAGE_CHARS = 8000
@@ -56,6 +57,12 @@ def process_name() -> Optional[str]:
     return None if name == "MainProcess" else str(name)
 
 
+def process_name_json() -> Optional[str]:
+    """``process_name()`` as JSON text, or None (for the fast path's enter lines)."""
+    name = process_name()
+    return None if name is None else json_string(name)
+
+
 is_cuda_oom = forensics.is_cuda_oom
 is_memory_error = forensics.is_memory_error
 
@@ -64,7 +71,7 @@ class Runtime:
     """The probe inside one process. ``send_line(line, urgent)`` hands an event's line to the
     launcher (the channel)."""
 
-    def __init__(self, plan: Plan, send_line: SendLine, send_format: Optional[SendFormat] = None) -> None:
+    def __init__(self, plan: Plan, send_line: SendLine, send_format: Optional[FormatSink] = None) -> None:
         self.plan = plan
         # Cached (getpid is a system call); refreshed in the fork child.
         self.pid = os.getpid()
@@ -101,6 +108,34 @@ class Runtime:
         self._oom_reported: List[int] = []
         self._oom_files = 0
         self.sites = SitesRecorder(self.emit, self.note, self.internal_error, plan.sites_max_entries, plan.source_roots)
+        # The fast path's probe points (fast_path.py), where lines go to a sink: while torch is not
+        # imported (host readings only) they open and close scopes in C, and hand every other case
+        # to the methods below. They shadow the methods on this instance, so that the function
+        # wrappers (hooks.py), which bind ``enter_site`` and ``exit`` once, call C directly.
+        self.points: Any = None
+        found = fast_path.module()[0]
+        if send_format is not None and found is not None:
+            self.points = found.Points(
+                self,
+                self.scopes,
+                self.emitter,
+                self.control,
+                self.unrecorded,
+                _modules,
+                ThreadState,
+                Site,
+                Scope,
+                SCOPE_FIELDS_TEMPLATE,
+                ENTER.template,
+                ENTER_NAMED.template,
+                EXIT.template,
+                type(self).enter_site,
+                type(self).exit,
+                json_text,
+                process_name_json,
+            )
+            self.enter_site = self.points.enter  # type: ignore[method-assign]
+            self.exit = self.points.exit  # type: ignore[method-assign]
 
     @property
     def active(self) -> bool:
@@ -223,7 +258,10 @@ class Runtime:
                 self._close_unrecorded(self.scopes.thread_state())
         self._run_periodic()
         self.reports.unresolved(self.plan.targets)
-        self.emit("bye", device=self.device.last_device, probe_ns=self.probe_ns, scopes=self.scopes_opened)
+        probe_ns, scopes = self.probe_ns, self.scopes_opened
+        if self.points is not None:  # what the fast path's probe points counted
+            probe_ns, scopes = probe_ns + self.points.probe_ns, scopes + self.points.entered
+        self.emit("bye", device=self.device.last_device, probe_ns=probe_ns, scopes=scopes)
 
     # ----- targets (hooks.py reports here) ----------------------------------------------------
 
@@ -262,7 +300,8 @@ class Runtime:
         try:
             if self.unrecorded:
                 self._close_unrecorded(state)
-            readings = self.host.read()
+            host = self.host
+            readings = host.quick() or host.reread()
             # Device-level readings (driver calls) only at scopes opened while no other is open.
             outermost = not self.scopes.open_scopes
             device: Optional[int] = None
@@ -297,7 +336,12 @@ class Runtime:
             if scope is not None and not announced:
                 scope = None  # never announced (nor pushed): never to be closed
             elif scope is not None and isinstance(exc, RecursionError):
-                raise  # announced: the wrapper keeps it in `unrecorded`, and its exit comes later
+                # Announced, at the target's recursion limit: the wrapper gets the scope, whose exit
+                # then fails too and is handed to `unrecorded` (closed at a shallower probe point).
+                # Raising here would lose it: the wrapper could not know it was opened. Its start
+                # is the probe point's (a store: a call could raise again here).
+                scope.start_ns = started
+                return scope
             self.internal_error("scope entry", exc)
             self.probe_ns += _perf_counter_ns() - started
             return scope
@@ -325,7 +369,8 @@ class Runtime:
 
     def _exit_scope(self, state: ThreadState, scope: Scope, exc: Optional[BaseException], now_ns: int) -> None:
         try:
-            readings = self.host.read()
+            host = self.host
+            readings = host.quick() or host.reread()
             device: Optional[int] = None
             stats = None
             if "torch" in _modules:
@@ -568,5 +613,9 @@ class Runtime:
         self.sampler.after_fork()
         self.sites.after_fork()
         self._lock = threading.Lock()
-        # Notes are once per process, and the child counts its calls from 1 again.
+        # Notes are once per process, and the child counts its calls from 1 again, and its own
+        # probe time and scopes.
         self._noted = {}
+        self.probe_ns = self.scopes_opened = 0
+        if self.points is not None:
+            self.points.refresh()  # the scopes' and emitter's new ids, open set and pid

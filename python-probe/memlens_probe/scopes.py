@@ -21,6 +21,7 @@ from .protocol import json_readings, json_string, json_text
 Readings = Dict[str, int]
 
 _current_thread = threading.current_thread
+_THREAD_NAME = threading.Thread.name
 
 # Each probed call adds a wrapper frame. From this many open scopes in a thread on, the
 # recursion limit is raised by one frame per open scope (plus the probe's own frames), so that the
@@ -72,6 +73,9 @@ class Scope(ScopePeak):
         return out
 
 
+_new_scope = object.__new__
+
+
 class Site:
     """Where scopes open: a target at its file and line, with what every scope of it writes the
     same (its JSON) and its call numbers (per process: reset in a fork child)."""
@@ -94,18 +98,21 @@ class ThreadState:
     """What the probe keeps per thread: whether the probe itself is running on it (its own calls of
     probed functions, json, sockets, then open no scopes) and the thread's open scopes."""
 
-    __slots__ = ("busy", "stack", "thread", "name", "name_json")
+    __slots__ = ("busy", "stack", "thread", "plain_name", "name", "name_json")
 
     def __init__(self) -> None:
         self.busy = False
         self.stack: List[Scope] = []
         self.thread = _current_thread()
+        # Thread.name is a property around ``_name`` (a Python frame at each probe point): read
+        # ``_name`` itself where the thread's class does not define its own name.
+        self.plain_name = type(self.thread).name is _THREAD_NAME and hasattr(self.thread, "_name")
         self.name = ""
         self.name_json = '""'
 
     def thread_name(self) -> Tuple[str, str]:
         """The thread's name and its JSON text (re-read: a target may rename its threads)."""
-        name = self.thread.name
+        name = self.thread._name if self.plain_name else self.thread.name
         if name != self.name:
             self.name = name
             self.name_json = json_string(name)
@@ -159,12 +166,12 @@ class Scopes:
         record starts empty (no device): the peak tracker takes it over once torch is around
         (PeakTracker.start, .adopt)."""
         stack = state.stack
-        scope = Scope()
+        scope = _new_scope(Scope)  # every field is set below: no __init__ frame
         number = next(self._numbers)
         call = next(site.calls)
         scope_json = f'"{self.pid}:{number}"'
         depth = len(stack)
-        thread = state.thread.name
+        thread = state.thread._name if state.plain_name else state.thread.name
         if thread != state.name:
             state.name, state.name_json = thread, json_string(thread)
         # The fast path (fast_path.py) formats the readings with the rest, in one call; without it

@@ -43,7 +43,7 @@ def noop_twin() -> None:
 
 def _situ(calls: int, rounds: int = 9) -> dict:
     """µs per probe point of the whole and of what each replacement removes (median of rounds)."""
-    from memlens_probe import bootstrap  # the probe that runs this process
+    from memlens_probe import bootstrap, fast_path  # the probe that runs this process
 
     probe = bootstrap.install()
     if probe is None or probe.runtime is None:
@@ -57,12 +57,30 @@ def _situ(calls: int, rounds: int = 9) -> dict:
         def read(self) -> dict:
             return dict(fixed)
 
+        quick = reread = read
+
     def send_nothing(*_args: object) -> bool:
         return True
 
-    # The hand-off replaced: the line's bytes (send_line), or its values (send_format: the fast
-    # path, which formats them into the ring) where the process has it.
-    no_send = (send_nothing, None if real_send[1] is None else send_nothing)
+    class NoSink:
+        """The fast path's sink (the channel) with a C writer that takes every line and does nothing:
+        a ring never initialised (it has no memory) writes nothing and says so (0), which is all
+        ``finish_format`` then hears of."""
+
+        found = fast_path.module()[0]
+        fast_ring = found.Ring.__new__(found.Ring) if found is not None else None
+
+        @staticmethod
+        def fast_write(*_args: object) -> int:
+            return 1
+
+        @staticmethod
+        def finish_format(*_args: object) -> bool:
+            return True
+
+    # The hand-off replaced: the line's bytes (send_line), or its values (the sink: the fast path,
+    # which formats them into the ring) where the process has it.
+    no_send = (send_nothing, None if real_send[1] is None else NoSink())
 
     def timed(function) -> float:
         started = time.perf_counter_ns()

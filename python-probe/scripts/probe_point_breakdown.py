@@ -74,11 +74,24 @@ def _ring_runtime(plan: Any) -> Tuple[Runtime, RingWriter, _Drain]:
     def send_line(data: bytes, urgent: bool) -> bool:
         return ring.write(data, urgent) != FAILED
 
-    def send_format(template: str, values: Tuple[Any, ...], urgent: bool) -> bool:
-        return ring.write_format(template, values, urgent) != FAILED
+    class RingSink:
+        """The channel's part (channel.py) for a ring alone."""
+
+        fast_write = ring.fast_write_format
+        fast_ring = ring.fast_ring
+
+        @staticmethod
+        def send_format(template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
+            return ring.write_format(template, values, urgent) != FAILED
+
+        @staticmethod
+        def finish_format(done: int, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
+            if done < 0:
+                done = ring.write(format_line(template, values), urgent)
+            return done != FAILED
 
     # As a probed process does (bootstrap.py): lines formatted into the ring where the fast path is built.
-    return Runtime(plan, send_line, send_format if _fast() else None), ring, drain
+    return Runtime(plan, send_line, RingSink() if _fast() else None), ring, drain
 
 
 def _fast() -> bool:
@@ -157,7 +170,13 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
             runtime.scopes.close(state, scope)
 
         scope = runtime.scopes.open(state, site, readings, True)
-        null_format = (lambda template, values, urgent: True) if _fast() else None
+
+        class NullSink:
+            @staticmethod
+            def fast_write(template: str, values: Tuple[Any, ...], urgent: bool) -> int:
+                return 1
+
+        null_format = NullSink() if _fast() else None
         null_emitter = type(runtime.emitter)(lambda data, urgent: True, os.getpid(), null_format)
         exit_values = (time.time_ns(), os.getpid(), "null", "null", scope.fields, readings, {}, 1000, "null")
         line = format_line(EXIT.template, exit_values)
@@ -192,9 +211,21 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
         )
         pieces["host parsing"] = max(0.0, pieces["host readings"] - pieces["statm"] - pieces["getrusage"])
         pieces["calls, wrapper and the rest"] = max(0.0, total - named)
+        c_points = runtime.points is not None and "torch" not in sys.modules
+        if c_points:
+            # The fast path's probe points (runtime.py) take the scope, its line and the ring in one
+            # C call: what is left after the host readings, which C takes as ``host.quick`` does.
+            runtime.host.reread()
+            pieces["host readings"] = per_call_us(runtime.host.quick, n, repeats)
+            pieces["host parsing"] = max(0.0, pieces["host readings"] - pieces["statm"] - pieces["getrusage"])
+            for key in ("scope bookkeeping", "event line", "ring write", "calls, wrapper and the rest"):
+                del pieces[key]
+            pieces["scope, line and ring in C, and the wrapper"] = max(0.0, total - pieces["host readings"])
         return {
             # whether the fast path (fast_path.py) took the host readings and wrote the lines
             "fast_path": _fast(),
+            # whether the fast path's probe points (runtime.py) opened and closed the scopes in C
+            "c_probe_points": c_points,
             # which reader gave torch's counters (fast_stats.py): "fast", or "torch" (the stats dict)
             "counter_reader": "fast" if runtime.device.fast_reader is not None else "torch",
             "us_per_probe_point": round(total, 3),
@@ -218,8 +249,12 @@ def breakdown_text(result: Dict[str, Any]) -> List[str]:
         f"total {result['us_per_probe_point']:.2f} = host readings {p['host readings']:.2f} "
         f"(statm {p['statm']:.2f}, getrusage {p['getrusage']:.2f}, parsing {p['host parsing']:.2f}) "
         + (f"+ torch readings {p['torch readings']:.2f} " if "torch readings" in p else "")
-        + f"+ scope bookkeeping {p['scope bookkeeping']:.2f} + event line {p['event line']:.2f} "
-        f"+ ring write {p['ring write']:.2f} + calls, wrapper and the rest {p['calls, wrapper and the rest']:.2f}"
+        + (
+            f"+ scope, line and ring in C, and the wrapper {p['scope, line and ring in C, and the wrapper']:.2f}"
+            if result.get("c_probe_points")
+            else f"+ scope bookkeeping {p['scope bookkeeping']:.2f} + event line {p['event line']:.2f} "
+            f"+ ring write {p['ring write']:.2f} + calls, wrapper and the rest {p['calls, wrapper and the rest']:.2f}"
+        )
     ]
 
 

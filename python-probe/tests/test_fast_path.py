@@ -180,6 +180,9 @@ from memlens_probe import readings  # the probe this process runs with
 print("fast path in use:", readings.host_reader().fast is not None, flush=True)
 memwork.retain(100 << 20)
 memwork.transient(80 << 20)
+from memlens_probe import bootstrap
+points = bootstrap.install().runtime.points  # the probe already installed: the same one
+print("probe points in C:", points.entered, points.exited, flush=True)
 """
 
 
@@ -192,7 +195,11 @@ def test_a_probed_run_with_the_fast_reader_measures_host_memory(fast_path_module
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert [e["line"] for e in result.of("log", stream="stdout")] == ["fast path in use: True"]
+    # The thread's first entry is Python's (it makes the thread's state); the rest are C's.
+    assert [e["line"] for e in result.of("log", stream="stdout")] == [
+        "fast path in use: True",
+        "probe points in C: 1 2",
+    ]
     retained = result.one("exit", target="r")
     assert retained["after"]["host_rss"] - retained["before"]["host_rss"] >= 100 * MIB - RSS_SLACK
     transient = result.one("exit", target="t")

@@ -12,7 +12,7 @@ from conftest import RSS_SLACK, LiveRun, pid_gone, plan_of, run_probe
 MIB = 1 << 20
 
 
-def test_spawn_fork_and_subprocess_children_are_probed(tmp_path):
+def test_spawn_fork_and_subprocess_children_are_probed(tmp_path, fast_path_mode):
     plan = plan_of({"id": "t", "function": "memwork:transient"}, {"id": "r", "function": "memwork:retain"})
     result = run_probe(plan, [sys.executable, "mp_children.py"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -122,7 +122,7 @@ def test_a_signal_to_the_launcher_says_why_the_run_stopped(tmp_path):
     assert "memlens_probe: stopping the run: the launcher received SIGTERM" in result.stderr
 
 
-def test_crash_keeps_every_event(tmp_path):
+def test_crash_keeps_every_event(tmp_path, fast_path_mode):
     result = run_probe(
         plan_of({"id": "r", "function": "memwork:retain"}, {"id": "f", "function": "memwork:fails"}),
         [sys.executable, "crash.py", "raise"],

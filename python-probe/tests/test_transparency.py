@@ -34,7 +34,7 @@ def test_an_lru_cache_target_keeps_cache_info_cache_clear_and_wrapped(tmp_path):
     assert len(result.of("exit", target="c")) == 2
 
 
-def test_recursion_to_depth_700_works_as_unprobed(tmp_path):
+def test_recursion_to_depth_700_works_as_unprobed(tmp_path, fast_path_mode):
     plain = unprobed("run_edgecases.py", "recursion")
     result = run_probe(
         plan_of({"id": "d", "function": "edgecases:deep"}), [sys.executable, "run_edgecases.py", "recursion"], tmp_path
@@ -47,7 +47,7 @@ def test_recursion_to_depth_700_works_as_unprobed(tmp_path):
     assert all_scopes_closed(result)
 
 
-def test_endless_recursion_raises_the_targets_own_error_and_leaves_scopes_consistent(tmp_path):
+def test_endless_recursion_raises_the_targets_own_error_and_leaves_scopes_consistent(tmp_path, fast_path_mode):
     plain = unprobed("run_edgecases.py", "endless")
     plan = plan_of({"id": "e", "function": "edgecases:endless"}, {"id": "d", "function": "edgecases:deep"})
     result = run_probe(plan, [sys.executable, "run_edgecases.py", "endless"], tmp_path)
