@@ -9,7 +9,9 @@
    call fails: the probe then reads as before, in Python, which reopens the file or says what went
    wrong. The figures are the same calls' figures either way. ``readings(fd, page_size, who)``
    returns the probe point's readings dict itself where getrusage's peak is the process's own
-   (``{"host_rss": rss, "host_hwm": max(maxrss, rss)}``, as ``HostReader.read`` builds it).
+   (``{"host_rss": rss, "host_hwm": max(maxrss, rss)}``, as ``HostReader.read`` builds it), and
+   ``readings_inherited(...)`` where that peak still counts one the process inherited and cannot
+   have moved since ``/proc/self/status`` was last read (``HostReader._inherited``'s common case).
 2. The copy of an event's line into the shared-memory ring (ring.py): ``Ring(address, size,
    header).write(data, urgent)`` does what ``RingWriter.write`` does when there is room, in one
    call, and ``write_format(template, values, urgent)`` formats a probe point's line (a
@@ -127,6 +129,48 @@ static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize
   if (hwm < rss) hwm = rss;
   PyObject *rss_value = PyLong_FromLongLong(rss);
   PyObject *hwm_value = rss_value == NULL ? NULL : PyLong_FromLongLong(hwm);
+  PyObject *out = hwm_value == NULL ? NULL : PyDict_New();
+  if (out != NULL && (PyDict_SetItem(out, key_rss, rss_value) < 0 || PyDict_SetItem(out, key_hwm, hwm_value) < 0)) {
+    Py_CLEAR(out);
+  }
+  Py_XDECREF(rss_value);
+  Py_XDECREF(hwm_value);
+  return out;
+}
+
+/* The probe point's readings where getrusage's peak still counts one the process inherited
+   (readings.py, HostReader._inherited): readings_inherited(fd, page_size, trusted_above,
+   faults_then, hwm_then, rss_then, fault_bytes) -> the dict, where the peak cannot have moved since
+   /proc/self/status was last read (its RSS then, plus at most `fault_bytes` a page fault since,
+   stays within its peak then); None where getrusage's peak went past the inherited one, or the
+   peak may have moved: the caller reads as HostReader.read does. */
+static PyObject *fast_readings_inherited(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 7) {
+    PyErr_SetString(PyExc_TypeError, "readings_inherited() takes seven arguments");
+    return NULL;
+  }
+  long long known[5];
+  for (int i = 0; i < 5; i++) {
+    known[i] = PyLong_AsLongLong(args[i + 2]);
+    if (known[i] == -1 && PyErr_Occurred()) return NULL;
+  }
+  long long trusted_above = known[0], faults_then = known[1], hwm_then = known[2], rss_then = known[3];
+  long long fault_bytes = known[4];
+  PyObject *read_args[3] = {args[0], args[1], NULL};
+  PyObject *who = PyLong_FromLong(RUSAGE_SELF); /* the process's faults, not the thread's */
+  if (who == NULL) return NULL;
+  read_args[2] = who;
+  PyObject *got = fast_read(module, read_args, 3);
+  Py_DECREF(who);
+  if (got == NULL || got == Py_None) return got;
+  long long rss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 0));
+  long long maxrss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 1));
+  long long faults = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 2));
+  Py_DECREF(got);
+  if (maxrss > trusted_above || faults < faults_then || rss_then + (faults - faults_then) * fault_bytes > hwm_then)
+    Py_RETURN_NONE;
+  PyObject *rss_value = PyLong_FromLongLong(rss);
+  PyObject *hwm_value = rss_value == NULL ? NULL : PyLong_FromLongLong(hwm_then > rss ? hwm_then : rss);
   PyObject *out = hwm_value == NULL ? NULL : PyDict_New();
   if (out != NULL && (PyDict_SetItem(out, key_rss, rss_value) < 0 || PyDict_SetItem(out, key_hwm, hwm_value) < 0)) {
     Py_CLEAR(out);
@@ -1117,6 +1161,8 @@ static PyMethodDef methods[] = {
      "read(fd, page_size, who) -> (rss_bytes, maxrss_bytes, faults), or None"},
     {"readings", (PyCFunction)(void (*)(void))fast_readings, METH_FASTCALL,
      "readings(fd, page_size, who) -> {'host_rss': rss, 'host_hwm': max(maxrss, rss)}, or None"},
+    {"readings_inherited", (PyCFunction)(void (*)(void))fast_readings_inherited, METH_FASTCALL,
+     "readings_inherited(fd, page_size, trusted_above, faults_then, hwm_then, rss_then, fault_bytes) -> dict or None"},
     {"format", (PyCFunction)(void (*)(void))fast_format, METH_FASTCALL,
      "format(template, values) -> template % values with dicts as JSON objects, or None"},
     {NULL, NULL, 0, NULL},

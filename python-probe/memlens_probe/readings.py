@@ -185,10 +185,15 @@ class HostReader:
         self._fast_readings: Optional[Callable[[int, int, int], Optional[Readings]]] = (
             found.readings if found is not None else None
         )
+        self._fast_inherited: Optional[Callable[..., Optional[Readings]]] = (
+            getattr(found, "readings_inherited", None) if found is not None else None
+        )
         # What a probe point calls: ``quick() or reread()`` are its readings. Where the fast path is
-        # built and getrusage's peak is the process's own, ``quick`` is its C call with the
-        # descriptor bound (no Python frame; None where the descriptor does not read as statm);
-        # else it is ``reread``, which reads as ``read`` does and binds ``quick`` again.
+        # built, ``quick`` is its C call with the descriptor and what is known bound (no Python
+        # frame): getrusage's peak where it is the process's own, or the peak last read from
+        # /proc/self/status while it cannot have moved (None where C cannot tell: the descriptor
+        # does not read as statm, or the peak may have moved); else it is ``reread``, which reads
+        # as ``read`` does and binds ``quick`` again.
         self.quick: Callable[[], Optional[Readings]] = self.reread
 
     def _calibrate(self) -> None:
@@ -240,9 +245,13 @@ class HostReader:
         """``read``, and ``quick`` made the C call again where it can be (the descriptor may be new,
         and getrusage's peak trusted since)."""
         readings = self.read()
-        fast, fd = self._fast_readings, self.statm.fd
-        if fast is not None and self._trusted_above == 0 and fd >= 0:
+        fast, fd, trusted_above, known = self._fast_readings, self.statm.fd, self._trusted_above, self._status_peak
+        if fast is not None and trusted_above == 0 and fd >= 0:
             self.quick = functools.partial(fast, fd, self._page, _RUSAGE_PEAK)
+        elif self._fast_inherited is not None and trusted_above not in (None, _NEVER) and known and fd >= 0:
+            self.quick = functools.partial(
+                self._fast_inherited, fd, self._page, trusted_above, *known, _FAULT_BYTES_MAX
+            )
         else:
             self.quick = self.reread
         return readings

@@ -169,8 +169,8 @@ def in_situ_text(situ: Dict[str, Any]) -> List[str]:
         f"in situ (one probed process under the launcher, {'with' if situ.get('fast_path') else 'without'} the fast path, "
         f"getrusage {'trusted' if situ['getrusage_trusted'] else 'counting an inherited peak'}, "
         f"{situ['os_threads']} threads): {whole} µs per probe point; without host readings {point['no host readings']} "
-        f"(they cost {round(whole - point['no host readings'], 2)}), without the ring {point['no ring']} "
-        f"(it costs {round(whole - point['no ring'], 2)}), without both {point['neither']}",
+        f"(they cost {round(whole - point['no host readings'], 2)}), with the ring unshared {point['no ring']} "
+        f"(sharing it costs {round(whole - point['no ring'], 2)}), with neither {point['neither']}",
         "  alone, µs a call: " + ", ".join(f"{name} {value}" for name, value in situ["us_alone"].items()),
     ]
 

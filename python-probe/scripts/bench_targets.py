@@ -6,7 +6,8 @@ on the development machine) called N times: the probed/unprobed ratio of a reali
 function.
 ``situ N``: inside a process the launcher probes (``noop`` its target), where a probe point's time
 goes there: rounds of N calls of ``noop`` and of its unprobed twin, alternating, with the probe's
-host readings or its hand-off to the launcher (the ring) replaced by constants in some rounds. The
+host readings replaced by constants, or its lines written into memory no launcher reads (the
+shared ring's cost beyond formatting and copying: the launcher's reads and wake-ups), in some rounds. The
 piece a replacement removes is what it saved, measured in the real process, under the real
 launcher, with its real getrusage trust (the breakdown in bench_probe.py times each piece alone,
 in the benchmark's own process).
@@ -14,7 +15,9 @@ in the benchmark's own process).
 
 from __future__ import annotations
 
+import ctypes
 import json
+import mmap
 import os
 import resource
 import statistics
@@ -44,6 +47,7 @@ def noop_twin() -> None:
 def _situ(calls: int, rounds: int = 9) -> dict:
     """µs per probe point of the whole and of what each replacement removes (median of rounds)."""
     from memlens_probe import bootstrap, fast_path  # the probe that runs this process
+    from memlens_probe.ring import HEADER
 
     probe = bootstrap.install()
     if probe is None or probe.runtime is None:
@@ -62,17 +66,21 @@ def _situ(calls: int, rounds: int = 9) -> dict:
     def send_nothing(*_args: object) -> bool:
         return True
 
+    found = fast_path.module()[0]
+    unshared = None
+    if found is not None:
+        # A C ring over memory of this process alone, whose read position is always far ahead:
+        # lines are formatted and copied as into the launcher's ring, never waiting for room.
+        scratch = mmap.mmap(-1, 4 << 20)
+        scratch[0:8] = (1 << 62).to_bytes(8, "little")
+        unshared = found.Ring(ctypes.addressof(ctypes.c_char.from_buffer(scratch)), len(scratch), HEADER)
+
     class NoSink:
-        """The fast path's sink (the channel) with a C writer that takes every line and does nothing:
-        a ring never initialised (it has no memory) writes nothing and says so (0), which is all
-        ``finish_format`` then hears of."""
+        """The fast path's sink (the channel) with that ring as its C writer; what the writer leaves
+        (a wake-up every half ring) ends here."""
 
-        found = fast_path.module()[0]
-        fast_ring = found.Ring.__new__(found.Ring) if found is not None else None
-
-        @staticmethod
-        def fast_write(*_args: object) -> int:
-            return 1
+        fast_ring = unshared
+        fast_write = unshared.write_format if unshared is not None else None
 
         @staticmethod
         def finish_format(*_args: object) -> bool:

@@ -83,14 +83,18 @@ def vmhwm():
     return [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 
 reader = HostReader()
-first = reader.read()
-again = reader.read()  # no page fault since: the peak read from status before, without reading it
+
+def point():  # as a probe point reads them (runtime.py)
+    return reader.quick() or reader.reread()
+
+first = point()
+again = point()  # no page fault since: the peak read from status before, without reading it
 hwm_first = vmhwm()
 spike = bytearray(60 << 20)  # the process's own peak rises by 60 MiB, still below its parent's
 for offset in range(0, len(spike), 4096):
     spike[offset] = 1
 del spike
-after_spike = reader.read()
+after_spike = point()
 print(json.dumps([first, again, hwm_first, after_spike, vmhwm(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   reader.fast is not None]))
 """
@@ -128,29 +132,38 @@ def touch(size):
         block[offset] = 1
     return block
 
+def point():  # as a probe point reads them (runtime.py): in C where the fast path can tell
+    return reader.quick() or reader.reread()
+
 spike = touch(240 << 20)  # the process's own peak, still below its parent's
 del spike  # freed: RSS is now far below the peak
-reader.read()
+point()
 settled = len(status_reads)
 faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 small = mmap.mmap(-1, 64 << 10)  # fresh pages: a few faults, each at most a PMD-sized folio
 for offset in range(0, len(small), 4096):
     small[offset] = 1
 assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt >= faults_before + 16
-below = reader.read()
+in_c = getattr(getattr(reader.quick, "func", None), "__name__", None) == "readings_inherited"
+below = point()
 reads_below = len(status_reads) - settled
 grown = touch(300 << 20)  # past the peak
-past = reader.read()
+past = point()
 print(json.dumps([below, reads_below, past, len(status_reads) - settled, status("VmHWM"),
-                  readings_module._FAULT_BYTES_MAX, reader.fast is not None]))
+                  readings_module._FAULT_BYTES_MAX, reader.fast is not None, in_c, [reader.read(), point()]]))
 """
 
 
 def test_below_its_peak_a_child_of_a_large_process_reads_status_only_when_faults_could_pass_it(fast_path_mode):
-    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes, fast = _child_of_a_large_process(
+    below, reads_below, past, reads_in_all, hwm_at_end, fault_bytes, fast, in_c, both = _child_of_a_large_process(
         BELOW_PEAK_CHILD, 600
     )
     assert fast == (fast_path_mode == "fast")
+    # With the fast path, the reading below the peak is C's (HostReader.quick): the same figures.
+    assert in_c == fast
+    python_read, point_read = both
+    assert python_read.keys() == point_read.keys() == {"host_rss", "host_hwm"}
+    assert all(abs(python_read[key] - point_read[key]) <= RSS_SLACK for key in python_read)
     assert fault_bytes >= 4096
     assert reads_below == 0, "a few faults 200 MiB below the peak cannot move it"
     assert below["host_hwm"] >= below["host_rss"] + 150 * MIB, "the peak from the last status read"
