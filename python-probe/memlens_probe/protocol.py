@@ -28,13 +28,15 @@ def make_event(
     pid: Optional[int] = None,
     rank: Optional[int] = None,
     device: Optional[int] = None,
+    ts: Optional[int] = None,
     **fields: Any,
 ) -> Event:
-    """Build an event with the common fields first, then ``fields`` in the given order."""
+    """Build an event with the common fields first, then ``fields`` in the given order; ``ts`` is
+    now, unless the event says when its figures were taken (a sample)."""
     event: Event = {
         "v": PROTOCOL_VERSION,
         "type": event_type,
-        "ts": _time_ns(),
+        "ts": _time_ns() if ts is None else ts,
         "pid": _getpid() if pid is None else pid,
         "rank": rank,
         "device": device,

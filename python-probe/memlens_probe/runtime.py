@@ -40,6 +40,7 @@ MAX_MESSAGE_CHARS = 8000
 # The probe's own references, taken before any target is hooked: a target may name these very
 # functions (time:perf_counter_ns), and the probe must not measure itself through them.
 _perf_counter_ns = time.perf_counter_ns
+_time_ns = time.time_ns
 _modules = sys.modules
 
 
@@ -583,11 +584,15 @@ class Runtime:
         """One sample: the readings, the open scopes' sampled RSS peaks, and pending reports."""
         if not self.emitter.active:
             return
+        # Its time is taken before its readings: the thread may wait for the GIL between reading and
+        # sending, and a sample must never look later than what it read (a figure from before an
+        # allocation stamped after it).
+        ts = _time_ns()
         readings = self.sample_readings()
         rss = readings.get("host_rss")
         if rss is not None:
             self.scopes.mark_sampled(rss)
-        self.emit("sample", device=self.device.last_device, readings=readings)
+        self.emit("sample", device=self.device.last_device, readings=readings, ts=ts)
         self._run_periodic()
 
     def _run_periodic(self) -> None:

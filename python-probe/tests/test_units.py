@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
-from conftest import PROBE_DIR, RSS_SLACK
+from conftest import PROBE_DIR, RSS_SLACK, in_process_runtime
 
 from memlens_probe.control import PauseControl
 from memlens_probe.plan import parse_plan
@@ -276,3 +277,22 @@ def test_sites_count_a_targets_calls_once_across_threads():
     for thread in threads:
         thread.join()
     assert sorted(calls) == list(range(1, 2001))
+
+
+def test_a_samples_time_is_taken_before_its_readings():
+    # The sampler thread may wait for the GIL between reading and sending: its ts must not be later
+    # than its readings (a figure from before an allocation would look as if taken after it).
+    runtime, events = in_process_runtime(parse_plan({"version": 1, "targets": [], "sample_interval_ms": 0}))
+    real_readings = runtime.sample_readings
+    read_at = []
+
+    def readings_then_a_wait():
+        read_at.append(time.time_ns())
+        got = real_readings()
+        time.sleep(0.02)  # another thread holds the GIL
+        return got
+
+    runtime.sample_readings = readings_then_a_wait
+    runtime.sample_once()
+    (sample,) = [e for e in events if e["type"] == "sample"]
+    assert sample["ts"] <= read_at[0] and "host_rss" in sample["readings"]
