@@ -88,15 +88,7 @@ class Emitter:
         else:
             line_format = ENTER_NAMED
             values = (ts, pid, rank_json, device_json, scope.fields, json_string(process_name))
-        # _send, inlined (it runs at every probe point).
-        sink = self._send_format
-        write = None if sink is None else sink.fast_write
-        if write is None:
-            self._send(line_format.template, values)
-            return
-        done = write(line_format.template, values, False)
-        if done != 1:  # ring.WRITTEN
-            self._finish(sink, done, line_format.template, values)
+        self._send(line_format.template, values)
 
     def exit(
         self,
@@ -121,38 +113,33 @@ class Emitter:
             duration_ns,
             "null" if raised is None else json_string(raised),
         )
-        # _send, inlined (it runs at every probe point).
-        sink = self._send_format
-        write = None if sink is None else sink.fast_write
-        if write is None:
-            self._send(EXIT.template, values)
-            return
-        done = write(EXIT.template, values, False)
-        if done != 1:  # ring.WRITTEN
-            self._finish(sink, done, EXIT.template, values)
+        self._send(EXIT.template, values)
 
-    @staticmethod
-    def _finish(sink: Any, done: int, template: str, values: Tuple[Any, ...]) -> None:
-        """What the C writer left to the channel. Where the line is already in the ring (a wake-up
-        is due: ``done`` 2), an error in the wake-up (the target's recursion limit) must not make
-        the probe point look unsent: the launcher reads the line at its next look anyway."""
-        if done < 0:
+    def _send(self, template: str, values: Tuple[Any, ...]) -> None:
+        """A probe point's line: its values straight to the ring's C writer, which formats them into
+        the ring, with what it leaves finished by the channel; else to the channel, or formatted
+        here (every string in it went through json_string, which makes it valid UTF-8)."""
+        sink = self._send_format
+        if sink is None:
+            self._send_line((template % values).encode("utf-8"), False)
+            return
+        write = sink.fast_write
+        if write is None:
+            sink.send_format(template, values, False)
+            return
+        done = write(template, values, False)
+        if done == 1:  # ring.WRITTEN
+            return
+        if done < 0:  # not written: the channel formats and writes it
             sink.finish_format(done, template, values, False)
             return
+        # Written, and a wake-up is due (or the ring is closed): an error there (the target's
+        # recursion limit) must not make the probe point look unsent; the launcher reads the line
+        # at its next look anyway.
         try:
             sink.finish_format(done, template, values, False)
         except Exception:
             pass
-
-    def _send(self, template: str, values: Tuple[Any, ...]) -> None:
-        """A probe point's line where the ring has no C writer (enter and exit hand it straight to
-        that writer, which formats it into the ring): its values to the channel, or formatted here
-        (every string in it went through json_string, which makes it valid UTF-8)."""
-        sink = self._send_format
-        if sink is None:
-            self._send_line((template % values).encode("utf-8"), False)
-        else:
-            sink.send_format(template, values, False)
 
     def after_fork(self, pid: int) -> None:
         self.pid = pid

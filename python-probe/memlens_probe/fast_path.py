@@ -532,6 +532,13 @@ static int intern_names(void) {
 
 #define SLOT(object, offset) (*(PyObject **)((char *)(object) + (offset)))
 
+/* Whether every one of these slots holds a value. */
+static int slots_set(PyObject *object, const Py_ssize_t *offsets, int count) {
+  for (int i = 0; i < count; i++)
+    if (SLOT(object, offsets[i]) == NULL) return 0;
+  return 1;
+}
+
 static void slot_set(PyObject *object, Py_ssize_t offset, PyObject *value) {
   PyObject *old = SLOT(object, offset);
   SLOT(object, offset) = Py_NewRef(value);
@@ -869,8 +876,9 @@ static PyObject *points_enter(Points *self, PyObject *site) {
   }
   stack = Py_XNewRef(SLOT(state, self->thread_at[T_STACK]));
   if (stack == NULL || !PyList_CheckExact(stack) || PyList_GET_SIZE(stack) >= RECURSION_HEADROOM_FROM ||
-      SLOT(state, self->thread_at[T_PLAIN_NAME]) != Py_True) {
-    slow = 1;
+      SLOT(state, self->thread_at[T_PLAIN_NAME]) != Py_True || !slots_set(state, self->thread_at, T_COUNT) ||
+      !slots_set(site, self->site_at, S_COUNT)) {
+    slow = 1; /* (a slot never set: Python says what is wrong) */
     goto done;
   }
   /* The thread's name as the Python path reads it, unchanged since (else Python renames it). */
@@ -887,14 +895,14 @@ static PyObject *points_enter(Points *self, PyObject *site) {
     slow = 1;
     goto done;
   }
+
+  slot_set(state, self->thread_at[T_BUSY], Py_True); /* from here the probe's own calls open no scopes */
+  busy_set = 1;
+  started = clock_ns(CLOCK_MONOTONIC);
   PyObject *multiprocessing = PyDict_GetItemWithError(self->modules, s_multiprocessing);
   if (multiprocessing == NULL && PyErr_Occurred()) goto error;
   /* vLLM names its engine process: the name goes on the enter line (runtime.process_name). */
   if (multiprocessing != NULL && (name_json = PyObject_CallNoArgs(self->process_name_json)) == NULL) goto error;
-
-  slot_set(state, self->thread_at[T_BUSY], Py_True);
-  busy_set = 1;
-  started = clock_ns(CLOCK_MONOTONIC);
   if ((readings = host_readings(self)) == NULL) {
     if (PyErr_Occurred()) {
       if (!PyErr_ExceptionMatches(PyExc_Exception)) goto error;

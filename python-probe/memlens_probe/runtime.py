@@ -27,11 +27,11 @@ from .device import DeviceReader
 from .emitter import ENTER, ENTER_NAMED, EXIT, Emitter, FormatSink, SendLine
 from .peaks import PeakTracker
 from .plan import Plan
+from .protocol import json_string, json_text
 from .readings import Readings, host_reader
 from .recorder import SitesRecorder
 from .reports import TargetReports
 from .sampler import Sampler
-from .protocol import json_string, json_text
 from .scopes import SCOPE_FIELDS_TEMPLATE, Scope, Scopes, Site, ThreadState
 
 _UNSET: Any = object()
