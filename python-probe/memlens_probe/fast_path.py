@@ -118,15 +118,8 @@ static PyObject *fast_read(PyObject *module, PyObject *const *args, Py_ssize_t n
    dict, as HostReader.read makes it, for the Python that would build it from read()'s tuple. */
 static PyObject *key_rss, *key_hwm;
 
-static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-  PyObject *got = fast_read(module, args, nargs);
-  if (got == NULL || got == Py_None) return got;
-  long long rss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 0));
-  long long hwm = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 1));
-  Py_DECREF(got);
-  /* getrusage adds the current RSS from per-CPU counters that lag statm's by a few dozen pages:
-     the peak is at least the RSS just read. */
-  if (hwm < rss) hwm = rss;
+/* {"host_rss": rss, "host_hwm": hwm}: the readings dict HostReader.read makes. */
+static PyObject *readings_dict(long long rss, long long hwm) {
   PyObject *rss_value = PyLong_FromLongLong(rss);
   PyObject *hwm_value = rss_value == NULL ? NULL : PyLong_FromLongLong(hwm);
   PyObject *out = hwm_value == NULL ? NULL : PyDict_New();
@@ -136,6 +129,18 @@ static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize
   Py_XDECREF(rss_value);
   Py_XDECREF(hwm_value);
   return out;
+}
+
+static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+  PyObject *got = fast_read(module, args, nargs);
+  if (got == NULL || got == Py_None) return got;
+  long long rss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 0));
+  long long hwm = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 1));
+  Py_DECREF(got);
+  /* getrusage adds the current RSS from per-CPU counters that lag statm's by a few dozen pages:
+     the peak is at least the RSS just read. */
+  if (hwm < rss) hwm = rss;
+  return readings_dict(rss, hwm);
 }
 
 /* The probe point's readings where getrusage's peak still counts one the process inherited
@@ -169,15 +174,7 @@ static PyObject *fast_readings_inherited(PyObject *module, PyObject *const *args
   Py_DECREF(got);
   if (maxrss > trusted_above || faults < faults_then || rss_then + (faults - faults_then) * fault_bytes > hwm_then)
     Py_RETURN_NONE;
-  PyObject *rss_value = PyLong_FromLongLong(rss);
-  PyObject *hwm_value = rss_value == NULL ? NULL : PyLong_FromLongLong(hwm_then > rss ? hwm_then : rss);
-  PyObject *out = hwm_value == NULL ? NULL : PyDict_New();
-  if (out != NULL && (PyDict_SetItem(out, key_rss, rss_value) < 0 || PyDict_SetItem(out, key_hwm, hwm_value) < 0)) {
-    Py_CLEAR(out);
-  }
-  Py_XDECREF(rss_value);
-  Py_XDECREF(hwm_value);
-  return out;
+  return readings_dict(rss, hwm_then > rss ? hwm_then : rss);
 }
 
 /* The writer's end of a ring: `header` bytes (the first 8: the launcher's read position, total
@@ -569,49 +566,23 @@ typedef struct {
   long long entered, exited, probe_ns; /* scopes opened and closed here, and the time it took */
 } Points;
 
+/* Every reference a Points holds, for the collector (traverse) and for clearing it. */
+#define POINTS_REFERENCES(X)                                                                              \
+  X(runtime) X(scopes) X(emitter) X(control) X(unrecorded) X(modules) X(thread_type) X(site_type)           \
+  X(scope_type) X(fields_template) X(enter_template) X(enter_named_template) X(exit_template) X(slow_enter) \
+  X(slow_exit) X(json_text) X(process_name_json) X(local) X(open_scopes) X(numbers) X(pid) X(rank_json)
+
 static int points_traverse(Points *self, visitproc visit, void *arg) {
-  Py_VISIT(self->runtime);
-  Py_VISIT(self->scopes);
-  Py_VISIT(self->emitter);
-  Py_VISIT(self->control);
-  Py_VISIT(self->unrecorded);
-  Py_VISIT(self->modules);
-  Py_VISIT(self->thread_type);
-  Py_VISIT(self->site_type);
-  Py_VISIT(self->scope_type);
-  Py_VISIT(self->slow_enter);
-  Py_VISIT(self->slow_exit);
-  Py_VISIT(self->json_text);
-  Py_VISIT(self->process_name_json);
-  Py_VISIT(self->local);
-  Py_VISIT(self->open_scopes);
-  Py_VISIT(self->numbers);
+#define VISIT_REFERENCE(field) Py_VISIT(self->field);
+  POINTS_REFERENCES(VISIT_REFERENCE)
+#undef VISIT_REFERENCE
   return 0;
 }
 
 static int points_clear(Points *self) {
-  Py_CLEAR(self->runtime);
-  Py_CLEAR(self->scopes);
-  Py_CLEAR(self->emitter);
-  Py_CLEAR(self->control);
-  Py_CLEAR(self->unrecorded);
-  Py_CLEAR(self->modules);
-  Py_CLEAR(self->thread_type);
-  Py_CLEAR(self->site_type);
-  Py_CLEAR(self->scope_type);
-  Py_CLEAR(self->fields_template);
-  Py_CLEAR(self->enter_template);
-  Py_CLEAR(self->enter_named_template);
-  Py_CLEAR(self->exit_template);
-  Py_CLEAR(self->slow_enter);
-  Py_CLEAR(self->slow_exit);
-  Py_CLEAR(self->json_text);
-  Py_CLEAR(self->process_name_json);
-  Py_CLEAR(self->local);
-  Py_CLEAR(self->open_scopes);
-  Py_CLEAR(self->numbers);
-  Py_CLEAR(self->pid);
-  Py_CLEAR(self->rank_json);
+#define CLEAR_REFERENCE(field) Py_CLEAR(self->field);
+  POINTS_REFERENCES(CLEAR_REFERENCE)
+#undef CLEAR_REFERENCE
   return 0;
 }
 
@@ -813,11 +784,16 @@ static int sink_and_ring(Points *self, PyObject **sink, PyObject **ring) {
   return PyObject_TypeCheck(*ring, &RingType);
 }
 
-/* The thread's state, as a new reference, or NULL with no error where it has none yet. */
-static PyObject *thread_state(Points *self) {
-  PyObject *state = PyObject_GetAttr(self->local, s_state);
-  if (state == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
-  return state;
+/* Whether the probe is active (0: it is not; -1: an error) and, where it is (1), the thread's state
+   as a new reference in *state, or NULL where the thread has none yet. */
+static int active_state(Points *self, PyObject **state) {
+  int active = attr_true(self->emitter, s_active);
+  if (active <= 0) return active;
+  *state = PyObject_GetAttr(self->local, s_state);
+  if (*state != NULL) return 1;
+  if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+  PyErr_Clear();
+  return 1;
 }
 
 /* The host readings (Runtime: `host.quick() or host.reread()`): a new dict, or NULL with no error
@@ -840,6 +816,18 @@ static PyObject *int_text(long long a, long long b) {
   return PyUnicode_FromStringAndSize(text, n);
 }
 
+/* A check's outcome in points_enter and points_exit: 1 goes on in C, 0 hands the probe point to
+   Python (nothing changed yet), -1 is an error. */
+#define GO_ON_IF(check)           \
+  do {                            \
+    int outcome_ = (check);       \
+    if (outcome_ < 0) goto error; \
+    if (outcome_ == 0) {          \
+      slow = 1;                   \
+      goto done;                  \
+    }                             \
+  } while (0)
+
 /* enter(site) -> the scope opened, or None (Runtime.enter_site). */
 static PyObject *points_enter(Points *self, PyObject *site) {
   PyObject *state = NULL, *stack = NULL, *thread_name = NULL, *sink = NULL, *ring = NULL, *name_json = NULL;
@@ -849,13 +837,8 @@ static PyObject *points_enter(Points *self, PyObject *site) {
   int busy_set = 0, announced = 0, slow = 0, checked;
   long long started = 0;
 
-  checked = attr_true(self->emitter, s_active);
-  if (checked <= 0) {
-    if (checked < 0) goto error;
-    Py_RETURN_NONE;
-  }
-  if ((state = thread_state(self)) == NULL) {
-    if (PyErr_Occurred()) goto error;
+  if ((checked = active_state(self, &state)) <= 0) return checked < 0 ? NULL : Py_NewRef(Py_None);
+  if (state == NULL) {
     slow = 1; /* the thread's first probe point: Python makes its state */
     goto done;
   }
@@ -869,11 +852,7 @@ static PyObject *points_enter(Points *self, PyObject *site) {
     else slow = 1;
     goto done;
   }
-  if ((checked = plain_point(self, site)) <= 0) {
-    if (checked < 0) goto error;
-    slow = 1;
-    goto done;
-  }
+  GO_ON_IF(plain_point(self, site));
   stack = Py_XNewRef(SLOT(state, self->thread_at[T_STACK]));
   if (stack == NULL || !PyList_CheckExact(stack) || PyList_GET_SIZE(stack) >= RECURSION_HEADROOM_FROM ||
       SLOT(state, self->thread_at[T_PLAIN_NAME]) != Py_True || !slots_set(state, self->thread_at, T_COUNT) ||
@@ -884,17 +863,8 @@ static PyObject *points_enter(Points *self, PyObject *site) {
   /* The thread's name as the Python path reads it, unchanged since (else Python renames it). */
   if ((thread_name = PyObject_GetAttr(SLOT(state, self->thread_at[T_THREAD]), s_private_name)) == NULL) goto error;
   PyObject *known_name = SLOT(state, self->thread_at[T_NAME]);
-  checked = thread_name == known_name ? 1 : PyObject_RichCompareBool(thread_name, known_name, Py_EQ);
-  if (checked <= 0) {
-    if (checked < 0) goto error;
-    slow = 1;
-    goto done;
-  }
-  if ((checked = sink_and_ring(self, &sink, &ring)) <= 0) {
-    if (checked < 0) goto error;
-    slow = 1;
-    goto done;
-  }
+  GO_ON_IF(thread_name == known_name ? 1 : PyObject_RichCompareBool(thread_name, known_name, Py_EQ));
+  GO_ON_IF(sink_and_ring(self, &sink, &ring));
 
   slot_set(state, self->thread_at[T_BUSY], Py_True); /* from here the probe's own calls open no scopes */
   busy_set = 1;
@@ -1020,15 +990,8 @@ static PyObject *points_exit(Points *self, PyObject *const *args, Py_ssize_t nar
   long long started = 0;
 
   if (scope == Py_None) Py_RETURN_NONE;
-  checked = attr_true(self->emitter, s_active);
-  if (checked <= 0) {
-    if (checked < 0) goto error;
-    Py_RETURN_NONE;
-  }
-  if ((state = thread_state(self)) == NULL) {
-    if (PyErr_Occurred()) goto error;
-    Py_RETURN_NONE; /* a thread without scopes (or a fork child, whose thread states are new) */
-  }
+  if ((checked = active_state(self, &state)) <= 0) return checked < 0 ? NULL : Py_NewRef(Py_None);
+  if (state == NULL) Py_RETURN_NONE; /* a thread without scopes (or a fork child, whose states are new) */
   if (!Py_IS_TYPE(state, self->thread_type) || !Py_IS_TYPE(scope, self->scope_type)) {
     slow = 1;
     goto done;
@@ -1046,11 +1009,7 @@ static PyObject *points_exit(Points *self, PyObject *const *args, Py_ssize_t nar
     slow = 1;
     goto done;
   }
-  if ((checked = plain_point(self, site)) <= 0) {
-    if (checked < 0) goto error;
-    slow = 1;
-    goto done;
-  }
+  GO_ON_IF(plain_point(self, site));
   /* a raised recursion limit to lower, or a scope that is not the innermost: Python's */
   if ((limit = PyObject_GetAttr(self->scopes, s_recursion_set)) == NULL) goto error;
   stack = Py_XNewRef(SLOT(state, self->thread_at[T_STACK]));
@@ -1059,11 +1018,7 @@ static PyObject *points_exit(Points *self, PyObject *const *args, Py_ssize_t nar
     slow = 1;
     goto done;
   }
-  if ((checked = sink_and_ring(self, &sink, &ring)) <= 0) {
-    if (checked < 0) goto error;
-    slow = 1;
-    goto done;
-  }
+  GO_ON_IF(sink_and_ring(self, &sink, &ring));
 
   slot_set(state, self->thread_at[T_BUSY], Py_True);
   busy_set = 1;
