@@ -123,7 +123,12 @@ class Channel:
         self._identity = identity
         self.connected = True
         reader = threading.Thread(target=self._read_loop, args=(sock, identity), name="memlens-control", daemon=True)
-        reader.start()
+        try:
+            reader.start()
+        except RuntimeError:
+            # At interpreter shutdown (a reconnection from the exit handler) Python 3.12 and later
+            # start no thread: the process is ending, and no control message matters any more.
+            pass
 
     def _still_ours(self, sock: socket.socket, identity: Optional[Tuple[int, int]]) -> bool:
         fd = sock.fileno()

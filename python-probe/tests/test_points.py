@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Tuple
 import pytest
 from conftest import check_event
 
-from memlens_probe import hooks
+from memlens_probe import fast_path, hooks
 from memlens_probe.plan import parse_plan
 from memlens_probe.ring import FAILED, RingReader, RingWriter, format_line
 from memlens_probe.runtime import Runtime
@@ -75,9 +75,11 @@ class Probed:
 
 
 @pytest.fixture
-def probed(fast_path_mode):
-    if fast_path_mode != "fast":
-        pytest.skip("the probe points are the fast path's")
+def probed(fast_path_module, monkeypatch):
+    """Runtimes of this process with the fast path built by the real command loaded."""
+    monkeypatch.setenv("MEMLENS_FAST_PATH", fast_path_module)
+    monkeypatch.setattr(fast_path, "_loaded", None)
+    assert fast_path.module()[0] is not None, fast_path.module()[1]
     made: List[Probed] = []
 
     def make(targets: List[dict], c_points: bool = True) -> Probed:
