@@ -75,9 +75,8 @@ class Channel:
         self.reconnects = 0
         self._ring: Optional[RingWriter] = None
         # The ring's C writer (fast_path.py) where it has one: a probe point's line goes straight to
-        # it (Emitter), and only what it does not write comes here (finish_format).
-        self.fast_write: Optional[Callable[[str, Tuple[Any, ...], bool], int]] = None
-        # That writer itself, for the fast path's probe points (runtime.py), which write from C.
+        # it (Emitter, and from C the fast path's probe points), and only what it does not write
+        # comes here (finish_format).
         self.fast_ring: Any = None
         self._use_ring = use_ring
         # (fd, why, reconnected) of a loss found while the ring's lock was held, reported after.
@@ -108,7 +107,6 @@ class Channel:
         finally:
             os.close(fd)  # the launcher has its own; the process keeps no descriptor of the ring
         self._ring = ring
-        self.fast_write = ring.fast_write_format
         self.fast_ring = ring.fast_ring
 
     def _connect(self) -> None:
@@ -169,22 +167,20 @@ class Channel:
         ring = self._ring
         if ring is None:
             return self._send_socket(format_line(template, values))
-        done = ring.write_format(template, values, urgent)
-        if done == WRITTEN:
-            return True
-        return self._after_ring_write(done)
+        return self.finish_format(ring.write_format(template, values, urgent), template, values, urgent)
 
     def finish_format(self, done: int, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
-        """The rest of ``send_format`` after ``fast_write`` gave ``done`` (not WRITTEN): a wake-up, a
-        closed ring, or a line C left to Python (no room, a waiting writer, a value it does not
-        format), which is formatted and written here."""
+        """What a write of the line into the ring gave (``done``: ring.write_format's, or the C
+        writer's, ``fast_ring.write_format``): a wake-up, a closed ring, or a line C left to Python
+        (no room, a waiting writer, a value it does not format), which is formatted and written
+        here."""
         if done < 0:
             ring = self._ring
             if ring is None:
                 return self._send_socket(format_line(template, values))
             done = ring.write(format_line(template, values), urgent)
-            if done == WRITTEN:
-                return True
+        if done == WRITTEN:
+            return True
         return self._after_ring_write(done)
 
     def wake(self) -> None:
@@ -305,7 +301,7 @@ class Channel:
         written from here), and open our own."""
         self._lock = threading.Lock()
         self._lost_pending = None
-        self.fast_write = self.fast_ring = None
+        self.fast_ring = None
         if self._ring is not None:
             self._ring.after_fork()
             self._ring = None

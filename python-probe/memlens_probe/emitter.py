@@ -17,7 +17,6 @@ from .protocol import Event, current_rank, encode_line, json_readings, json_stri
 from .scopes import SCOPE_FIELD_NAMES, SCOPE_FIELDS_TEMPLATE, Scope
 
 SendLine = Callable[[bytes, bool], bool]
-FastWrite = Callable[[str, Tuple[Any, ...], bool], int]
 
 
 class FormatSink(Protocol):
@@ -25,10 +24,9 @@ class FormatSink(Protocol):
     dict values as JSON objects: ring.format_line) to be formatted by the fast path straight into
     the ring: the channel (channel.py)."""
 
-    # The ring's C writer, or None (no ring, or no fast path in it): WRITTEN (1), or a code that
-    # ``finish_format`` completes.
-    fast_write: Optional[FastWrite]
-    # That writer itself (fast_path.Ring), which the fast path's probe points write to from C.
+    # The ring's C writer (fast_path.Ring), or None (no ring, or no fast path in it): its
+    # ``write_format`` gives WRITTEN (1), or a code that ``finish_format`` completes; the fast
+    # path's probe points write to it from C.
     fast_ring: Any
 
     def send_format(self, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
@@ -123,11 +121,11 @@ class Emitter:
         if sink is None:
             self._send_line((template % values).encode("utf-8"), False)
             return
-        write = sink.fast_write
-        if write is None:
+        ring = sink.fast_ring
+        if ring is None:
             sink.send_format(template, values, False)
             return
-        done = write(template, values, False)
+        done = ring.write_format(template, values, False)
         if done == 1:  # ring.WRITTEN
             return
         if done < 0:  # not written: the channel formats and writes it

@@ -91,27 +91,43 @@ static int parse_statm(const char *text, Py_ssize_t length, unsigned long long *
   return at == length;
 }
 
-static PyObject *fast_read(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-  (void)module;
-  if (nargs != 3) {
-    PyErr_SetString(PyExc_TypeError, "read(fd, page_size, who) takes three arguments");
-    return NULL;
-  }
-  long fd = PyLong_AsLong(args[0]);
-  long long page = PyLong_AsLongLong(args[1]);
-  long who = PyLong_AsLong(args[2]);
-  if (PyErr_Occurred()) return NULL;
+/* The host's numbers from statm (on `fd`) and getrusage(`who`): out = {rss bytes, maxrss bytes,
+   faults}. 1: read; 0: refused (the descriptor does not read as statm, or a call failed). */
+static int host_numbers(long fd, long long page, long who, long long out[3]) {
   char text[128];
   ssize_t length;
   do {
     length = pread((int)fd, text, sizeof text, 0);
   } while (length < 0 && errno == EINTR);
   unsigned long long resident = 0;
-  if (length <= 0 || length == (ssize_t)sizeof text || !parse_statm(text, length, &resident)) Py_RETURN_NONE;
+  if (length <= 0 || length == (ssize_t)sizeof text || !parse_statm(text, length, &resident)) return 0;
   struct rusage usage;
-  if (getrusage((int)who, &usage) != 0) Py_RETURN_NONE;
-  return Py_BuildValue("(LLL)", (long long)(resident * (unsigned long long)page), (long long)usage.ru_maxrss * 1024,
-                       (long long)(usage.ru_minflt + usage.ru_majflt));
+  if (getrusage((int)who, &usage) != 0) return 0;
+  out[0] = (long long)(resident * (unsigned long long)page);
+  out[1] = (long long)usage.ru_maxrss * 1024;
+  out[2] = (long long)(usage.ru_minflt + usage.ru_majflt);
+  return 1;
+}
+
+/* The first `count` arguments as long longs; -1 with an error where they are not ints. */
+static int long_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t count, const char *usage, long long *out) {
+  if (nargs != count) {
+    PyErr_SetString(PyExc_TypeError, usage);
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < count; i++) {
+    out[i] = PyLong_AsLongLong(args[i]);
+    if (out[i] == -1 && PyErr_Occurred()) return -1;
+  }
+  return 0;
+}
+
+static PyObject *fast_read(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+  (void)module;
+  long long given[3], got[3];
+  if (long_args(args, nargs, 3, "read(fd, page_size, who) takes three ints", given) < 0) return NULL;
+  if (!host_numbers((long)given[0], given[1], (long)given[2], got)) Py_RETURN_NONE;
+  return Py_BuildValue("(LLL)", got[0], got[1], got[2]);
 }
 
 /* The probe point's readings where getrusage's peak is the process's own (readings.py): one
@@ -132,15 +148,13 @@ static PyObject *readings_dict(long long rss, long long hwm) {
 }
 
 static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-  PyObject *got = fast_read(module, args, nargs);
-  if (got == NULL || got == Py_None) return got;
-  long long rss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 0));
-  long long hwm = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 1));
-  Py_DECREF(got);
+  (void)module;
+  long long given[3], got[3];
+  if (long_args(args, nargs, 3, "readings(fd, page_size, who) takes three ints", given) < 0) return NULL;
+  if (!host_numbers((long)given[0], given[1], (long)given[2], got)) Py_RETURN_NONE;
   /* getrusage adds the current RSS from per-CPU counters that lag statm's by a few dozen pages:
      the peak is at least the RSS just read. */
-  if (hwm < rss) hwm = rss;
-  return readings_dict(rss, hwm);
+  return readings_dict(got[0], got[1] > got[0] ? got[1] : got[0]);
 }
 
 /* The probe point's readings where getrusage's peak still counts one the process inherited
@@ -150,28 +164,14 @@ static PyObject *fast_readings(PyObject *module, PyObject *const *args, Py_ssize
    stays within its peak then); None where getrusage's peak went past the inherited one, or the
    peak may have moved: the caller reads as HostReader.read does. */
 static PyObject *fast_readings_inherited(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs != 7) {
-    PyErr_SetString(PyExc_TypeError, "readings_inherited() takes seven arguments");
-    return NULL;
-  }
-  long long known[5];
-  for (int i = 0; i < 5; i++) {
-    known[i] = PyLong_AsLongLong(args[i + 2]);
-    if (known[i] == -1 && PyErr_Occurred()) return NULL;
-  }
-  long long trusted_above = known[0], faults_then = known[1], hwm_then = known[2], rss_then = known[3];
-  long long fault_bytes = known[4];
-  PyObject *read_args[3] = {args[0], args[1], NULL};
-  PyObject *who = PyLong_FromLong(RUSAGE_SELF); /* the process's faults, not the thread's */
-  if (who == NULL) return NULL;
-  read_args[2] = who;
-  PyObject *got = fast_read(module, read_args, 3);
-  Py_DECREF(who);
-  if (got == NULL || got == Py_None) return got;
-  long long rss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 0));
-  long long maxrss = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 1));
-  long long faults = PyLong_AsLongLong(PyTuple_GET_ITEM(got, 2));
-  Py_DECREF(got);
+  (void)module;
+  long long given[7], got[3];
+  if (long_args(args, nargs, 7, "readings_inherited() takes seven ints", given) < 0) return NULL;
+  long long trusted_above = given[2], faults_then = given[3], hwm_then = given[4], rss_then = given[5];
+  long long fault_bytes = given[6];
+  /* the process's faults, not the thread's */
+  if (!host_numbers((long)given[0], given[1], RUSAGE_SELF, got)) Py_RETURN_NONE;
+  long long rss = got[0], maxrss = got[1], faults = got[2];
   if (maxrss > trusted_above || faults < faults_then || rss_then + (faults - faults_then) * fault_bytes > hwm_then)
     Py_RETURN_NONE;
   return readings_dict(rss, hwm_then > rss ? hwm_then : rss);

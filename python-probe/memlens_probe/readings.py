@@ -186,7 +186,7 @@ class HostReader:
             found.readings if found is not None else None
         )
         self._fast_inherited: Optional[Callable[..., Optional[Readings]]] = (
-            getattr(found, "readings_inherited", None) if found is not None else None
+            found.readings_inherited if found is not None else None
         )
         # What a probe point calls: ``quick() or reread()`` are its readings. Where the fast path is
         # built, ``quick`` is its C call with the descriptor and what is known bound (no Python

@@ -33,7 +33,7 @@ import mmap
 import os
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Tuple
 
 from . import fast_path
 from .protocol import json_text
@@ -141,14 +141,9 @@ class RingWriter:
         return self._fast is not None
 
     @property
-    def fast_write_format(self) -> Optional[Callable[[str, Tuple[Any, ...], bool], int]]:
-        """The C ``write_format`` (what ``write_format`` returns, or < 0: a line left to Python), or
-        None without the fast path."""
-        return self._fast.write_format if self._fast is not None else None
-
-    @property
     def fast_ring(self) -> Any:
-        """The C writer itself (fast_path.Ring), or None without the fast path."""
+        """The C writer (fast_path.Ring), or None without the fast path: its ``write_format`` gives
+        what ``write_format`` does, or < 0 for a line it leaves to Python."""
         return self._fast
 
     def write(self, data: bytes, urgent: bool = False) -> int:

@@ -37,7 +37,9 @@ SCOPE_FIELDS_TEMPLATE = ",".join('"%s":%%s' % name for name in SCOPE_FIELD_NAMES
 class Scope(ScopePeak):
     """One open probed scope (a call of a function target, or one execution of a line target); it
     is also its own peak record (ScopePeak: the device and the running peaks of torch's counters).
-    ``fields`` is its enter/exit fields as JSON, formatted once at its entry."""
+    ``fields`` is its enter/exit fields as JSON, formatted once at its entry. Made without
+    ``__init__`` (``object.__new__``, or the fast path's probe points): Scopes.open sets every
+    field, PeakTracker.start the peak's."""
 
     __slots__ = (
         "site",
@@ -51,9 +53,6 @@ class Scope(ScopePeak):
         "outermost",
         "state",
     )
-
-    def __init__(self) -> None:  # every field is set by Scopes.open and PeakTracker.start
-        pass
 
     @property
     def scope_id(self) -> str:

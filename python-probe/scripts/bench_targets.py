@@ -80,7 +80,6 @@ def _situ(calls: int, rounds: int = 9) -> dict:
         (a wake-up every half ring) ends here."""
 
         fast_ring = unshared
-        fast_write = unshared.write_format if unshared is not None else None
 
         @staticmethod
         def finish_format(*_args: object) -> bool:

@@ -77,7 +77,6 @@ def _ring_runtime(plan: Any) -> Tuple[Runtime, RingWriter, _Drain]:
     class RingSink:
         """The channel's part (channel.py) for a ring alone."""
 
-        fast_write = ring.fast_write_format
         fast_ring = ring.fast_ring
 
         @staticmethod
@@ -171,10 +170,13 @@ def breakdown(n: int = 5000, repeats: int = 15, nested: bool = False) -> Dict[st
 
         scope = runtime.scopes.open(state, site, readings, True)
 
-        class NullSink:
+        class NullRing:
             @staticmethod
-            def fast_write(template: str, values: Tuple[Any, ...], urgent: bool) -> int:
+            def write_format(template: str, values: Tuple[Any, ...], urgent: bool) -> int:
                 return 1
+
+        class NullSink:
+            fast_ring = NullRing()
 
         null_format = NullSink() if _fast() else None
         null_emitter = type(runtime.emitter)(lambda data, urgent: True, os.getpid(), null_format)

@@ -29,7 +29,6 @@ class RingSink:
 
     def __init__(self, ring: RingWriter) -> None:
         self._ring = ring
-        self.fast_write = ring.fast_write_format
         self.fast_ring = ring.fast_ring
 
     def send_format(self, template: str, values: Tuple[Any, ...], urgent: bool = False) -> bool:
